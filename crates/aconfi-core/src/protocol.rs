@@ -1,0 +1,181 @@
+//! The signaling protocol spoken over the WebSocket, as Rust types.
+//!
+//! `docs/protocol.md` is the spec; a test parses every JSON example there and
+//! round-trips it through these types, so the two cannot drift apart.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ParticipantId;
+
+/// Version of the signaling protocol. A client names it in `join`; a server
+/// that does not speak it closes with [`CloseCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest WebSocket text message the server reads. SDP with a few dozen
+/// m-lines fits easily; anything bigger is abuse.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Longest display name, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Media kind of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Opus audio.
+    Audio,
+    /// VP8 or H.264 video.
+    Video,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// First message on a connection: which room, under which name.
+    Join {
+        /// Protocol version the client speaks.
+        version: u32,
+        /// Room name (validated, see `RoomName`).
+        room: String,
+        /// Optional display name shown to the others. Never logged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Whether the microphone starts muted.
+        #[serde(default)]
+        audio_muted: bool,
+        /// Whether the camera starts off.
+        #[serde(default)]
+        video_muted: bool,
+    },
+    /// The client's one offer, carrying what it publishes. Sent once after `joined`.
+    Offer {
+        /// SDP offer.
+        sdp: String,
+    },
+    /// Answer to a server `offer`.
+    Answer {
+        /// SDP answer.
+        sdp: String,
+    },
+    /// The client muted or unmuted its microphone or camera.
+    MediaState {
+        /// Microphone muted.
+        audio_muted: bool,
+        /// Camera off.
+        video_muted: bool,
+    },
+    /// The client leaves the room. The server closes the socket normally.
+    Leave,
+}
+
+/// What the room knows of one participant, as shown to the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantInfo {
+    /// Opaque id, unique per server run.
+    pub id: ParticipantId,
+    /// Display name, if the participant gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Microphone muted.
+    pub audio_muted: bool,
+    /// Camera off.
+    pub video_muted: bool,
+}
+
+/// Which participant and kind a server-offered m-line carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInfo {
+    /// The m-line's media id in the SDP.
+    pub mid: String,
+    /// Whose media it carries.
+    pub participant: ParticipantId,
+    /// Audio or video.
+    pub kind: Kind,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMsg {
+    /// Answer to `join`: who you are and who is already there.
+    Joined {
+        /// Protocol version the server speaks.
+        version: u32,
+        /// The joiner's own id.
+        you: ParticipantId,
+        /// Everyone else in the room, in join order.
+        participants: Vec<ParticipantInfo>,
+    },
+    /// Someone joined the room.
+    ParticipantJoined {
+        /// The newcomer.
+        participant: ParticipantInfo,
+    },
+    /// Someone changed their mute state.
+    ParticipantUpdated {
+        /// The participant as it is now.
+        participant: ParticipantInfo,
+    },
+    /// Someone left the room (or was dropped).
+    ParticipantLeft {
+        /// Who left.
+        id: ParticipantId,
+    },
+    /// Answer to the client's `offer`.
+    Answer {
+        /// SDP answer.
+        sdp: String,
+    },
+    /// A server offer: media of others was added or removed.
+    Offer {
+        /// SDP offer.
+        sdp: String,
+        /// Every m-line the server sends on, with its owner.
+        tracks: Vec<TrackInfo>,
+    },
+    /// Sent just before the server closes the socket for an error.
+    Error {
+        /// The close code that follows.
+        code: u16,
+        /// Human-readable reason (English).
+        message: String,
+    },
+}
+
+/// WebSocket close codes the server uses (4000–4999 is the private range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum CloseCode {
+    /// Normal close after `leave`.
+    Normal = 1000,
+    /// The server is shutting down.
+    GoingAway = 1001,
+    /// A binary frame: this protocol is text only.
+    UnsupportedData = 1003,
+    /// A message over [`MAX_MESSAGE_BYTES`].
+    TooBig = 1009,
+    /// Not JSON, or not a known message.
+    Malformed = 4000,
+    /// A valid message at the wrong moment (e.g. `offer` before `join`).
+    UnexpectedMessage = 4001,
+    /// The client's protocol version is not spoken here.
+    UnsupportedVersion = 4002,
+    /// The room name is not valid.
+    InvalidRoomName = 4003,
+    /// SDP that could not be parsed or applied.
+    BadSdp = 4004,
+    /// This participant's media connection failed or timed out.
+    MediaFailed = 4005,
+    /// An internal fault in this participant's connection; the room goes on.
+    InternalError = 4006,
+}
+
+impl CloseCode {
+    /// The numeric close code.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+}

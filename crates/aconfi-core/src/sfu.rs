@@ -1,0 +1,698 @@
+//! The selective forwarding unit: rooms, participants and their WebRTC
+//! sessions, driven entirely from outside (sans-IO).
+//!
+//! Inputs are `handle_*` calls with the current time; outputs are drained
+//! with [`Sfu::poll_output`] and the next deadline read with
+//! [`Sfu::poll_timeout`]. Nothing in here reads a clock, opens a socket or
+//! draws a random number.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
+use tracing::{debug, info, warn};
+
+use crate::forward;
+use crate::ids::{ParticipantId, RoomId, TrackId};
+use crate::participant::{Participant, Phase, Published, Sub, SubState};
+use crate::protocol::{
+    ClientMsg, CloseCode, Kind, ParticipantInfo, ServerMsg, TrackInfo, MAX_NAME_CHARS,
+    PROTOCOL_VERSION,
+};
+use crate::room_name::RoomName;
+
+/// Most tracks one participant may publish (microphone, camera, and room for
+/// a screen share with its audio).
+pub const MAX_PUBLISHED_TRACKS: usize = 4;
+
+/// Static configuration of the SFU.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Addresses put into ICE candidates: where browsers send media.
+    pub candidates: Vec<SocketAddr>,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Local address to send from.
+    pub source: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: Vec<u8>,
+}
+
+/// Something the core reports that is not addressed to one participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A room was created by its first join.
+    RoomOpened(RoomId),
+    /// The last participant left; everything about the room is gone.
+    RoomClosed(RoomId),
+}
+
+/// What the IO shell must do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a UDP datagram.
+    Transmit(Transmit),
+    /// Send a signaling message to one participant's WebSocket.
+    Signal(ParticipantId, ServerMsg),
+    /// Close that participant's WebSocket with this code. The core has
+    /// already forgotten the participant.
+    Close(ParticipantId, CloseCode),
+    /// For metrics and tests.
+    Event(Event),
+}
+
+struct Room {
+    id: RoomId,
+    /// In join order.
+    members: Vec<ParticipantId>,
+}
+
+struct Track {
+    publisher: ParticipantId,
+    kind: Kind,
+    /// The publisher's m-line it arrives on.
+    mid: str0m::media::Mid,
+}
+
+/// Why a signaling message was refused. The shell closes the socket with
+/// [`SignalError::close_code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// Message not valid in the current state.
+    #[error("unexpected message")]
+    Unexpected,
+    /// Unsupported protocol version.
+    #[error("unsupported protocol version")]
+    Version,
+    /// Bad room name.
+    #[error("invalid room name: {0}")]
+    RoomName(#[from] crate::room_name::RoomNameError),
+    /// SDP that could not be parsed or applied.
+    #[error("invalid SDP")]
+    Sdp,
+}
+
+impl SignalError {
+    /// The documented close code for this error.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            SignalError::Unexpected => CloseCode::UnexpectedMessage,
+            SignalError::Version => CloseCode::UnsupportedVersion,
+            SignalError::RoomName(_) => CloseCode::InvalidRoomName,
+            SignalError::Sdp => CloseCode::BadSdp,
+        }
+    }
+}
+
+/// The SFU state machine.
+pub struct Sfu {
+    config: SfuConfig,
+    rooms: HashMap<RoomName, Room>,
+    participants: HashMap<ParticipantId, Participant>,
+    /// Remote address → participant, learnt from the first STUN request.
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    tracks: HashMap<TrackId, Track>,
+    next_room: u64,
+    next_track: u64,
+    out: VecDeque<Output>,
+    /// Events from one participant's session that touch others, handled
+    /// after its session is drained (str0m's single-mutation rule).
+    work: VecDeque<(ParticipantId, RtcEvent)>,
+}
+
+impl Sfu {
+    /// A new SFU with no rooms.
+    pub fn new(config: SfuConfig) -> Self {
+        Sfu {
+            config,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            by_addr: HashMap::new(),
+            tracks: HashMap::new(),
+            next_room: 1,
+            next_track: 1,
+            out: VecDeque::new(),
+            work: VecDeque::new(),
+        }
+    }
+
+    /// Number of rooms in memory.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Number of participants in memory (joined, in any room).
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// Whether a room of this name exists.
+    pub fn has_room(&self, name: &str) -> bool {
+        RoomName::parse(name).map(|n| self.rooms.contains_key(&n)).unwrap_or(false)
+    }
+
+    /// Next output for the shell, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Sfu::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.participants.values().map(|p| p.timeout).min()
+    }
+
+    /// A signaling message from connection `pid`. On `Err` the shell closes
+    /// the socket with the error's close code; the participant is gone.
+    pub fn handle_signal(
+        &mut self,
+        pid: ParticipantId,
+        msg: ClientMsg,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        let res = self.dispatch_signal(pid, msg, now);
+        if let Err(e) = &res {
+            debug!(%pid, error = %e, "signaling error");
+            self.remove(pid, now);
+        }
+        self.process_work(now);
+        res
+    }
+
+    fn dispatch_signal(
+        &mut self,
+        pid: ParticipantId,
+        msg: ClientMsg,
+        now: Instant,
+    ) -> Result<(), SignalError> {
+        match msg {
+            ClientMsg::Join { version, room, name, audio_muted, video_muted } => {
+                if self.participants.contains_key(&pid) {
+                    return Err(SignalError::Unexpected);
+                }
+                if version != PROTOCOL_VERSION {
+                    return Err(SignalError::Version);
+                }
+                let room = RoomName::parse(&room)?;
+                let info = ParticipantInfo {
+                    id: pid,
+                    name: clean_name(name.as_deref()),
+                    audio_muted,
+                    video_muted,
+                };
+                self.join(pid, room, info, now);
+                Ok(())
+            }
+            ClientMsg::Offer { sdp } => {
+                let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
+                if !matches!(p.phase, Phase::AwaitingOffer) {
+                    return Err(SignalError::Unexpected);
+                }
+                let offer = SdpOffer::from_sdp_string(&sdp).map_err(|_| SignalError::Sdp)?;
+                let answer = guarded(|| p.rtc.sdp_api().accept_offer(offer))
+                    .map_err(|_| SignalError::Sdp)?
+                    .map_err(|_| SignalError::Sdp)?;
+                p.phase = Phase::Stable;
+                self.out.push_back(Output::Signal(pid, ServerMsg::Answer { sdp: answer.to_sdp_string() }));
+                self.drain(pid, now);
+                self.maybe_offer(pid, now);
+                Ok(())
+            }
+            ClientMsg::Answer { sdp } => {
+                let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
+                let Phase::AwaitingAnswer(_) = p.phase else {
+                    return Err(SignalError::Unexpected);
+                };
+                let answer = SdpAnswer::from_sdp_string(&sdp).map_err(|_| SignalError::Sdp)?;
+                let Phase::AwaitingAnswer(pending) = std::mem::replace(&mut p.phase, Phase::Stable)
+                else {
+                    unreachable!("checked above");
+                };
+                guarded(|| p.rtc.sdp_api().accept_answer(pending, answer))
+                    .map_err(|_| SignalError::Sdp)?
+                    .map_err(|_| SignalError::Sdp)?;
+                let mut keyframes = Vec::new();
+                for s in &mut p.subs {
+                    if let SubState::Offered(mid) = s.state {
+                        s.state = SubState::Active(mid);
+                        if s.kind == Kind::Video {
+                            keyframes.push(s.track);
+                        }
+                    }
+                }
+                self.drain(pid, now);
+                for t in keyframes {
+                    self.request_keyframe(t, KeyframeRequestKind::Pli, now);
+                }
+                self.maybe_offer(pid, now);
+                Ok(())
+            }
+            ClientMsg::MediaState { audio_muted, video_muted } => {
+                let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
+                p.info.audio_muted = audio_muted;
+                p.info.video_muted = video_muted;
+                let info = p.info.clone();
+                let room = p.room.clone();
+                self.broadcast(&room, Some(pid), ServerMsg::ParticipantUpdated { participant: info });
+                Ok(())
+            }
+            ClientMsg::Leave => {
+                if !self.participants.contains_key(&pid) {
+                    return Err(SignalError::Unexpected);
+                }
+                self.remove(pid, now);
+                self.out.push_back(Output::Close(pid, CloseCode::Normal));
+                Ok(())
+            }
+        }
+    }
+
+    /// The connection closed (or the shell gave up on it).
+    pub fn handle_disconnect(&mut self, pid: ParticipantId, now: Instant) {
+        self.remove(pid, now);
+        self.process_work(now);
+    }
+
+    /// A UDP datagram arrived on the media socket. Garbage is dropped.
+    pub fn handle_receive(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let pid = match self.by_addr.get(&source) {
+            Some(pid) => *pid,
+            None => {
+                // A new address: only a STUN request with a participant's
+                // ICE credentials is claimed.
+                let found = self
+                    .participants
+                    .values()
+                    .find(|p| guarded(|| p.rtc.accepts(&input)).unwrap_or(false))
+                    .map(|p| p.id);
+                let Some(pid) = found else { return };
+                self.by_addr.insert(source, pid);
+                if let Some(p) = self.participants.get_mut(&pid) {
+                    p.addrs.push(source);
+                }
+                pid
+            }
+        };
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        match guarded(|| p.rtc.handle_input(input)) {
+            Ok(Ok(())) => {}
+            // str0m refuses packets it cannot use (bad SRTP, wrong state):
+            // the session stays usable.
+            Ok(Err(e)) => debug!(%pid, error = %e, "datagram refused"),
+            Err(()) => return self.fault(pid, CloseCode::InternalError, now),
+        }
+        self.drain(pid, now);
+        self.process_work(now);
+    }
+
+    /// Time passed: drive every session whose deadline is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<ParticipantId> =
+            self.participants.values().filter(|p| p.timeout <= now).map(|p| p.id).collect();
+        for pid in due {
+            let Some(p) = self.participants.get_mut(&pid) else { continue };
+            match guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
+                Ok(Ok(())) => self.drain(pid, now),
+                Ok(Err(_)) => self.fault(pid, CloseCode::MediaFailed, now),
+                Err(()) => self.fault(pid, CloseCode::InternalError, now),
+            }
+        }
+        self.process_work(now);
+    }
+
+    fn join(&mut self, pid: ParticipantId, room: RoomName, info: ParticipantInfo, now: Instant) {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        for addr in &self.config.candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+
+        let next_room = &mut self.next_room;
+        let entry = self.rooms.entry(room.clone()).or_insert_with(|| {
+            let id = RoomId(*next_room);
+            *next_room += 1;
+            Room { id, members: Vec::new() }
+        });
+        if entry.members.is_empty() {
+            info!(room = %entry.id, "room opened");
+            self.out.push_back(Output::Event(Event::RoomOpened(entry.id)));
+        }
+        let room_id = entry.id;
+        let others: Vec<ParticipantId> = entry.members.clone();
+        entry.members.push(pid);
+
+        // The newcomer receives every track already published in the room.
+        let mut subs = Vec::new();
+        for other in &others {
+            if let Some(o) = self.participants.get(other) {
+                for pubd in o.published.values() {
+                    if let Some(t) = self.tracks.get(&pubd.track) {
+                        subs.push(Sub::new(pubd.track, *other, t.kind));
+                    }
+                }
+            }
+        }
+        subs.sort_by_key(|s| s.track);
+
+        let participants: Vec<ParticipantInfo> = others
+            .iter()
+            .filter_map(|o| self.participants.get(o).map(|p| p.info.clone()))
+            .collect();
+        self.out.push_back(Output::Signal(
+            pid,
+            ServerMsg::Joined { version: PROTOCOL_VERSION, you: pid, participants },
+        ));
+        for o in &others {
+            self.out.push_back(Output::Signal(
+                *o,
+                ServerMsg::ParticipantJoined { participant: info.clone() },
+            ));
+        }
+        info!(participant = %pid, room = %room_id, "joined");
+
+        let renegotiate = !subs.is_empty();
+        self.participants.insert(
+            pid,
+            Participant {
+                id: pid,
+                room,
+                info,
+                rtc,
+                phase: Phase::AwaitingOffer,
+                published: HashMap::new(),
+                subs,
+                renegotiate,
+                addrs: Vec::new(),
+                timeout: now,
+            },
+        );
+        self.drain(pid, now);
+    }
+
+    /// Forget a participant; tell the room; free the room when empty.
+    fn remove(&mut self, pid: ParticipantId, now: Instant) {
+        let Some(p) = self.participants.remove(&pid) else { return };
+        for a in &p.addrs {
+            self.by_addr.remove(a);
+        }
+        let gone_tracks: Vec<TrackId> = p.published.values().map(|x| x.track).collect();
+        for t in &gone_tracks {
+            self.tracks.remove(t);
+        }
+        self.work.retain(|(from, _)| *from != pid);
+        let Some(room) = self.rooms.get_mut(&p.room) else { return };
+        room.members.retain(|m| *m != pid);
+        let room_id = room.id;
+        info!(participant = %pid, room = %room_id, "left");
+        if room.members.is_empty() {
+            self.rooms.remove(&p.room);
+            info!(room = %room_id, "room closed");
+            self.out.push_back(Output::Event(Event::RoomClosed(room_id)));
+            return;
+        }
+        let members = room.members.clone();
+        for m in members {
+            self.out.push_back(Output::Signal(m, ServerMsg::ParticipantLeft { id: pid }));
+            let Some(o) = self.participants.get_mut(&m) else { continue };
+            let mut changed = false;
+            for s in &mut o.subs {
+                if s.publisher == pid {
+                    s.state = SubState::Stopping(s.mid());
+                    changed = true;
+                }
+            }
+            if changed {
+                o.renegotiate = true;
+                self.maybe_offer(m, now);
+            }
+        }
+    }
+
+    /// A participant's session broke: drop it, tell it why, keep the room.
+    fn fault(&mut self, pid: ParticipantId, code: CloseCode, now: Instant) {
+        if !self.participants.contains_key(&pid) {
+            return;
+        }
+        warn!(participant = %pid, ?code, "participant dropped");
+        self.out.push_back(Output::Signal(
+            pid,
+            ServerMsg::Error { code: code.code(), message: close_reason(code).to_string() },
+        ));
+        self.remove(pid, now);
+        self.out.push_back(Output::Close(pid, code));
+    }
+
+    /// Sends a server offer when subscriptions changed and nothing is pending.
+    fn maybe_offer(&mut self, pid: ParticipantId, now: Instant) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        if !p.renegotiate || !matches!(p.phase, Phase::Stable) {
+            return;
+        }
+        p.renegotiate = false;
+        let Participant { rtc, subs, .. } = p;
+        let applied = guarded(|| {
+            let mut api = rtc.sdp_api();
+            for s in subs.iter_mut() {
+                match s.state {
+                    SubState::Wanted => {
+                        let kind = match s.kind {
+                            Kind::Audio => MediaKind::Audio,
+                            Kind::Video => MediaKind::Video,
+                        };
+                        let mid = api.add_media(
+                            kind,
+                            Direction::SendOnly,
+                            Some(s.publisher.to_string()),
+                            Some(s.track.to_string()),
+                            None,
+                        );
+                        s.state = SubState::Offered(mid);
+                    }
+                    SubState::Stopping(Some(mid)) => api.stop_media(mid),
+                    _ => {}
+                }
+            }
+            subs.retain(|s| !matches!(s.state, SubState::Stopping(_)));
+            api.apply()
+        });
+        let Ok(applied) = applied else {
+            return self.fault(pid, CloseCode::InternalError, now);
+        };
+        if let Some((offer, pending)) = applied {
+            p.phase = Phase::AwaitingAnswer(pending);
+            let tracks = p
+                .subs
+                .iter()
+                .filter_map(|s| {
+                    s.mid().map(|mid| TrackInfo {
+                        mid: mid.to_string(),
+                        participant: s.publisher,
+                        kind: s.kind,
+                    })
+                })
+                .collect();
+            self.out.push_back(Output::Signal(
+                pid,
+                ServerMsg::Offer { sdp: offer.to_sdp_string(), tracks },
+            ));
+        }
+        self.drain(pid, now);
+    }
+
+    /// Polls one session until its next timeout. Transmits go out; events
+    /// that concern others are queued for [`Sfu::process_work`].
+    pub(crate) fn drain(&mut self, pid: ParticipantId, now: Instant) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        loop {
+            match guarded(|| p.rtc.poll_output()) {
+                Ok(Ok(RtcOutput::Timeout(t))) => {
+                    p.timeout = t;
+                    break;
+                }
+                Ok(Ok(RtcOutput::Transmit(t))) => self.out.push_back(Output::Transmit(Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                })),
+                Ok(Ok(RtcOutput::Event(e))) => match e {
+                    RtcEvent::RtpPacket(_)
+                    | RtcEvent::KeyframeRequest(_)
+                    | RtcEvent::MediaAdded(_) => self.work.push_back((pid, e)),
+                    RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return self.fault(pid, CloseCode::MediaFailed, now);
+                    }
+                    RtcEvent::Connected => debug!(participant = %pid, "media connected"),
+                    _ => {}
+                },
+                Ok(Err(_)) => return self.fault(pid, CloseCode::MediaFailed, now),
+                Err(()) => return self.fault(pid, CloseCode::InternalError, now),
+            }
+        }
+        if !p.rtc.is_alive() {
+            self.fault(pid, CloseCode::MediaFailed, now);
+        }
+    }
+
+    fn process_work(&mut self, now: Instant) {
+        while let Some((pid, event)) = self.work.pop_front() {
+            match event {
+                RtcEvent::RtpPacket(pkt) => forward::forward(self, pid, pkt, now),
+                RtcEvent::KeyframeRequest(req) => {
+                    let track = self
+                        .participants
+                        .get(&pid)
+                        .and_then(|p| p.sub_by_mid(req.mid))
+                        .map(|s| s.track);
+                    if let Some(t) = track {
+                        self.request_keyframe(t, req.kind, now);
+                    }
+                }
+                RtcEvent::MediaAdded(added) => self.publish(pid, added, now),
+                _ => {}
+            }
+        }
+    }
+
+    /// The client's offer added an m-line we receive on: a new track.
+    fn publish(&mut self, pid: ParticipantId, added: str0m::media::MediaAdded, now: Instant) {
+        if !added.direction.is_receiving() {
+            return;
+        }
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        if p.published.len() >= MAX_PUBLISHED_TRACKS {
+            return;
+        }
+        let kind = match added.kind {
+            MediaKind::Audio => Kind::Audio,
+            MediaKind::Video => Kind::Video,
+        };
+        let track = TrackId(self.next_track);
+        self.next_track += 1;
+        p.published.insert(added.mid, Published { track });
+        self.tracks.insert(track, Track { publisher: pid, kind, mid: added.mid });
+        debug!(participant = %pid, %track, ?kind, "track published");
+        let members = self.rooms.get(&p.room).map(|r| r.members.clone()).unwrap_or_default();
+        for m in members.into_iter().filter(|m| *m != pid) {
+            let Some(o) = self.participants.get_mut(&m) else { continue };
+            o.subs.push(Sub::new(track, pid, kind));
+            o.renegotiate = true;
+            self.maybe_offer(m, now);
+        }
+    }
+
+    /// Asks the publisher of `track` for a keyframe (PLI or FIR).
+    fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind, now: Instant) {
+        let Some(t) = self.tracks.get(&track) else { return };
+        let (publisher, mid) = (t.publisher, t.mid);
+        let Some(p) = self.participants.get_mut(&publisher) else { return };
+        let ok = guarded(|| {
+            if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+            }
+        });
+        if ok.is_err() {
+            return self.fault(publisher, CloseCode::InternalError, now);
+        }
+        self.drain(publisher, now);
+    }
+
+    fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, msg: ServerMsg) {
+        let Some(r) = self.rooms.get(room) else { return };
+        for m in &r.members {
+            if Some(*m) != except {
+                self.out.push_back(Output::Signal(*m, msg.clone()));
+            }
+        }
+    }
+
+    // ---- used by `forward` ----
+
+    pub(crate) fn participant_mut(&mut self, pid: ParticipantId) -> Option<&mut Participant> {
+        self.participants.get_mut(&pid)
+    }
+
+    pub(crate) fn room_members(&self, pid: ParticipantId) -> Option<&[ParticipantId]> {
+        let p = self.participants.get(&pid)?;
+        self.rooms.get(&p.room).map(|r| r.members.as_slice())
+    }
+
+    pub(crate) fn push_fault(&mut self, pid: ParticipantId, now: Instant) {
+        self.fault(pid, CloseCode::InternalError, now);
+    }
+}
+
+/// Runs `f`, turning a panic inside str0m into `Err(())` so one broken
+/// session cannot take down the room or the server.
+pub(crate) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, ()> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| ())
+}
+
+/// Trims a display name, drops control characters, caps its length.
+fn clean_name(name: Option<&str>) -> Option<String> {
+    let cleaned: String = name?
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// English reason sent with an `error` message.
+pub fn close_reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Normal => "bye",
+        CloseCode::GoingAway => "the server is shutting down",
+        CloseCode::UnsupportedData => "binary messages are not supported",
+        CloseCode::TooBig => "message too big",
+        CloseCode::Malformed => "malformed message",
+        CloseCode::UnexpectedMessage => "unexpected message",
+        CloseCode::UnsupportedVersion => "unsupported protocol version",
+        CloseCode::InvalidRoomName => "invalid room name",
+        CloseCode::BadSdp => "invalid SDP",
+        CloseCode::MediaFailed => "media connection failed",
+        CloseCode::InternalError => "internal error in this connection",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned() {
+        assert_eq!(clean_name(Some("  Ada\u{0007} ")), Some("Ada".to_string()));
+        assert_eq!(clean_name(Some("   ")), None);
+        assert_eq!(clean_name(None), None);
+        assert_eq!(clean_name(Some(&"x".repeat(100))).unwrap().chars().count(), MAX_NAME_CHARS);
+    }
+}
