@@ -171,6 +171,8 @@ pub enum CloseCode {
     MediaFailed = 4005,
     /// An internal fault in this participant's connection; the room goes on.
     InternalError = 4006,
+    /// Too many messages too fast.
+    RateLimited = 4007,
 }
 
 impl CloseCode {

@@ -171,8 +171,8 @@ impl Sfu {
         self.participants.values().map(|p| p.timeout).min()
     }
 
-    /// A signaling message from connection `pid`. On `Err` the shell closes
-    /// the socket with the error's close code; the participant is gone.
+    /// A signaling message from connection `pid`. On `Err` the participant
+    /// is gone and an `error` message and a `Close` are already queued.
     pub fn handle_signal(
         &mut self,
         pid: ParticipantId,
@@ -181,8 +181,11 @@ impl Sfu {
     ) -> Result<(), SignalError> {
         let res = self.dispatch_signal(pid, msg, now);
         if let Err(e) = &res {
-            debug!(%pid, error = %e, "signaling error");
+            debug!(participant = %pid, error = %e, "signaling error");
+            let code = e.close_code();
             self.remove(pid, now);
+            self.out.push_back(Output::Signal(pid, ServerMsg::Error { code: code.code(), message: e.to_string() }));
+            self.out.push_back(Output::Close(pid, code));
         }
         self.process_work(now);
         res
@@ -681,6 +684,7 @@ pub fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::BadSdp => "invalid SDP",
         CloseCode::MediaFailed => "media connection failed",
         CloseCode::InternalError => "internal error in this connection",
+        CloseCode::RateLimited => "too many messages",
     }
 }
 

@@ -1,1 +1,52 @@
-fn main(){}
+//! `aconfi`: run a meeting server. `aconfi --help` lists every option.
+
+use aconfi_server::{start, Config};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    // Our crates log at the chosen level; dependencies only warnings, since
+    // their debug output may carry addresses.
+    let filter = EnvFilter::try_new(format!("warn,aconfi={0},aconfi_server={0},aconfi_core={0}", config.log))
+        .or_else(|_| EnvFilter::try_new("warn,aconfi=info,aconfi_server=info,aconfi_core=info"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+
+    let server = start(config).await?;
+    let port = server.https_addr.port();
+    // The banner names no address: the operator knows where they run it.
+    tracing::info!(
+        https_port = port,
+        media_port = server.media_addrs.first().map(|a| a.port()).unwrap_or(0),
+        "A-Confi is running: open https://localhost:{port}"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,82 @@
+//! The A-Confi server: the thin IO shell around `aconfi-core`.
+//!
+//! One task owns the SFU core (`media`), one task per WebSocket (`ws`),
+//! axum serves the embedded web client over HTTPS (`web`).
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod media;
+pub mod tls;
+pub mod web;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+
+/// Shared by every HTTP handler and WebSocket task.
+#[derive(Clone)]
+pub struct AppState {
+    core: mpsc::Sender<media::CoreCmd>,
+    next_id: Arc<AtomicU64>,
+    cancel: CancellationToken,
+}
+
+/// A running server.
+pub struct Server {
+    /// Where HTTPS and the WebSocket listen.
+    pub https_addr: SocketAddr,
+    /// Addresses advertised for media.
+    pub media_addrs: Vec<SocketAddr>,
+    /// The generated self-signed certificate (DER), if no `--cert` was given.
+    pub cert_der: Option<Vec<u8>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    http: axum_server::Handle<SocketAddr>,
+}
+
+/// Binds everything and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let tls = tls::load(&config).await?;
+    let media = media::MediaSockets::bind(&config).await?;
+    let media_addrs = media.candidates();
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let (core_tx, core_rx) = mpsc::channel(1024);
+    tracker.spawn(media::run(media, core_rx, cancel.clone()));
+
+    let state = AppState { core: core_tx, next_id: Arc::new(AtomicU64::new(1)), cancel: cancel.clone() };
+    let app = web::router(state);
+    let http = axum_server::Handle::new();
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding HTTPS port {}", config.listen.port()))?;
+    listener.set_nonblocking(true)?;
+    let https_addr = listener.local_addr()?;
+    let server = axum_server::from_tcp_rustls(listener, tls.config)?.handle(http.clone());
+    tracker.spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "HTTPS server stopped");
+        }
+    });
+    tracker.close();
+    Ok(Server { https_addr, media_addrs, cert_der: tls.generated_cert_der, cancel, tracker, http })
+}
+
+impl Server {
+    /// Stops accepting, closes every WebSocket with 1001, ends the media loop.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.http.graceful_shutdown(Some(Duration::from_secs(2)));
+        self.tracker.wait().await;
+    }
+}

@@ -1,0 +1,193 @@
+//! The one task that owns the SFU core: it reads the media sockets, wakes
+//! on the core's deadline, takes signaling from WebSocket tasks over a
+//! channel, and carries out the core's outputs. No locks on this path.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig};
+use anyhow::Context;
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+
+/// Commands from WebSocket tasks to the core task.
+#[derive(Debug)]
+pub enum CoreCmd {
+    /// A WebSocket opened; messages for it go to `tx`.
+    Open { pid: ParticipantId, tx: mpsc::Sender<ToClient> },
+    /// A parsed signaling message.
+    Signal(ParticipantId, ClientMsg),
+    /// The WebSocket closed.
+    Closed(ParticipantId),
+}
+
+/// What a WebSocket task should send.
+#[derive(Debug)]
+pub enum ToClient {
+    /// A JSON text message.
+    Text(String),
+    /// Close the socket with this code.
+    Close(CloseCode),
+}
+
+/// Messages a slow WebSocket may have queued before it is dropped.
+pub const CLIENT_QUEUE: usize = 256;
+
+/// The bound media sockets and the addresses advertised for them.
+pub struct MediaSockets {
+    sockets: Vec<UdpSocket>,
+    /// Per socket: the address str0m knows it by (its ICE candidate).
+    advertised: Vec<SocketAddr>,
+}
+
+impl MediaSockets {
+    /// Binds the media port as configured.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let ips: Vec<IpAddr> = match config.media_bind {
+            Some(ip) => vec![ip],
+            None if !config.public_ip.is_empty() => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+            None => interface_ips(),
+        };
+        let mut sockets = Vec::new();
+        let mut port = config.media_port;
+        for ip in ips {
+            // With port 0 the first socket picks; the others follow it so
+            // that the server keeps one media port.
+            let s = UdpSocket::bind(SocketAddr::new(ip, port))
+                .await
+                .with_context(|| format!("binding UDP media port {port}"))?;
+            port = s.local_addr()?.port();
+            sockets.push(s);
+        }
+        let mut advertised = Vec::new();
+        for s in &sockets {
+            let local = s.local_addr()?;
+            let addr = match config.public_ip.iter().find(|p| p.is_ipv4() == local.is_ipv4()) {
+                Some(p) => SocketAddr::new(*p, local.port()),
+                None => local,
+            };
+            advertised.push(addr);
+        }
+        Ok(MediaSockets { sockets, advertised })
+    }
+
+    /// The addresses put into ICE candidates.
+    pub fn candidates(&self) -> Vec<SocketAddr> {
+        self.advertised.clone()
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<(usize, SocketAddr, usize)> {
+        for (i, s) in self.sockets.iter().enumerate() {
+            let mut rb = ReadBuf::new(buf);
+            match s.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(Ok(from)) => return Poll::Ready((i, from, rb.filled().len())),
+                // ICMP errors surface here on Linux; they concern one peer only.
+                Poll::Ready(Err(_)) => cx.waker().wake_by_ref(),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let i = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
+        // UDP: a full socket buffer drops the datagram, as the network would.
+        let _ = self.sockets[i].try_send_to(contents, destination);
+    }
+}
+
+/// IPv4 addresses of this machine's interfaces (loopback included, so
+/// https://localhost works out of the box).
+fn interface_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| matches!(ip, IpAddr::V4(v4) if !v4.is_link_local() && !v4.is_unspecified()))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    ips
+}
+
+/// Runs the core until `cancel` fires.
+pub async fn run(
+    media: MediaSockets,
+    mut cmds: mpsc::Receiver<CoreCmd>,
+    cancel: CancellationToken,
+) {
+    let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates() });
+    let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+    let far = Duration::from_secs(3600);
+    loop {
+        let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
+        let recv = std::future::poll_fn(|cx| media.poll_recv(cx, &mut buf));
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            (i, from, n) = recv => {
+                let local = media.advertised[i];
+                sfu.handle_receive(from, local, &buf[..n], Instant::now());
+            }
+            cmd = cmds.recv() => match cmd {
+                Some(CoreCmd::Open { pid, tx }) => { clients.insert(pid, tx); }
+                Some(CoreCmd::Signal(pid, msg)) => {
+                    // Errors are already turned into `error` + `Close` outputs.
+                    let _ = sfu.handle_signal(pid, msg, Instant::now());
+                }
+                Some(CoreCmd::Closed(pid)) => {
+                    clients.remove(&pid);
+                    sfu.handle_disconnect(pid, Instant::now());
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                sfu.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(out) = sfu.poll_output() {
+            match out {
+                Output::Transmit(t) => media.send(t.source, t.destination, &t.contents),
+                Output::Signal(pid, msg) => {
+                    let Some(tx) = clients.get(&pid) else { continue };
+                    let text = match serde_json::to_string(&msg) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            warn!(error = %e, "could not serialize a server message");
+                            continue;
+                        }
+                    };
+                    if tx.try_send(ToClient::Text(text)).is_err() {
+                        // Too slow or gone: drop it rather than stall the room.
+                        debug!(participant = %pid, "client queue full; dropping");
+                        let _ = tx.try_send(ToClient::Close(CloseCode::InternalError));
+                        clients.remove(&pid);
+                        sfu.handle_disconnect(pid, Instant::now());
+                    }
+                }
+                Output::Close(pid, code) => {
+                    if let Some(tx) = clients.remove(&pid) {
+                        let _ = tx.try_send(ToClient::Close(code));
+                    }
+                }
+                Output::Event(e) => debug!(?e, "core event"),
+            }
+        }
+    }
+    info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
+}

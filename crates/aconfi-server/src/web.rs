@@ -1,0 +1,108 @@
+//! HTTP routes: the embedded web client, meeting links, the WebSocket.
+
+use aconfi_core::protocol::MAX_MESSAGE_BYTES;
+use aconfi_core::RoomName;
+use axum::body::Body;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use rust_embed::RustEmbed;
+
+use crate::AppState;
+
+/// The browser client, compiled into the binary so one file is the whole server.
+#[derive(RustEmbed)]
+#[folder = "../../web/"]
+struct Assets;
+
+/// Same-origin only: no third-party script, style, font or connection.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'";
+
+/// The router with every route A-Confi serves.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/new", get(new_meeting))
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/{*path}", get(asset))
+        .route("/{room}", get(meeting))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // Meeting links are secrets: never send them on as a Referer.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
+    );
+    res
+}
+
+async fn index() -> Response {
+    page()
+}
+
+async fn meeting(Path(room): Path<String>) -> Response {
+    match RoomName::parse(&room) {
+        Ok(_) => page(),
+        Err(e) => error_page(StatusCode::BAD_REQUEST, "This meeting link is not valid", &e.to_string()),
+    }
+}
+
+async fn new_meeting() -> Redirect {
+    let name = RoomName::generate(rand::random());
+    Redirect::to(&format!("/{}", name.as_str()))
+}
+
+async fn websocket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::ws::connection(socket, state))
+}
+
+async fn asset(Path(path): Path<String>) -> Response {
+    serve_asset(&path).unwrap_or_else(|| {
+        error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.")
+    })
+}
+
+async fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.")
+}
+
+fn page() -> Response {
+    serve_asset("index.html").unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn serve_asset(path: &str) -> Option<Response> {
+    let file = Assets::get(path)?;
+    let mime = file.metadata.mimetype();
+    Some(
+        Response::builder()
+            .header(header::CONTENT_TYPE, mime)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from(file.data.into_owned()))
+            .ok()?,
+    )
+}
+
+/// A small self-contained error page (no user input echoed back).
+fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} – A-Confi</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"stylesheet\" href=\"/static/style.css\"></head><body class=\"error-page\">\
+<main class=\"card\"><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Start or join a meeting</a></p></main></body></html>"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}

@@ -1,0 +1,134 @@
+//! One task per WebSocket: parse and size-check client messages, hand them
+//! to the core task, write what the core sends back.
+
+use std::time::Duration;
+
+use aconfi_core::protocol::MAX_MESSAGE_BYTES;
+use aconfi_core::{close_reason, ClientMsg, CloseCode, ParticipantId, ServerMsg};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
+use crate::AppState;
+
+/// Messages one connection may send per second, sustained; bursts of twice
+/// that are allowed. Far above what the protocol needs.
+const MESSAGES_PER_SECOND: f64 = 20.0;
+const BURST: f64 = 40.0;
+/// Keep-alive so dead peers (and NAT bindings) are noticed.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// Drives one WebSocket until either side closes it.
+pub async fn connection(socket: WebSocket, state: AppState) {
+    let pid = ParticipantId(state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
+    if state.core.send(CoreCmd::Open { pid, tx }).await.is_err() {
+        return;
+    }
+    let (mut sink, mut stream) = socket.split();
+    let mut bucket = TokenBucket::new(Instant::now());
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+
+    let close_code: Option<CloseCode> = loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let msg = match incoming {
+                    None => break None,
+                    Some(Err(e)) => {
+                        // tungstenite reports an oversized message as a capacity error.
+                        let too_big = e.to_string().to_ascii_lowercase().contains("size");
+                        break too_big.then_some(CloseCode::TooBig);
+                    }
+                    Some(Ok(m)) => m,
+                };
+                if !bucket.take(Instant::now()) {
+                    break Some(CloseCode::RateLimited);
+                }
+                match msg {
+                    Message::Text(text) => {
+                        if text.len() > MAX_MESSAGE_BYTES {
+                            break Some(CloseCode::TooBig);
+                        }
+                        match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                            Ok(m) => {
+                                if state.core.send(CoreCmd::Signal(pid, m)).await.is_err() {
+                                    break Some(CloseCode::GoingAway);
+                                }
+                            }
+                            Err(_) => break Some(CloseCode::Malformed),
+                        }
+                    }
+                    Message::Binary(_) => break Some(CloseCode::UnsupportedData),
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            out = rx.recv() => match out {
+                Some(ToClient::Text(t)) => {
+                    if sink.send(Message::Text(t.into())).await.is_err() {
+                        break None;
+                    }
+                }
+                Some(ToClient::Close(code)) => {
+                    let _ = sink.send(close_frame(code)).await;
+                    // Already closed by the core; nothing more to send.
+                    let _ = sink.close().await;
+                    let _ = state.core.send(CoreCmd::Closed(pid)).await;
+                    return;
+                }
+                None => break Some(CloseCode::InternalError),
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+            _ = state.cancel.cancelled() => break Some(CloseCode::GoingAway),
+        }
+    };
+    if let Some(code) = close_code {
+        if code != CloseCode::GoingAway && code != CloseCode::Normal {
+            let err = ServerMsg::Error { code: code.code(), message: close_reason(code).to_string() };
+            if let Ok(t) = serde_json::to_string(&err) {
+                let _ = sink.send(Message::Text(t.into())).await;
+            }
+        }
+        let _ = sink.send(close_frame(code)).await;
+        let _ = sink.close().await;
+    }
+    let _ = state.core.send(CoreCmd::Closed(pid)).await;
+}
+
+fn close_frame(code: CloseCode) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.code(),
+        reason: Utf8Bytes::from_static(close_reason(code)),
+    }))
+}
+
+/// A per-connection token bucket: cheap and enough against a client that floods.
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(now: Instant) -> Self {
+        TokenBucket { tokens: BURST, last: now }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * MESSAGES_PER_SECOND).min(BURST);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
