@@ -1,0 +1,307 @@
+// The user interface: landing page, prejoin screen, meeting view.
+// Talks to the server only through Meeting (meeting.js).
+
+import { Meeting } from './meeting.js';
+import { normaliseRoomName, parseFragment } from './protocol.js';
+import { en } from './strings.js';
+
+const S = en;
+const NAME_KEY = 'aconfi.name';
+
+/** @param {string} id @returns {any} */
+const $ = (id) => document.getElementById(id);
+
+/** @param {string} id */
+function show(id) {
+  for (const v of document.querySelectorAll('.view')) /** @type {HTMLElement} */ (v).hidden = v.id !== id;
+}
+
+function applyStrings() {
+  for (const el of document.querySelectorAll('[data-s]')) {
+    const v = /** @type {any} */ (S)[/** @type {HTMLElement} */ (el).dataset.s ?? ''];
+    if (typeof v === 'string') el.textContent = v;
+  }
+  for (const el of document.querySelectorAll('[data-ph]')) {
+    const v = /** @type {any} */ (S)[/** @type {HTMLElement} */ (el).dataset.ph ?? ''];
+    if (typeof v === 'string') /** @type {HTMLInputElement} */ (el).placeholder = v;
+  }
+}
+
+function main() {
+  applyStrings();
+  const path = decodeURIComponent(location.pathname.replace(/^\/+/, ''));
+  if (!path) return landing();
+  const room = normaliseRoomName(path);
+  if (!room) return ended(S.failedTitle, S.invalidRoom, false);
+  const frag = parseFragment(location.hash);
+  const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
+  if (frag.autojoin) {
+    acquire(!frag.micOff, !frag.cameraOff).then((stream) =>
+      joinMeeting(room, name, stream, frag.micOff || stream.getAudioTracks().length === 0,
+        frag.cameraOff || stream.getVideoTracks().length === 0));
+  } else {
+    prejoin(room, name);
+  }
+}
+
+function landing() {
+  show('landing');
+  $('start').onclick = () => { location.href = '/new'; };
+  $('join-form').onsubmit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    const raw = String($('room-input').value).trim();
+    // Accept a pasted link as well as a bare name.
+    const last = raw.split(/[/#?]/).filter(Boolean).pop() ?? '';
+    const room = normaliseRoomName(raw.includes('/') ? last : raw);
+    if (!room) {
+      $('room-error').textContent = S.invalidRoom;
+      $('room-error').hidden = false;
+      return;
+    }
+    location.href = `/${room}`;
+  };
+}
+
+/**
+ * Gets camera and/or microphone, falling back to whatever works.
+ * @param {boolean} audio @param {boolean} video
+ * @param {{audioId?: string, videoId?: string}} [ids]
+ * @returns {Promise<MediaStream>}
+ */
+async function acquire(audio, video, ids = {}) {
+  const v = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(ids.videoId ? { deviceId: { exact: ids.videoId } } : {}) };
+  const a = ids.audioId ? { deviceId: { exact: ids.audioId } } : true;
+  const tries = [[audio, video], [audio, false], [false, video]];
+  for (const [wa, wv] of tries) {
+    if (!wa && !wv) continue;
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: wa ? a : false, video: wv ? v : false });
+    } catch { /* try the next combination */ }
+  }
+  return new MediaStream();
+}
+
+/** @param {string} room @param {string|undefined} name */
+async function prejoin(room, name) {
+  show('prejoin');
+  const nameInput = $('name-input');
+  nameInput.value = name ?? '';
+  let micOn = true;
+  let camOn = true;
+  let stream = await acquire(true, true);
+  const preview = $('preview');
+  preview.srcObject = stream;
+  $('device-error').textContent = S.noDevices;
+  $('device-error').hidden = stream.getTracks().length > 0;
+
+  const camSel = $('camera-select');
+  const micSel = $('mic-select');
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  for (const d of devices) {
+    const opt = document.createElement('option');
+    opt.value = d.deviceId;
+    opt.textContent = d.label || d.kind;
+    if (d.kind === 'videoinput') camSel.append(opt);
+    if (d.kind === 'audioinput') micSel.append(opt);
+  }
+  const current = (/** @type {'audio'|'video'} */ kind) =>
+    (kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks())[0]?.getSettings().deviceId;
+  camSel.value = current('video') ?? camSel.value;
+  micSel.value = current('audio') ?? micSel.value;
+
+  const render = () => {
+    setToggle($('pre-mic'), micOn, S.micOn, S.micOff);
+    setToggle($('pre-cam'), camOn, S.camOn, S.camOff);
+  };
+  render();
+  /** @param {'audio'|'video'} kind @param {string} deviceId */
+  const swap = async (kind, deviceId) => {
+    const fresh = await acquire(kind === 'audio', kind === 'video',
+      kind === 'audio' ? { audioId: deviceId } : { videoId: deviceId });
+    const old = kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks();
+    for (const t of old) { t.stop(); stream.removeTrack(t); }
+    for (const t of fresh.getTracks()) stream.addTrack(t);
+    for (const t of stream.getAudioTracks()) t.enabled = micOn;
+  };
+  camSel.onchange = () => { if (camOn) swap('video', camSel.value); };
+  micSel.onchange = () => swap('audio', micSel.value);
+  $('pre-mic').onclick = () => {
+    micOn = !micOn;
+    for (const t of stream.getAudioTracks()) t.enabled = micOn;
+    render();
+  };
+  $('pre-cam').onclick = async () => {
+    camOn = !camOn;
+    if (camOn) await swap('video', camSel.value);
+    else for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
+    render();
+  };
+  $('join-now').onclick = () => {
+    const n = String(nameInput.value).trim();
+    if (n) localStorage.setItem(NAME_KEY, n); else localStorage.removeItem(NAME_KEY);
+    preview.srcObject = null;
+    joinMeeting(room, n || undefined, stream, !micOn || stream.getAudioTracks().length === 0,
+      !camOn || stream.getVideoTracks().length === 0);
+  };
+}
+
+/** @param {HTMLElement} el @param {boolean} on @param {string} onText @param {string} offText */
+function setToggle(el, on, onText, offText) {
+  el.textContent = on ? onText : offText;
+  el.setAttribute('aria-pressed', String(on));
+  el.classList.toggle('off', !on);
+}
+
+/**
+ * A participant's tile. Names are set with textContent only.
+ * @param {string} key
+ */
+function makeTile(key) {
+  const tile = document.createElement('div');
+  tile.className = 'tile';
+  tile.dataset.participant = key;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  const avatar = document.createElement('div');
+  avatar.className = 'avatar';
+  const label = document.createElement('div');
+  label.className = 'label';
+  const name = document.createElement('span');
+  name.className = 'name';
+  const muted = document.createElement('span');
+  muted.className = 'muted-icon';
+  muted.textContent = S.mutedLabel;
+  label.append(name, muted);
+  tile.append(video, avatar, label);
+  return { tile, video, name, avatar, stream: new MediaStream() };
+}
+
+/**
+ * @param {ReturnType<typeof makeTile>} t
+ * @param {string} displayName @param {boolean} audioMuted @param {boolean} videoMuted
+ */
+function updateTile(t, displayName, audioMuted, videoMuted) {
+  t.name.textContent = displayName;
+  t.avatar.textContent = (displayName.trim()[0] ?? '?').toUpperCase();
+  t.tile.classList.toggle('audio-off', audioMuted);
+  t.tile.classList.toggle('video-off', videoMuted);
+}
+
+/** @param {HTMLVideoElement} video */
+function play(video) {
+  video.play().catch(() => {
+    // Autoplay with sound needs a gesture: show the picture now, sound on first click.
+    video.muted = true;
+    video.play().catch(() => {});
+    document.addEventListener('click', () => { video.muted = false; }, { once: true });
+  });
+}
+
+/**
+ * @param {string} room @param {string|undefined} name @param {MediaStream} stream
+ * @param {boolean} audioMuted @param {boolean} videoMuted
+ */
+function joinMeeting(room, name, stream, audioMuted, videoMuted) {
+  show('meeting');
+  for (const t of stream.getAudioTracks()) t.enabled = !audioMuted;
+  if (videoMuted) for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
+  const meeting = new Meeting({ room, name, stream, audioMuted, videoMuted });
+  /** @type {any} */ (window).aconfi = meeting; // for debugging and the browser tests
+
+  const grid = $('grid');
+  const banner = $('banner');
+  /** @param {string|null} text */
+  const setBanner = (text) => { banner.textContent = text ?? ''; banner.hidden = !text; };
+
+  const self = makeTile('self');
+  self.video.muted = true;
+  self.video.srcObject = stream;
+  self.tile.classList.add('self');
+  grid.append(self.tile);
+  const renderSelf = () => {
+    updateTile(self, `${name ?? S.guest} (${S.you})`, meeting.audioMuted, meeting.videoMuted);
+    setToggle($('mic'), !meeting.audioMuted, S.micOn, S.micOff);
+    setToggle($('cam'), !meeting.videoMuted, S.camOn, S.camOff);
+  };
+  renderSelf();
+
+  /** @type {Map<number, ReturnType<typeof makeTile>>} */
+  const tiles = new Map();
+  /** @param {number} id */
+  const tileFor = (id) => {
+    let t = tiles.get(id);
+    if (!t) {
+      t = makeTile(String(id));
+      t.video.srcObject = t.stream;
+      tiles.set(id, t);
+      grid.append(t.tile);
+    }
+    return t;
+  };
+  const renderCount = () => { $('count').textContent = S.participantsCount(tiles.size + 1); };
+
+  meeting.addEventListener('participants', (ev) => {
+    const ps = /** @type {CustomEvent} */ (ev).detail.participants;
+    for (const [id, t] of tiles) {
+      if (!ps.has(id)) { t.tile.remove(); tiles.delete(id); }
+    }
+    for (const p of ps.values()) updateTile(tileFor(p.id), p.name ?? S.guest, p.audio_muted, p.video_muted);
+    grid.dataset.count = String(tiles.size + 1);
+    renderCount();
+  });
+  meeting.addEventListener('track', (ev) => {
+    const { participant, kind, track } = /** @type {CustomEvent} */ (ev).detail;
+    const t = tileFor(participant);
+    for (const old of kind === 'audio' ? t.stream.getAudioTracks() : t.stream.getVideoTracks()) t.stream.removeTrack(old);
+    t.stream.addTrack(track);
+    play(t.video);
+  });
+  meeting.addEventListener('state', (ev) => {
+    const { state, reason } = /** @type {CustomEvent} */ (ev).detail;
+    if (state === 'connecting') setBanner(S.connecting);
+    else if (state === 'joined') setBanner(null);
+    else if (state === 'reconnecting') setBanner(S.reconnecting);
+    else if (state === 'left') ended(S.leftTitle, '', true);
+    else if (state === 'failed') ended(S.failedTitle, reason ?? '', true);
+  });
+
+  $('mic').onclick = () => { meeting.setAudioMuted(!meeting.audioMuted); renderSelf(); };
+  $('cam').onclick = async () => {
+    if (meeting.videoMuted) {
+      const s = await acquire(false, true);
+      const track = s.getVideoTracks()[0];
+      if (!track) return;
+      await meeting.setVideoMuted(false, track);
+    } else {
+      await meeting.setVideoMuted(true, null);
+    }
+    self.video.srcObject = stream;
+    renderSelf();
+  };
+  $('copy').onclick = async () => {
+    const link = `${location.origin}${location.pathname}`;
+    try { await navigator.clipboard.writeText(link); } catch { /* clipboard denied: show it instead */ }
+    setBanner(`${S.linkCopied}: ${link}`);
+    setTimeout(() => { if (banner.textContent?.startsWith(S.linkCopied)) setBanner(null); }, 3000);
+  };
+  $('leave').onclick = () => {
+    meeting.leave();
+    for (const t of stream.getTracks()) t.stop();
+  };
+  window.addEventListener('pagehide', () => meeting.leave());
+  setBanner(S.connecting);
+  renderCount();
+  meeting.start();
+}
+
+/** @param {string} title @param {string} detail @param {boolean} canRejoin */
+function ended(title, detail, canRejoin) {
+  show('ended');
+  $('ended-title').textContent = title;
+  $('ended-detail').textContent = detail;
+  $('rejoin').hidden = !canRejoin;
+  $('rejoin').onclick = () => { location.hash = ''; location.reload(); };
+}
+
+main();

@@ -1,0 +1,262 @@
+// One meeting session: the signaling WebSocket and the RTCPeerConnection,
+// with automatic rejoin when the connection drops. No DOM here; the UI
+// listens to the events this class dispatches.
+
+import {
+  FATAL_CLOSE_CODES, answerMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
+} from './protocol.js';
+
+/** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
+/** @typedef {import('./protocol.js').TrackInfo} TrackInfo */
+/** @typedef {import('./protocol.js').ServerMsg} ServerMsg */
+
+/**
+ * States: 'connecting' → 'joined' ⇄ 'reconnecting'; 'left' and 'failed' are final.
+ * @typedef {'connecting'|'joined'|'reconnecting'|'left'|'failed'} MeetingState
+ */
+
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 8000;
+
+/**
+ * Events:
+ * - `state`        detail: {state: MeetingState, code?: number, reason?: string}
+ * - `participants` detail: {participants: Map<number, ParticipantInfo>}
+ * - `track`        detail: {participant: number, kind: string, track: MediaStreamTrack}
+ * - `left`         detail: {id: number}
+ */
+export class Meeting extends EventTarget {
+  /**
+   * @param {{room: string, name?: string, stream: MediaStream, audioMuted: boolean, videoMuted: boolean, wsUrl?: string}} opts
+   */
+  constructor(opts) {
+    super();
+    this.room = opts.room;
+    this.name = opts.name;
+    /** The local camera/microphone stream (tracks may be added or removed). */
+    this.stream = opts.stream;
+    this.audioMuted = opts.audioMuted;
+    this.videoMuted = opts.videoMuted;
+    this.wsUrl = opts.wsUrl ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    /** @type {MeetingState} */
+    this.state = 'connecting';
+    /** @type {number|null} our participant id */
+    this.you = null;
+    /** @type {Map<number, ParticipantInfo>} everyone else */
+    this.participants = new Map();
+    /** @type {Map<string, TrackInfo>} server m-lines by mid */
+    this.tracks = new Map();
+    /** @type {WebSocket|null} */
+    this.ws = null;
+    /** @type {RTCPeerConnection|null} */
+    this.pc = null;
+    /** @type {RTCRtpTransceiver|null} */
+    this.audioTx = null;
+    /** @type {RTCRtpTransceiver|null} */
+    this.videoTx = null;
+    this.attempt = 0;
+    /** @type {Promise<void>} serialises SDP handling */
+    this.chain = Promise.resolve();
+    this.closing = false;
+  }
+
+  /** Connects and joins; reconnects by itself until `leave()`. */
+  start() {
+    this.connect();
+  }
+
+  connect() {
+    const ws = new WebSocket(this.wsUrl);
+    this.ws = ws;
+    ws.onopen = () => {
+      ws.send(JSON.stringify(joinMsg(this.room, this.name, this.audioMuted, this.videoMuted)));
+    };
+    ws.onmessage = (ev) => {
+      const msg = parseServerMsg(typeof ev.data === 'string' ? ev.data : '');
+      if (msg) this.chain = this.chain.then(() => this.handle(msg)).catch((e) => this.fail(e));
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.teardown();
+      if (this.closing) return;
+      if (FATAL_CLOSE_CODES.has(ev.code)) {
+        this.setState('failed', ev.code, ev.reason);
+        return;
+      }
+      this.setState('reconnecting', ev.code, ev.reason);
+      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
+      this.attempt += 1;
+      setTimeout(() => { if (!this.closing) this.connect(); }, delay);
+    };
+  }
+
+  /** @param {unknown} e */
+  fail(e) {
+    console.error('meeting error', e);
+    // Let the reconnect logic start over with a fresh connection.
+    this.ws?.close(4000);
+  }
+
+  /**
+   * @param {MeetingState} state
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  setState(state, code, reason) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, code, reason } }));
+  }
+
+  /** @param {object} msg */
+  send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** @param {ServerMsg} msg */
+  async handle(msg) {
+    switch (msg.type) {
+      case 'joined': {
+        this.you = msg.you;
+        this.attempt = 0;
+        this.participants = new Map(msg.participants.map((p) => [p.id, p]));
+        this.emitParticipants();
+        await this.publish();
+        this.setState('joined');
+        break;
+      }
+      case 'participant_joined':
+      case 'participant_updated':
+        this.participants.set(msg.participant.id, msg.participant);
+        this.emitParticipants();
+        break;
+      case 'participant_left':
+        this.participants.delete(msg.id);
+        this.dispatchEvent(new CustomEvent('left', { detail: { id: msg.id } }));
+        this.emitParticipants();
+        break;
+      case 'answer':
+        await this.pc?.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        break;
+      case 'offer': {
+        const pc = this.pc;
+        if (!pc) return;
+        this.tracks = new Map(msg.tracks.map((t) => [t.mid, t]));
+        await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.send(answerMsg(pc.localDescription?.sdp ?? answer.sdp ?? ''));
+        break;
+      }
+      case 'error':
+        console.warn(`server closes the connection: ${msg.code} ${msg.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Creates the peer connection and sends our one offer (what we publish). */
+  async publish() {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    const audio = this.stream.getAudioTracks()[0];
+    const video = this.stream.getVideoTracks()[0];
+    this.audioTx = pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [this.stream] });
+    this.videoTx = pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [this.stream] });
+    pc.ontrack = (ev) => {
+      const info = ev.transceiver.mid ? this.tracks.get(ev.transceiver.mid) : undefined;
+      if (!info) return;
+      this.dispatchEvent(new CustomEvent('track', {
+        detail: { participant: info.participant, kind: info.kind, track: ev.track },
+      }));
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' && this.pc === pc) this.ws?.close(4005);
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.send(offerMsg(pc.localDescription?.sdp ?? offer.sdp ?? ''));
+  }
+
+  emitParticipants() {
+    this.dispatchEvent(new CustomEvent('participants', { detail: { participants: this.participants } }));
+  }
+
+  /**
+   * Mutes or unmutes the microphone (the track keeps running, sending silence).
+   * @param {boolean} muted
+   */
+  setAudioMuted(muted) {
+    this.audioMuted = muted;
+    for (const t of this.stream.getAudioTracks()) t.enabled = !muted;
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted));
+  }
+
+  /**
+   * Turns the camera off (the track is stopped, so the camera light goes out)
+   * or on again with a new track.
+   * @param {boolean} muted
+   * @param {MediaStreamTrack|null} newTrack a fresh camera track when turning on
+   */
+  async setVideoMuted(muted, newTrack) {
+    this.videoMuted = muted;
+    for (const t of this.stream.getVideoTracks()) {
+      if (muted || t !== newTrack) { t.stop(); this.stream.removeTrack(t); }
+    }
+    if (!muted && newTrack) this.stream.addTrack(newTrack);
+    await this.videoTx?.sender.replaceTrack(muted ? null : newTrack);
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted));
+  }
+
+  /**
+   * Swaps the microphone (device change) without renegotiation.
+   * @param {MediaStreamTrack} track
+   */
+  async replaceAudioTrack(track) {
+    for (const t of this.stream.getAudioTracks()) { t.stop(); this.stream.removeTrack(t); }
+    track.enabled = !this.audioMuted;
+    this.stream.addTrack(track);
+    await this.audioTx?.sender.replaceTrack(track);
+  }
+
+  /** Leaves for good. */
+  leave() {
+    this.closing = true;
+    this.send(leaveMsg());
+    this.ws?.close(1000);
+    this.teardown();
+    this.setState('left');
+  }
+
+  teardown() {
+    this.pc?.close();
+    this.pc = null;
+    this.tracks.clear();
+    this.participants.clear();
+    this.emitParticipants();
+  }
+
+  /**
+   * Receive statistics per remote participant, for the UI and for tests.
+   * @returns {Promise<Record<number, {framesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>>}
+   */
+  async statsByParticipant() {
+    /** @type {Record<number, {framesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>} */
+    const out = {};
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp' || !s.mid) return;
+      const info = this.tracks.get(s.mid);
+      if (!info) return;
+      const e = out[info.participant] ??= { framesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
+      if (s.kind === 'video') {
+        e.framesDecoded += s.framesDecoded ?? 0;
+        e.videoPacketsReceived += s.packetsReceived ?? 0;
+      } else {
+        e.audioPacketsReceived += s.packetsReceived ?? 0;
+      }
+    });
+    return out;
+  }
+}
