@@ -158,6 +158,11 @@ impl ClientPeer {
         self.received.get(&(from, kind)).copied().unwrap_or(0)
     }
 
+    /// Frames received, per (sender, kind).
+    pub fn received_counts(&self) -> &HashMap<(ParticipantId, Kind), u64> {
+        &self.received
+    }
+
     /// Next output, if any.
     pub fn poll_output(&mut self) -> Option<ClientOutput> {
         self.out.pop_front()

@@ -85,7 +85,7 @@ impl Sim {
     /// Peer `i` sends `leave`.
     pub fn leave(&mut self, i: usize) {
         let pid = self.peers[i].pid;
-        self.signals_up.push_back((pid, ClientMsg::Leave));
+        self.signals_up.push_back((pid, ClientMsg::Leave {}));
         self.flush();
     }
 

@@ -66,7 +66,8 @@ pub enum ClientMsg {
         video_muted: bool,
     },
     /// The client leaves the room. The server closes the socket normally.
-    Leave,
+    /// (A struct variant so that unknown fields are refused here too.)
+    Leave {},
 }
 
 /// What the room knows of one participant, as shown to the others.

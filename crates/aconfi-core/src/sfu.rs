@@ -268,7 +268,7 @@ impl Sfu {
                 self.broadcast(&room, Some(pid), ServerMsg::ParticipantUpdated { participant: info });
                 Ok(())
             }
-            ClientMsg::Leave => {
+            ClientMsg::Leave {} => {
                 if !self.participants.contains_key(&pid) {
                     return Err(SignalError::Unexpected);
                 }

@@ -38,8 +38,10 @@ pub async fn connection(socket: WebSocket, state: AppState) {
                 let msg = match incoming {
                     None => break None,
                     Some(Err(e)) => {
-                        // tungstenite reports an oversized message as a capacity error.
-                        let too_big = e.to_string().to_ascii_lowercase().contains("size");
+                        // tungstenite reports an oversized message as a capacity
+                        // error ("Space limit exceeded: Message too long").
+                        let text = e.to_string().to_ascii_lowercase();
+                        let too_big = text.contains("too long") || text.contains("space limit");
                         break too_big.then_some(CloseCode::TooBig);
                     }
                     Some(Ok(m)) => m,
