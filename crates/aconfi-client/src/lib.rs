@@ -88,6 +88,9 @@ pub struct ClientPeer {
     video_time: u64,
     frames: u64,
     keyframe_wanted: bool,
+    publishing: bool,
+    /// Whether the offer carries audio and video to publish (false: a viewer).
+    offer_media: bool,
 }
 
 impl ClientPeer {
@@ -130,7 +133,18 @@ impl ClientPeer {
             video_time: 0,
             frames: 0,
             keyframe_wanted: true,
+            publishing: true,
+            offer_media: true,
         }
+    }
+
+    /// A viewer: receives everyone, publishes nothing (its offer has one
+    /// receive-only m-line so it is not empty).
+    pub fn new_viewer(room: &str, local: SocketAddr, now: Instant) -> Self {
+        let mut p = Self::new(room, None, local, now);
+        p.offer_media = false;
+        p.publishing = false;
+        p
     }
 
     /// Our id, once joined.
@@ -172,7 +186,7 @@ impl ClientPeer {
     /// deadline and the next media frame.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.timeout;
-        if self.rtc.is_connected() {
+        if self.rtc.is_connected() && self.publishing {
             t = t.min(self.next_audio).min(self.next_video);
         }
         t
@@ -188,8 +202,12 @@ impl ClientPeer {
                 self.id = Some(you);
                 self.participants = participants.into_iter().map(|p| (p.id, p)).collect();
                 let mut api = self.rtc.sdp_api();
-                self.audio_mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-                self.video_mid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+                if self.offer_media {
+                    self.audio_mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+                    self.video_mid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+                } else {
+                    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+                }
                 let (offer, pending) = api.apply().ok_or(ClientError::Unexpected("no offer"))?;
                 self.pending = Some(pending);
                 self.out.push_back(ClientOutput::Signal(ClientMsg::Offer { sdp: offer.to_sdp_string() }));
@@ -241,25 +259,50 @@ impl ClientPeer {
         if !self.rtc.is_connected() {
             return Ok(());
         }
+        if !self.publishing {
+            return Ok(());
+        }
         if now >= self.next_audio {
             self.next_audio += AUDIO_INTERVAL;
-            self.audio_time += 960;
-            if let Some(mid) = self.audio_mid {
-                self.write(mid, Codec::Opus, MediaTime::new(self.audio_time, Frequency::FORTY_EIGHT_KHZ), vec![0x78; AUDIO_BYTES], now)?;
-            }
+            self.send_frame(Kind::Audio, now)?;
         }
         if now >= self.next_video {
             self.next_video += VIDEO_INTERVAL;
-            self.video_time += 3000;
-            self.frames += 1;
-            let key = self.keyframe_wanted || self.frames % 60 == 0;
-            self.keyframe_wanted = false;
-            if let Some(mid) = self.video_mid {
-                let t = MediaTime::new(self.video_time, Frequency::NINETY_KHZ);
-                self.write(mid, Codec::Vp8, t, vp8_frame(key, self.frames), now)?;
-            }
+            self.send_frame(Kind::Video, now)?;
         }
         Ok(())
+    }
+
+    /// Stops (or resumes) sending media on the timer, like a browser with
+    /// microphone and camera off; `send_frame` still works.
+    pub fn set_publishing(&mut self, on: bool) {
+        self.publishing = on;
+    }
+
+    /// Writes one frame of `kind` now: 20 ms of audio, or one video frame
+    /// (a keyframe when one was requested, or every 60th).
+    pub fn send_frame(&mut self, kind: Kind, now: Instant) -> Result<(), ClientError> {
+        match kind {
+            Kind::Audio => {
+                self.audio_time += 960;
+                let t = MediaTime::new(self.audio_time, Frequency::FORTY_EIGHT_KHZ);
+                match self.audio_mid {
+                    Some(mid) => self.write(mid, Codec::Opus, t, vec![0x78; AUDIO_BYTES], now),
+                    None => Ok(()),
+                }
+            }
+            Kind::Video => {
+                self.video_time += 3000;
+                self.frames += 1;
+                let key = self.keyframe_wanted || self.frames % 60 == 0;
+                self.keyframe_wanted = false;
+                let t = MediaTime::new(self.video_time, Frequency::NINETY_KHZ);
+                match self.video_mid {
+                    Some(mid) => self.write(mid, Codec::Vp8, t, vp8_frame(key, self.frames), now),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     fn write(&mut self, mid: Mid, codec: Codec, t: MediaTime, data: Vec<u8>, now: Instant) -> Result<(), ClientError> {
@@ -268,6 +311,9 @@ impl ClientPeer {
             return Ok(());
         };
         w.write(pt, now, t, data)?;
+        self.drain(now)?;
+        // Release what the pacer queued for `now` so the next write is allowed.
+        self.rtc.handle_input(Input::Timeout(now))?;
         self.drain(now)
     }
 

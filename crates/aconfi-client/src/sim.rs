@@ -65,14 +65,36 @@ impl Sim {
         }
     }
 
+    /// The SFU's media address.
+    pub fn server_addr(&self) -> SocketAddr {
+        self.server
+    }
+
     /// Adds a peer that joins `room`; returns its index.
     pub fn join(&mut self, room: &str, name: Option<&str>) -> usize {
+        let addr = self.next_addr();
+        let peer = ClientPeer::new(room, name, addr, self.now);
+        self.add(peer, addr)
+    }
+
+    /// Adds a viewer (publishes nothing) that joins `room`; returns its index.
+    pub fn join_viewer(&mut self, room: &str) -> usize {
+        let addr = self.next_addr();
+        let peer = ClientPeer::new_viewer(room, addr, self.now);
+        self.add(peer, addr)
+    }
+
+    fn next_addr(&self) -> SocketAddr {
         let i = self.peers.len();
-        let addr: SocketAddr = format!("127.0.0.2:{}", 20000 + i).parse().expect("valid address");
+        SocketAddr::from(([127, 0, 0, 2], 20000 + i as u16))
+    }
+
+    fn add(&mut self, peer: ClientPeer, addr: SocketAddr) -> usize {
+        let i = self.peers.len();
         let pid = ParticipantId(self.next_pid);
         self.next_pid += 1;
         self.peers.push(SimPeer {
-            peer: ClientPeer::new(room, name, addr, self.now),
+            peer,
             pid,
             addr,
             open: true,

@@ -71,6 +71,9 @@ pub(crate) fn forward(sfu: &mut Sfu, from: ParticipantId, pkt: RtpPacket, now: I
             continue;
         }
         sfu.drain(m, now);
+        // str0m holds written packets until time advances: release this one
+        // now rather than on the session's next timer.
+        sfu.advance(m, now);
     }
 }
 

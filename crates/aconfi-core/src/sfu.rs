@@ -332,14 +332,19 @@ impl Sfu {
         let due: Vec<ParticipantId> =
             self.participants.values().filter(|p| p.timeout <= now).map(|p| p.id).collect();
         for pid in due {
-            let Some(p) = self.participants.get_mut(&pid) else { continue };
-            match guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
-                Ok(Ok(())) => self.drain(pid, now),
-                Ok(Err(_)) => self.fault(pid, CloseCode::MediaFailed, now),
-                Err(()) => self.fault(pid, CloseCode::InternalError, now),
-            }
+            self.advance(pid, now);
         }
         self.process_work(now);
+    }
+
+    /// Moves one session's clock to `now` and drains what that releases.
+    pub(crate) fn advance(&mut self, pid: ParticipantId, now: Instant) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        match guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
+            Ok(Ok(())) => self.drain(pid, now),
+            Ok(Err(_)) => self.fault(pid, CloseCode::MediaFailed, now),
+            Err(()) => self.fault(pid, CloseCode::InternalError, now),
+        }
     }
 
     fn join(&mut self, pid: ParticipantId, room: RoomName, info: ParticipantInfo, now: Instant) {
