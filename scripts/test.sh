@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every A-Confi test on a fresh Debian machine with Rust and Node:
+# installs what the tests need (Debian's Chromium, npm packages), builds,
+# runs the Rust tests (core simulation, server over loopback, bad input,
+# protocol spec), type-checks the web client, and drives real Chromium.
+# Ends with one summary line: "summary: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+log_dir="$root/test-artifacts"
+mkdir -p "$log_dir"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nsummary: 0 passed, 1 failed (%s)\n' "$*"; exit 1; }
+
+step "system packages"
+if ! command -v chromium >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update"
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null \
+    || die "installing chromium"
+fi
+chromium --version || die "chromium does not run"
+
+step "npm packages (playwright-core, typescript)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci"
+
+step "build"
+cargo build --locked --workspace --all-targets || die "cargo build"
+
+passed=0
+failed=0
+count_cargo() {
+  # "test result: ok. 3 passed; 0 failed; ..." per test binary
+  local p f
+  p=$(grep -Eo '[0-9]+ passed' "$1" | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+step "Rust tests"
+cargo test --locked --workspace --all-targets 2>&1 | tee "$log_dir/cargo-test.log"
+rust_rc=${PIPESTATUS[0]}
+count_cargo "$log_dir/cargo-test.log"
+if [ "$rust_rc" -ne 0 ] && ! grep -q ' failed' "$log_dir/cargo-test.log"; then failed=$((failed + 1)); fi
+
+step "web client type check (tsc --checkJs)"
+if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+step "browser tests (Debian Chromium + playwright-core)"
+(cd tests/browser && node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=tap *.test.mjs) 2>&1 | tee "$log_dir/browser-test.log"
+node_rc=${PIPESTATUS[0]}
+np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')
+nf=$(grep -E '^# fail ' "$log_dir/browser-test.log" | awk '{print $3}')
+passed=$((passed + ${np:-0})); failed=$((failed + ${nf:-0}))
+if [ "$node_rc" -ne 0 ] && [ "${nf:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+
+printf '\nsummary: %d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
