@@ -172,6 +172,11 @@ impl ClientPeer {
         self.received.get(&(from, kind)).copied().unwrap_or(0)
     }
 
+    /// Video frames written so far.
+    pub fn video_frames_sent(&self) -> u64 {
+        self.frames
+    }
+
     /// Frames received, per (sender, kind).
     pub fn received_counts(&self) -> &HashMap<(ParticipantId, Kind), u64> {
         &self.received
