@@ -16,11 +16,17 @@ mkdirSync(artifacts, { recursive: true });
 const binary = process.env.ACONFI_BIN ?? path.join(repoRoot, 'target/debug/aconfi');
 
 /**
- * Starts aconfi on loopback with free ports; resolves once it serves.
+ * Starts aconfi on loopback (free ports unless `extraArgs` names them);
+ * resolves once it serves.
  * @param {string[]} [extraArgs]
  */
 export async function startServer(extraArgs = []) {
-  const proc = spawn(binary, ['--listen', '127.0.0.1:0', '--media-bind', '127.0.0.1', '--media-port', '0', ...extraArgs], {
+  const defaults = { '--listen': '127.0.0.1:0', '--media-bind': '127.0.0.1', '--media-port': '0' };
+  const args = [...extraArgs];
+  for (const [flag, value] of Object.entries(defaults)) {
+    if (!args.includes(flag)) args.push(flag, value);
+  }
+  const proc = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ACONFI_LOG: process.env.ACONFI_LOG ?? 'debug' },
   });

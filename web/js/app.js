@@ -188,6 +188,28 @@ function updateTile(t, displayName, audioMuted, videoMuted) {
   t.tile.classList.toggle('video-off', videoMuted);
 }
 
+/**
+ * Sizes the tiles: the column count that gives the biggest 16:9 tiles
+ * for this many participants in this space.
+ * @param {HTMLElement} grid
+ */
+function layoutGrid(grid) {
+  const n = grid.children.length || 1;
+  const gap = 8;
+  const W = grid.clientWidth - gap * 2;
+  const H = grid.clientHeight - gap * 2;
+  let best = { cols: 1, w: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * 16 / 9);
+    if (w > best.w) best = { cols, w };
+  }
+  const w = Math.max(120, Math.floor(best.w));
+  grid.style.setProperty('--cols', String(best.cols));
+  grid.style.setProperty('--tile-w', `${w}px`);
+  grid.style.setProperty('--tile-h', `${Math.floor(w * 9 / 16)}px`);
+}
+
 /** @param {HTMLVideoElement} video */
 function play(video) {
   video.play().catch(() => {
@@ -236,6 +258,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       t.video.srcObject = t.stream;
       tiles.set(id, t);
       grid.append(t.tile);
+      layoutGrid(grid);
     }
     return t;
   };
@@ -247,7 +270,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       if (!ps.has(id)) { t.tile.remove(); tiles.delete(id); }
     }
     for (const p of ps.values()) updateTile(tileFor(p.id), p.name ?? S.guest, p.audio_muted, p.video_muted);
-    grid.dataset.count = String(tiles.size + 1);
+    layoutGrid(grid);
     renderCount();
   });
   meeting.addEventListener('track', (ev) => {
@@ -290,6 +313,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     for (const t of stream.getTracks()) t.stop();
   };
   window.addEventListener('pagehide', () => meeting.leave());
+  new ResizeObserver(() => layoutGrid(grid)).observe(grid);
   setBanner(S.connecting);
   renderCount();
   meeting.start();
