@@ -28,7 +28,7 @@ export async function startServer(extraArgs = []) {
   }
   const proc = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ACONFI_LOG: process.env.ACONFI_LOG ?? 'debug' },
+    env: { ...process.env, ACONFI_LOG: process.env.ACONFI_LOG ?? 'debug,str0m=debug,is=debug' },
   });
   let log = '';
   const port = await new Promise((resolve, reject) => {
