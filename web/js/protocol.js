@@ -17,6 +17,7 @@ export const CloseCode = Object.freeze({
   MEDIA_FAILED: 4005,
   INTERNAL_ERROR: 4006,
   RATE_LIMITED: 4007,
+  ROOM_FULL: 4008,
 });
 
 /** Close codes after which reconnecting cannot help. */
@@ -25,6 +26,7 @@ export const FATAL_CLOSE_CODES = new Set([
   CloseCode.NORMAL,
   CloseCode.UNSUPPORTED_VERSION,
   CloseCode.INVALID_ROOM_NAME,
+  CloseCode.ROOM_FULL,
 ]);
 
 /**

@@ -16,7 +16,10 @@ mod sfu;
 pub use ids::{ParticipantId, RoomId, TrackId};
 pub use protocol::{ClientMsg, CloseCode, Kind, ParticipantInfo, ServerMsg, TrackInfo};
 pub use room_name::{RoomName, RoomNameError};
-pub use sfu::{close_reason, Event, Output, Sfu, SfuConfig, SignalError, Transmit, MAX_PUBLISHED_TRACKS};
+pub use sfu::{
+    close_reason, Event, Output, Sfu, SfuConfig, SignalError, Transmit, MAX_PARTICIPANTS_PER_ROOM,
+    MAX_PUBLISHED_TRACKS,
+};
 
 /// Re-exported so the shell and tests use the same str0m as the core.
 pub use str0m;

@@ -174,6 +174,8 @@ pub enum CloseCode {
     InternalError = 4006,
     /// Too many messages too fast.
     RateLimited = 4007,
+    /// The room already has the most participants it may have.
+    RoomFull = 4008,
 }
 
 impl CloseCode {

@@ -30,6 +30,10 @@ use crate::room_name::RoomName;
 /// a screen share with its audio).
 pub const MAX_PUBLISHED_TRACKS: usize = 4;
 
+/// Most participants in one room. Every participant receives every other's
+/// media, so the cost of a room grows with the square of its size.
+pub const MAX_PARTICIPANTS_PER_ROOM: usize = 100;
+
 /// Static configuration of the SFU.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -100,6 +104,9 @@ pub enum SignalError {
     /// SDP that could not be parsed or applied.
     #[error("invalid SDP")]
     Sdp,
+    /// The room is at [`MAX_PARTICIPANTS_PER_ROOM`].
+    #[error("the meeting is full")]
+    RoomFull,
 }
 
 impl SignalError {
@@ -110,6 +117,7 @@ impl SignalError {
             SignalError::Version => CloseCode::UnsupportedVersion,
             SignalError::RoomName(_) => CloseCode::InvalidRoomName,
             SignalError::Sdp => CloseCode::BadSdp,
+            SignalError::RoomFull => CloseCode::RoomFull,
         }
     }
 }
@@ -206,6 +214,9 @@ impl Sfu {
                     return Err(SignalError::Version);
                 }
                 let room = RoomName::parse(&room)?;
+                if self.rooms.get(&room).is_some_and(|r| r.members.len() >= MAX_PARTICIPANTS_PER_ROOM) {
+                    return Err(SignalError::RoomFull);
+                }
                 let info = ParticipantInfo {
                     id: pid,
                     name: clean_name(name.as_deref()),
@@ -690,6 +701,7 @@ pub fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::MediaFailed => "media connection failed",
         CloseCode::InternalError => "internal error in this connection",
         CloseCode::RateLimited => "too many messages",
+        CloseCode::RoomFull => "the meeting is full",
     }
 }
 

@@ -106,3 +106,22 @@ fn rooms_are_separate() {
     assert!(sim.peers[b].peer.participants().is_empty());
     assert_eq!(sim.peers[a].peer.tracks().count(), 0);
 }
+
+#[test]
+fn a_full_room_refuses_the_next_joiner_and_others_stay() {
+    use aconfi_core::MAX_PARTICIPANTS_PER_ROOM;
+    let mut sim = Sim::new();
+    for _ in 0..MAX_PARTICIPANTS_PER_ROOM {
+        sim.join_viewer("crowded-room");
+    }
+    sim.flush();
+    assert_eq!(sim.sfu.participant_count(), MAX_PARTICIPANTS_PER_ROOM);
+    let late = sim.join_viewer("crowded-room");
+    sim.flush();
+    assert_eq!(sim.peers[late].closed_with, Some(4008));
+    assert_eq!(sim.sfu.participant_count(), MAX_PARTICIPANTS_PER_ROOM);
+    // Another room is unaffected.
+    let other = sim.join_viewer("quiet-room");
+    sim.flush();
+    assert_eq!(sim.peers[other].closed_with, None);
+}

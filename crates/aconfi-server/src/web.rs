@@ -4,7 +4,7 @@ use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::RoomName;
 use axum::body::Body;
 use axum::extract::{Path, State, WebSocketUpgrade};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -64,10 +64,33 @@ async fn new_meeting() -> Redirect {
     Redirect::to(&format!("/{}", name.as_str()))
 }
 
-async fn websocket(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers, &uri) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     ws.max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| crate::ws::connection(socket, state))
+}
+
+/// A browser always sends `Origin` on a WebSocket; refuse pages of other
+/// sites so no foreign page can join meetings in a visitor's name. Clients
+/// that are not browsers send no `Origin` and are let in.
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

@@ -19,6 +19,8 @@ const MESSAGES_PER_SECOND: f64 = 20.0;
 const BURST: f64 = 40.0;
 /// Keep-alive so dead peers (and NAT bindings) are noticed.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long to wait for the client's close frame after ours.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Drives one WebSocket until either side closes it.
 pub async fn connection(socket: WebSocket, state: AppState) {
@@ -32,12 +34,14 @@ pub async fn connection(socket: WebSocket, state: AppState) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
 
+    let mut read_broken = false;
     let close_code: Option<CloseCode> = loop {
         tokio::select! {
             incoming = stream.next() => {
                 let msg = match incoming {
                     None => break None,
                     Some(Err(e)) => {
+                        read_broken = true;
                         // tungstenite reports an oversized message as a capacity
                         // error ("Space limit exceeded: Message too long").
                         let text = e.to_string().to_ascii_lowercase();
@@ -91,6 +95,8 @@ pub async fn connection(socket: WebSocket, state: AppState) {
             _ = state.cancel.cancelled() => break Some(CloseCode::GoingAway),
         }
     };
+    // The room learns at once; the closing handshake below may take a moment.
+    let _ = state.core.send(CoreCmd::Closed(pid)).await;
     if let Some(code) = close_code {
         if code != CloseCode::GoingAway && code != CloseCode::Normal {
             let err = ServerMsg::Error { code: code.code(), message: close_reason(code).to_string() };
@@ -99,9 +105,29 @@ pub async fn connection(socket: WebSocket, state: AppState) {
             }
         }
         let _ = sink.send(close_frame(code)).await;
+        // Closing handshake: wait for the client's close before closing the
+        // connection. Closing with unread bytes (the rest of an oversized
+        // message, say) makes the kernel reset it, and the client would
+        // never see our close code. Bounded in time and frames.
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            let mut frames = 0;
+            loop {
+                if read_broken {
+                    // The stream ends after a read error; hold the socket so
+                    // the client has time to read our close.
+                    std::future::pending::<()>().await
+                }
+                match stream.next().await {
+                    Some(Ok(Message::Close(_))) | None => return,
+                    Some(Ok(_)) if frames < 4096 => frames += 1,
+                    Some(Ok(_)) => return,
+                    Some(Err(_)) => read_broken = true,
+                }
+            }
+        })
+        .await;
         let _ = sink.close().await;
     }
-    let _ = state.core.send(CoreCmd::Closed(pid)).await;
 }
 
 fn close_frame(code: CloseCode) -> Message {

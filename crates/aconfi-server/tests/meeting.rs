@@ -73,3 +73,16 @@ async fn invalid_room_link_gets_an_error_page_and_new_meeting_redirects() {
     assert!(name.len() >= 20);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn websockets_from_other_sites_are_refused() {
+    let server = common::server().await;
+    let port = server.https_addr.port();
+    let own = format!("https://localhost:{port}");
+    assert!(common::ws_with_origin(&server, Some(&own)).await.is_ok());
+    let err = common::ws_with_origin(&server, Some("https://evil.example")).await.err().expect("refused");
+    assert!(err.to_string().contains("403"), "{err}");
+    // Non-browser clients send no Origin and are let in.
+    assert!(common::ws_with_origin(&server, None).await.is_ok());
+    server.shutdown().await;
+}
