@@ -30,30 +30,30 @@ cargo build --locked --workspace --all-targets || die "cargo build"
 
 passed=0
 failed=0
-count_cargo() {
-  # "test result: ok. 3 passed; 0 failed; ..." per test binary
-  local p f
-  p=$(grep -Eo '[0-9]+ passed' "$1" | awk '{s+=$1} END {print s+0}')
-  f=$(grep -Eo '[0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
-  passed=$((passed + p)); failed=$((failed + f))
+# Adds a runner's counts; a runner that failed without reporting a failed
+# test (a crash, a build error, a panicking benchmark) counts as one failure.
+add_counts() { # passed failed exit-code
+  passed=$((passed + $1)); failed=$((failed + $2))
+  if [ "$3" -ne 0 ] && [ "$2" -eq 0 ]; then failed=$((failed + 1)); fi
 }
 
 step "Rust tests"
 cargo test --locked --workspace --all-targets 2>&1 | tee "$log_dir/cargo-test.log"
 rust_rc=${PIPESTATUS[0]}
-count_cargo "$log_dir/cargo-test.log"
-if [ "$rust_rc" -ne 0 ] && ! grep -q ' failed' "$log_dir/cargo-test.log"; then failed=$((failed + 1)); fi
+# "test result: ok. 3 passed; 0 failed; ..." per test binary
+rp=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+rf=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+add_counts "$rp" "$rf" "$rust_rc"
 
 step "web client type check (tsc --checkJs)"
-if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then add_counts 1 0 0; else add_counts 0 1 1; fi
 
 step "browser tests (Debian Chromium + playwright-core)"
 (cd tests/browser && node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=tap *.test.mjs) 2>&1 | tee "$log_dir/browser-test.log"
 node_rc=${PIPESTATUS[0]}
 np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')
 nf=$(grep -E '^# fail ' "$log_dir/browser-test.log" | awk '{print $3}')
-passed=$((passed + ${np:-0})); failed=$((failed + ${nf:-0}))
-if [ "$node_rc" -ne 0 ] && [ "${nf:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+add_counts "${np:-0}" "${nf:-0}" "$node_rc"
 
 printf '\nsummary: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

@@ -78,8 +78,11 @@ test('prejoin, camera and microphone toggles, and rejoin after a server restart'
     await until(async () => (await p.page.locator('#banner').textContent())?.includes('Reconnecting'), 'reconnecting banner');
   }
   server = await startServer(args);
-  const [aliceId2, bobId2] = [await until(() => myId(alice.page).then((id) => id !== aliceId && id), 'alice rejoined', 60000),
-    await until(() => bob.page.evaluate(() => /** @type {any} */ (window).aconfi.state === 'joined' && /** @type {any} */ (window).aconfi.you), 'bob rejoined', 60000)];
+  // Ids restart with the server, so wait for the state, not a new id.
+  const rejoined = (/** @type {import('playwright-core').Page} */ page) =>
+    page.evaluate(() => /** @type {any} */ (window).aconfi.state === 'joined' && /** @type {any} */ (window).aconfi.you);
+  const aliceId2 = await until(() => rejoined(alice.page), 'alice rejoined', 60000);
+  const bobId2 = await until(() => rejoined(bob.page), 'bob rejoined', 60000);
   await until(async () => (await statsOf(bob.page))[aliceId2]?.framesDecoded > 10, 'alice video after rejoin', 60000);
   await until(async () => (await statsOf(alice.page))[bobId2]?.framesDecoded > 10, 'bob video after rejoin', 60000);
   assert.ok(await alice.page.locator('#banner').isHidden());

@@ -32,7 +32,7 @@ pub const MAX_PUBLISHED_TRACKS: usize = 4;
 
 /// Most participants in one room. Every participant receives every other's
 /// media, so the cost of a room grows with the square of its size.
-pub const MAX_PARTICIPANTS_PER_ROOM: usize = 100;
+pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
 
 /// Static configuration of the SFU.
 #[derive(Debug, Clone)]

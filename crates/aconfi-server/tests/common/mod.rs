@@ -31,17 +31,23 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket to the server that trusts exactly its generated certificate.
 pub async fn ws(server: &Server) -> Ws {
+    ws_with_origin(server, None).await.expect("websocket connects")
+}
+
+/// Like [`ws`], sending an `Origin` header as a browser would.
+pub async fn ws_with_origin(
+    server: &Server,
+    origin: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let tls = tls_config(server.cert_der.clone());
-    let url = format!("wss://localhost:{}/ws", server.https_addr.port());
-    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url,
-        None,
-        false,
-        Some(Connector::Rustls(tls)),
-    )
-    .await
-    .expect("websocket connects");
-    ws
+    let mut req = format!("wss://localhost:{}/ws", server.https_addr.port()).into_client_request()?;
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().expect("valid header value"));
+    }
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(Connector::Rustls(tls))).await?;
+    Ok(ws)
 }
 
 /// Reads until the server closes; returns the close code (and the
