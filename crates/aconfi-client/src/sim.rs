@@ -42,9 +42,11 @@ pub struct Sim {
     next_pid: u64,
     to_server: VecDeque<(SocketAddr, Vec<u8>)>,
     signals_up: VecDeque<(ParticipantId, ClientMsg)>,
-    /// Drop every n-th RTP datagram in each direction (None: no loss).
-    rtp_loss_every: Option<u64>,
-    rtp_seen: [u64; 2],
+    /// Drop about one in n RTP datagrams (None: no loss), chosen by a
+    /// seeded generator so runs repeat exactly without aliasing with the
+    /// regular audio/video packet pattern.
+    rtp_loss_one_in: Option<u64>,
+    rng: u64,
 }
 
 impl Default for Sim {
@@ -65,27 +67,29 @@ impl Sim {
             next_pid: 1,
             to_server: VecDeque::new(),
             signals_up: VecDeque::new(),
-            rtp_loss_every: None,
-            rtp_seen: [0, 0],
+            rtp_loss_one_in: None,
+            rng: 0x9e37_79b9_7f4a_7c15,
         }
     }
 
-    /// From now on, drop every `n`-th RTP datagram towards the server and,
-    /// separately, every `n`-th towards the peers (STUN, DTLS, RTCP pass).
-    pub fn set_rtp_loss_every(&mut self, n: u64) {
-        self.rtp_loss_every = Some(n);
+    /// From now on, lose about one in `n` RTP datagrams in each direction
+    /// (STUN, DTLS and RTCP always pass). `None` stops the loss.
+    pub fn set_rtp_loss(&mut self, one_in: Option<u64>) {
+        self.rtp_loss_one_in = one_in;
     }
 
-    /// Whether this datagram is lost; `dir` 0 is upstream, 1 downstream.
-    fn lose(&mut self, dir: usize, d: &[u8]) -> bool {
-        let Some(n) = self.rtp_loss_every else { return false };
+    /// Whether this datagram is lost.
+    fn lose(&mut self, d: &[u8]) -> bool {
+        let Some(n) = self.rtp_loss_one_in else { return false };
         // RTP: version 2, and not an RTCP packet type (200–204 with the marker bit).
         let is_rtp = d.len() > 12 && d[0] >> 6 == 2 && !(200..=204).contains(&d[1]);
         if !is_rtp {
             return false;
         }
-        self.rtp_seen[dir] += 1;
-        self.rtp_seen[dir] % n == 0
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % n == 0
     }
 
     /// The SFU's media address.
@@ -170,7 +174,7 @@ impl Sim {
             }
             while let Some((from, data)) = self.to_server.pop_front() {
                 busy = true;
-                if self.lose(0, &data) {
+                if self.lose(&data) {
                     continue;
                 }
                 self.sfu.handle_receive(from, self.server, &data, self.now);
@@ -179,7 +183,7 @@ impl Sim {
                 busy = true;
                 match o {
                     Output::Transmit(t) => {
-                        if self.lose(1, &t.contents) {
+                        if self.lose(&t.contents) {
                             continue;
                         }
                         if let Some(p) = self.peers.iter_mut().find(|p| p.addr == t.destination && p.open) {

@@ -1,0 +1,1 @@
+//! Janus VideoRoom adapter (filled in below).

@@ -1,0 +1,208 @@
+//! Synthetic media shaped like a real encoder's: Opus at 50 packets a
+//! second, VP8 at a set bitrate and frame rate with periodic keyframes about
+//! five times a delta frame, frame sizes jittering ±15 %, each frame cut
+//! into RTP payloads of at most 1 100 bytes behind a VP8 payload descriptor.
+//!
+//! Every frame carries its send time (µs since the sender's epoch) so a
+//! receiver on the same clock can measure one-way latency per frame.
+
+use std::time::{Duration, Instant};
+
+/// How much and how a client sends.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaConfig {
+    /// Target video bitrate, bits per second.
+    pub video_bitrate: u32,
+    /// Video frames per second.
+    pub fps: u32,
+    /// A keyframe at least this often (plus on request).
+    pub keyframe_every: Duration,
+    /// Bytes in one 20 ms Opus frame (80 ≈ 32 kbit/s).
+    pub audio_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            video_bitrate: 500_000,
+            fps: 30,
+            keyframe_every: Duration::from_secs(2),
+            audio_bytes: 80,
+        }
+    }
+}
+
+/// Opus frame interval.
+pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+/// Most payload bytes in one video RTP packet (after the descriptor).
+pub const MAX_VIDEO_CHUNK: usize = 1_100;
+/// Bytes of the send timestamp at the start of each frame's data.
+const STAMP: usize = 8;
+
+/// One frame's RTP payloads, ready for `write_rtp`.
+#[derive(Debug)]
+pub struct Frame {
+    /// RTP timestamp increment since the previous frame.
+    pub rtp_step: u32,
+    /// The payloads; the last one carries the marker bit.
+    pub payloads: Vec<Vec<u8>>,
+    /// Whether this is a keyframe.
+    pub keyframe: bool,
+}
+
+/// Produces audio frames on a 20 ms cadence.
+pub struct AudioSource {
+    bytes: usize,
+}
+
+impl AudioSource {
+    /// A source of `bytes`-sized Opus-like frames.
+    pub fn new(bytes: usize) -> Self {
+        AudioSource { bytes: bytes.max(STAMP) }
+    }
+
+    /// The frame for send time `stamp_us`.
+    pub fn frame(&mut self, stamp_us: u64) -> Frame {
+        let mut p = vec![0x78u8; self.bytes];
+        p[..STAMP].copy_from_slice(&stamp_us.to_be_bytes());
+        Frame { rtp_step: 960, payloads: vec![p], keyframe: false }
+    }
+}
+
+/// Produces VP8-shaped frames at a bitrate.
+pub struct VideoSource {
+    config: MediaConfig,
+    frames: u64,
+    last_key: Option<u64>,
+    rng: u64,
+    /// A keyframe was requested (PLI/FIR) or none was sent yet.
+    pub keyframe_wanted: bool,
+}
+
+impl VideoSource {
+    /// A source; `seed` makes sizes differ between senders yet stay reproducible.
+    pub fn new(config: MediaConfig, seed: u64) -> Self {
+        VideoSource { config, frames: 0, last_key: None, rng: seed | 1, keyframe_wanted: true }
+    }
+
+    /// Time between frames.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(1) / self.config.fps.max(1)
+    }
+
+    /// Frames produced so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// The next frame, stamped `stamp_us`.
+    pub fn frame(&mut self, stamp_us: u64) -> Frame {
+        let fps = u64::from(self.config.fps.max(1));
+        let gop = (self.config.keyframe_every.as_millis() as u64 * fps / 1000).max(1);
+        let key = self.keyframe_wanted || self.last_key.is_none_or(|k| self.frames - k >= gop);
+        self.keyframe_wanted = false;
+        if key {
+            self.last_key = Some(self.frames);
+        }
+        self.frames += 1;
+        // Keyframes ≈ 5 delta frames; the mix over a GOP meets the bitrate.
+        let avg = u64::from(self.config.video_bitrate) / 8 / fps;
+        let delta = avg * gop / (gop + 4);
+        let base = if key { delta * 5 } else { delta };
+        let jitter = self.next_rand() % 31; // 0..=30 → -15 %..+15 %
+        let size = (base * (85 + jitter) / 100).max(STAMP as u64 + 1) as usize;
+
+        let mut data = vec![(self.frames & 0xff) as u8; size];
+        // VP8 frame tag: bit 0 clear means keyframe.
+        data[0] = if key { 0x10 } else { 0x11 };
+        data[1..1 + STAMP].copy_from_slice(&stamp_us.to_be_bytes());
+        let chunks = data.chunks(MAX_VIDEO_CHUNK);
+        let payloads = chunks
+            .enumerate()
+            .map(|(i, c)| {
+                let mut p = Vec::with_capacity(c.len() + 1);
+                // VP8 payload descriptor (RFC 7741): S bit on the first packet.
+                p.push(if i == 0 { 0x10 } else { 0x00 });
+                p.extend_from_slice(c);
+                p
+            })
+            .collect();
+        Frame { rtp_step: 90_000 / self.config.fps.max(1), payloads, keyframe: key }
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64: cheap, reproducible, plenty for size jitter.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
+
+/// Reads the send stamp from a received RTP payload, if this packet starts
+/// a frame (all audio packets; video packets with the S bit).
+pub fn stamp_of(kind_is_video: bool, payload: &[u8]) -> Option<u64> {
+    let at = if kind_is_video {
+        // One-byte descriptor without extensions (what VideoSource writes);
+        // the S bit says a frame starts here; then the frame tag byte.
+        if payload.first()? & 0x90 != 0x10 {
+            return None;
+        }
+        2
+    } else {
+        0
+    };
+    let b = payload.get(at..at + STAMP)?;
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Microseconds from `epoch` to `t` (0 if `t` is earlier).
+pub fn micros_since(epoch: Instant, t: Instant) -> u64 {
+    t.saturating_duration_since(epoch).as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_meets_its_bitrate_with_periodic_keyframes() {
+        let config = MediaConfig { video_bitrate: 1_500_000, ..Default::default() };
+        let mut v = VideoSource::new(config, 7);
+        let mut bytes = 0usize;
+        let mut keys = 0;
+        for i in 0..300 {
+            let f = v.frame(i);
+            keys += usize::from(f.keyframe);
+            for p in &f.payloads {
+                assert!(p.len() <= MAX_VIDEO_CHUNK + 1);
+                bytes += p.len() - 1;
+            }
+        }
+        // 300 frames at 30 fps = 10 s: one keyframe each 2 s.
+        assert_eq!(keys, 5);
+        let bps = bytes as f64 * 8.0 / 10.0;
+        assert!((bps - 1_500_000.0).abs() < 1_500_000.0 * 0.05, "{bps}");
+    }
+
+    #[test]
+    fn a_requested_keyframe_comes_next() {
+        let mut v = VideoSource::new(MediaConfig::default(), 1);
+        assert!(v.frame(0).keyframe);
+        assert!(!v.frame(1).keyframe);
+        v.keyframe_wanted = true;
+        assert!(v.frame(2).keyframe);
+    }
+
+    #[test]
+    fn stamps_survive_packetization() {
+        let mut v = VideoSource::new(MediaConfig::default(), 3);
+        let f = v.frame(123_456_789);
+        assert_eq!(stamp_of(true, &f.payloads[0]), Some(123_456_789));
+        if let Some(second) = f.payloads.get(1) {
+            assert_eq!(stamp_of(true, second), None, "only the frame's first packet");
+        }
+        let mut a = AudioSource::new(80);
+        assert_eq!(stamp_of(false, &a.frame(42).payloads[0]), Some(42));
+    }
+}

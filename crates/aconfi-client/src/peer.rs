@@ -1,0 +1,286 @@
+//! One WebRTC session in RTP mode with synthetic senders and counting
+//! receivers: the media half of a client, whatever server it talks to.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use aconfi_core::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use aconfi_core::str0m::format::Codec;
+use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt};
+use aconfi_core::str0m::net::{Protocol, Receive};
+use aconfi_core::str0m::rtp::RtpWrite;
+use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
+use aconfi_core::Kind;
+
+use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL};
+use crate::stats::TrackStats;
+use crate::ClientError;
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Datagram {
+    /// From.
+    pub source: SocketAddr,
+    /// To.
+    pub destination: SocketAddr,
+    /// Bytes.
+    pub contents: Vec<u8>,
+}
+
+struct Sender {
+    mid: Mid,
+    seq: u64,
+    rtp_time: u32,
+    next_due: Instant,
+    pt: Option<Pt>,
+}
+
+/// The media half of a client.
+pub struct MediaPeer {
+    rtc: Rtc,
+    out: VecDeque<Datagram>,
+    timeout: Instant,
+    epoch: Instant,
+    pending: Option<SdpPendingOffer>,
+    audio: Option<(Sender, AudioSource)>,
+    video: Option<(Sender, VideoSource)>,
+    audio_frames: u64,
+    recv: HashMap<Mid, (Kind, TrackStats)>,
+    publishing: bool,
+    config: MediaConfig,
+    seed: u64,
+}
+
+impl MediaPeer {
+    /// A session bound to `local`; latency stamps count from `epoch`, which
+    /// every peer measuring against each other must share.
+    pub fn new(local: SocketAddr, now: Instant, epoch: Instant, config: MediaConfig, seed: u64) -> Self {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        if let Ok(c) = Candidate::host(local, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        MediaPeer {
+            rtc,
+            out: VecDeque::new(),
+            timeout: now,
+            epoch,
+            pending: None,
+            audio: None,
+            video: None,
+            audio_frames: 0,
+            recv: HashMap::new(),
+            publishing: true,
+            config,
+            seed,
+        }
+    }
+
+    /// Our offer: audio and video to publish, or (`publish` false) a single
+    /// receive-only m-line so the offer is not empty.
+    pub fn create_offer(&mut self, publish: bool, now: Instant) -> Result<String, ClientError> {
+        let mut api = self.rtc.sdp_api();
+        if publish {
+            let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            let sender = |mid| Sender { mid, seq: 1, rtp_time: 0, next_due: now, pt: None };
+            self.audio = Some((sender(a), AudioSource::new(self.config.audio_bytes)));
+            self.video = Some((sender(v), VideoSource::new(self.config, self.seed)));
+        } else {
+            self.publishing = false;
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api.apply().ok_or(ClientError::Unexpected("no offer"))?;
+        self.pending = Some(pending);
+        let sdp = offer.to_sdp_string();
+        self.drain(now)?;
+        Ok(sdp)
+    }
+
+    /// The answer to our offer.
+    pub fn accept_answer(&mut self, sdp: &str, now: Instant) -> Result<(), ClientError> {
+        let pending = self.pending.take().ok_or(ClientError::Unexpected("answer"))?;
+        let answer = SdpAnswer::from_sdp_string(sdp)?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.drain(now)
+    }
+
+    /// A remote offer; returns our answer.
+    pub fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<String, ClientError> {
+        let offer = SdpOffer::from_sdp_string(sdp)?;
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        self.drain(now)?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.rtc.is_connected()
+    }
+
+    /// Stops or resumes sending on the timer (`send_frame` still works).
+    pub fn set_publishing(&mut self, on: bool) {
+        self.publishing = on;
+    }
+
+    /// Receive statistics by m-line.
+    pub fn recv_stats(&self) -> &HashMap<Mid, (Kind, TrackStats)> {
+        &self.recv
+    }
+
+    /// Frames sent so far of `kind`.
+    pub fn frames_sent(&self, kind: Kind) -> u64 {
+        match kind {
+            Kind::Audio => self.audio_frames,
+            Kind::Video => self.video.as_ref().map(|(_, v)| v.frames()).unwrap_or(0),
+        }
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.timeout;
+        if self.publishing && self.rtc.is_connected() {
+            for s in [self.audio.as_ref().map(|a| &a.0), self.video.as_ref().map(|v| &v.0)].into_iter().flatten() {
+                t = t.min(s.next_due);
+            }
+        }
+        t
+    }
+
+    /// A datagram from the server.
+    pub fn handle_receive(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> Result<(), ClientError> {
+        let Ok(r) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            return Ok(());
+        };
+        self.rtc.handle_input(Input::Receive(now, r))?;
+        self.drain(now)
+    }
+
+    /// Time passed: drive str0m and send what is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain(now)?;
+        if !self.publishing || !self.rtc.is_connected() {
+            return Ok(());
+        }
+        if self.audio.as_ref().is_some_and(|a| a.0.next_due <= now) {
+            self.send_frame(Kind::Audio, now)?;
+        }
+        if self.video.as_ref().is_some_and(|v| v.0.next_due <= now) {
+            self.send_frame(Kind::Video, now)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one frame of `kind` now.
+    pub fn send_frame(&mut self, kind: Kind, now: Instant) -> Result<(), ClientError> {
+        let stamp = micros_since(self.epoch, now);
+        let (sender, frame) = match kind {
+            Kind::Audio => {
+                let Some((s, src)) = self.audio.as_mut() else { return Ok(()) };
+                s.next_due += AUDIO_INTERVAL;
+                self.audio_frames += 1;
+                (s, src.frame(stamp))
+            }
+            Kind::Video => {
+                let Some((s, src)) = self.video.as_mut() else { return Ok(()) };
+                s.next_due += src.interval();
+                (s, src.frame(stamp))
+            }
+        };
+        // A timer that fell far behind (a stalled process) does not burst.
+        if sender.next_due < now {
+            sender.next_due = now;
+        }
+        let codec = if kind == Kind::Video { Codec::Vp8 } else { Codec::Opus };
+        if sender.pt.is_none() {
+            sender.pt = negotiated_pt(&self.rtc, sender.mid, codec);
+        }
+        let Some(pt) = sender.pt else { return Ok(()) };
+        let mid = sender.mid;
+        sender.rtp_time = sender.rtp_time.wrapping_add(frame.rtp_step);
+        let rtp_time = sender.rtp_time;
+        let n = frame.payloads.len();
+        let mut seq = sender.seq;
+        sender.seq += n as u64;
+        for (i, payload) in frame.payloads.into_iter().enumerate() {
+            let write = RtpWrite::new(pt, seq.into(), rtp_time, now, payload)
+                .marker(i + 1 == n)
+                .nackable(kind == Kind::Video);
+            seq += 1;
+            if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                tx.write_rtp(write);
+            }
+            self.drain(now)?;
+        }
+        // str0m holds written packets until time advances: release them.
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain(now)
+    }
+
+    fn drain(&mut self, now: Instant) -> Result<(), ClientError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.timeout = t.max(now);
+                    return Ok(());
+                }
+                Output::Transmit(t) => self.out.push_back(Datagram {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Output::Event(Event::RtpPacket(p)) => {
+                    let Some(mid) = self.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid()) else {
+                        continue;
+                    };
+                    let kind = match self.rtc.media(mid).map(|m| m.kind()) {
+                        Some(MediaKind::Video) => Kind::Video,
+                        _ => Kind::Audio,
+                    };
+                    let video = kind == Kind::Video;
+                    let (_, st) = self.recv.entry(mid).or_insert_with(|| (kind, TrackStats::default()));
+                    let fresh = st.record_packet(*p.seq_no, p.payload.len(), !video || p.header.marker, p.timestamp);
+                    if fresh {
+                        if let Some(stamp) = stamp_of(video, &p.payload) {
+                            st.record_latency(micros_since(self.epoch, p.timestamp).saturating_sub(stamp));
+                        }
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(_)) => {
+                    if let Some((_, v)) = self.video.as_mut() {
+                        v.keyframe_wanted = true;
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
+/// The payload type the remote side accepted for `codec` on `mid`.
+fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let remote: &[Pt] = rtc.media(mid).map(|m| m.remote_pts()).unwrap_or(&[]);
+    rtc.codec_config()
+        .params()
+        .iter()
+        .filter(|p| remote.is_empty() || remote.contains(&p.pt()))
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+}
