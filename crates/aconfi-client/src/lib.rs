@@ -142,6 +142,11 @@ impl ClientPeer {
         &self.media
     }
 
+    /// The media half, mutable (e.g. to reset latency at a window start).
+    pub fn media_mut(&mut self) -> &mut MediaPeer {
+        &mut self.media
+    }
+
     /// Frames received from `from` of `kind` (audio packets; video frames
     /// by their marker packet).
     pub fn received(&self, from: ParticipantId, kind: Kind) -> u64 {

@@ -133,6 +133,13 @@ impl MediaPeer {
         &self.recv
     }
 
+    /// Forgets latency samples so far on every track.
+    pub fn reset_latency(&mut self) {
+        for (_, st) in self.recv.values_mut() {
+            st.reset_latency();
+        }
+    }
+
     /// Frames sent so far of `kind`.
     pub fn frames_sent(&self, kind: Kind) -> u64 {
         match kind {

@@ -90,6 +90,11 @@ impl TrackStats {
         true
     }
 
+    /// Forgets latency samples so far (start of a measurement window).
+    pub fn reset_latency(&mut self) {
+        self.latency_us.reset();
+    }
+
     /// Records a latency sample, in microseconds.
     pub fn record_latency(&mut self, us: u64) {
         let _ = self.latency_us.record(us.clamp(1, 60_000_000));

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: A-Confi and Janus (VideoRoom) on this machine,
+# same load from the same generator, run alternately, several rounds.
+#
+#   bench/run.sh            # full run (about 10 minutes), writes bench/results/
+#   ROUNDS=1 QUICK=1 bench/run.sh   # a short sanity run
+#
+# Both servers run in a network namespace ("acbench", veth 10.77.0.1 <->
+# 10.77.0.2) made by this script: Janus (libnice) gathers no candidates on
+# the loopback interface, so both get the same veth path instead. The
+# server is pinned to CPU 0 and the generator to CPU 1 (taskset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+ROUNDS=${ROUNDS:-2}
+WINDOW=${WINDOW:-8}
+NS=acbench
+HOST_IP=10.77.0.1
+NS_IP=10.77.0.2
+out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+
+need=()
+command -v janus >/dev/null || need+=(janus)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --locked -p aconfi-server -p aconfi-load
+aconfi="$root/target/release/aconfi"
+load="$root/target/release/aconfi-load"
+
+# The test namespace, made fresh and removed at exit.
+ip netns del "$NS" 2>/dev/null || true
+ip link del acb0 2>/dev/null || true
+ip netns add "$NS"
+ip link add acb0 type veth peer name acb1
+ip link set acb1 netns "$NS"
+ip addr add "$HOST_IP/24" dev acb0
+ip link set acb0 up
+ip netns exec "$NS" ip addr add "$NS_IP/24" dev acb1
+ip netns exec "$NS" ip link set acb1 up
+ip netns exec "$NS" ip link set lo up
+
+janus_cfg=$(mktemp -d)
+for f in "$root"/bench/janus/*.jcfg; do
+  sed -e "s#@CONFIGS@#$janus_cfg#" -e "s#@IP@#$NS_IP#" "$f" > "$janus_cfg/$(basename "$f")"
+done
+
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  ip link del acb0 2>/dev/null || true
+  rm -rf "$janus_cfg"
+}
+trap cleanup EXIT
+
+wait_port() { # port
+  for _ in $(seq 100); do
+    ip netns exec "$NS" ss -ltn | grep -q "$NS_IP:$1 " && return 0
+    sleep 0.1
+  done
+  echo "server did not listen on $1" >&2; return 1
+}
+
+start_server() { # target
+  if [ "$1" = aconfi ]; then
+    ip netns exec "$NS" taskset -c 0 "$aconfi" --listen "$NS_IP:8443" --media-bind "$NS_IP" --media-port 10000 \
+      --log warn > "$out/server-aconfi.log" 2>&1 &
+    server_pid=$!
+    wait_port 8443
+  else
+    ip netns exec "$NS" taskset -c 0 janus -C "$janus_cfg/janus.jcfg" -F "$janus_cfg" > "$out/server-janus.log" 2>&1 &
+    server_pid=$!
+    wait_port 8188
+  fi
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+run() { # target scenario participants kbps
+  local url
+  if [ "$1" = aconfi ]; then url="wss://$NS_IP:8443/ws"; else url="ws://$NS_IP:8188"; fi
+  local name="$1-$2-$3-$4k-r$round"
+  start_server "$1"
+  if taskset -c 1 "$load" --target "$1" --url "$url" --local-ip "$HOST_IP" --scenario "$2" --participants "$3" \
+      --video-kbps "$4" --seconds "$WINDOW" --server-pid "$server_pid" --room "bench-$round-$2-$3" \
+      --json "$out/$name.json" > "$out/$name.out" 2>&1; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name: $(tail -1 "$out/$name.out")"
+    echo "{\"target\":\"$1\",\"scenario\":\"$2\",\"participants\":$3,\"failed\":true}" > "$out/$name.json"
+  fi
+  stop_server
+}
+
+if [ -n "${QUICK:-}" ]; then
+  nxn_sizes=(4); fanout_sizes=(10)
+else
+  nxn_sizes=(4 8); fanout_sizes=(25 50 100 150 200)
+fi
+for round in $(seq "$ROUNDS"); do
+  for t in aconfi janus; do
+    # Alternate which server goes first in each round.
+    [ $((round % 2)) -eq 0 ] && t=$([ "$t" = aconfi ] && echo janus || echo aconfi)
+    for n in "${nxn_sizes[@]}"; do run "$t" nxn "$n" 500; done
+    for n in "${fanout_sizes[@]}"; do run "$t" fanout "$n" 1500; done
+  done
+done
+
+python3 "$root/bench/summarize.py" "$out" | tee "$out/summary.md"
+echo "results: $out"
