@@ -62,7 +62,11 @@ fn forward(c: &mut Criterion) {
                     let start = Instant::now();
                     let mut sent = 0usize;
                     for (t, d) in &batch {
+                        // As the server does for a batch of one datagram.
                         sim.sfu.handle_receive(from, to, d, *t);
+                        if sim.sfu.poll_timeout().is_some_and(|due| due <= *t) {
+                            sim.sfu.handle_timeout(*t);
+                        }
                         while let Some(o) = sim.sfu.poll_output() {
                             if let Output::Transmit(t) = o {
                                 sent += black_box(t.contents.len());

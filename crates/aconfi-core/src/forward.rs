@@ -71,9 +71,12 @@ pub(crate) fn forward(sfu: &mut Sfu, from: ParticipantId, pkt: RtpPacket, now: I
             continue;
         }
         sfu.drain(m, now);
-        // str0m holds written packets until time advances: release this one
-        // now rather than on the session's next timer.
-        sfu.advance(m, now);
+        // str0m holds written packets until the session's time advances.
+        // Mark the session due instead of advancing it per packet: the
+        // shell calls `handle_timeout` after each batch of datagrams, so a
+        // burst (a video frame is several packets) costs one advance per
+        // subscriber, not one per packet.
+        sfu.mark_due(m, now);
     }
 }
 

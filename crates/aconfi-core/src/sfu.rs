@@ -174,7 +174,9 @@ impl Sfu {
         self.out.pop_front()
     }
 
-    /// When [`Sfu::handle_timeout`] should next be called.
+    /// When [`Sfu::handle_timeout`] should next be called. After a
+    /// forwarded packet this is "now": call `handle_timeout` once the
+    /// datagrams at hand are handled, so forwarded packets leave.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.participants.values().map(|p| p.timeout).min()
     }
@@ -349,7 +351,7 @@ impl Sfu {
     }
 
     /// Moves one session's clock to `now` and drains what that releases.
-    pub(crate) fn advance(&mut self, pid: ParticipantId, now: Instant) {
+    fn advance(&mut self, pid: ParticipantId, now: Instant) {
         let Some(p) = self.participants.get_mut(&pid) else { return };
         match guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
             Ok(Ok(())) => self.drain(pid, now),
@@ -660,6 +662,14 @@ impl Sfu {
     pub(crate) fn room_members(&self, pid: ParticipantId) -> Option<&[ParticipantId]> {
         let p = self.participants.get(&pid)?;
         self.rooms.get(&p.room).map(|r| r.members.as_slice())
+    }
+
+    /// Makes the session due at `now` so the next `handle_timeout` releases
+    /// what was written to it.
+    pub(crate) fn mark_due(&mut self, pid: ParticipantId, now: Instant) {
+        if let Some(p) = self.participants.get_mut(&pid) {
+            p.timeout = p.timeout.min(now);
+        }
     }
 
     pub(crate) fn push_fault(&mut self, pid: ParticipantId, now: Instant) {

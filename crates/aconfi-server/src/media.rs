@@ -37,6 +37,10 @@ pub enum ToClient {
     Close(CloseCode),
 }
 
+/// Datagrams taken from the sockets in one go before forwarded packets are
+/// released.
+const RECV_BATCH: usize = 32;
+
 /// Messages a slow WebSocket may have queued before it is dropped.
 pub const CLIENT_QUEUE: usize = 256;
 
@@ -100,6 +104,14 @@ impl MediaSockets {
         Poll::Pending
     }
 
+    /// A datagram already queued on any socket, without waiting.
+    fn try_recv(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr, usize)> {
+        self.sockets
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.try_recv_from(buf).ok().map(|(n, from)| (i, from, n)))
+    }
+
     fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
         let i = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
         // UDP: a full socket buffer drops the datagram, as the network would.
@@ -141,8 +153,18 @@ pub async fn run(
             biased;
             _ = cancel.cancelled() => break,
             (i, from, n) = recv => {
-                let local = media.advertised[i];
-                sfu.handle_receive(from, local, &buf[..n], Instant::now());
+                let now = Instant::now();
+                sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
+                // Take what else is already queued before releasing the
+                // forwarded packets: a burst then costs one release per
+                // subscriber (see Sfu::poll_timeout).
+                for _ in 0..RECV_BATCH {
+                    let Some((i, from, n)) = media.try_recv(&mut buf) else { break };
+                    sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
+                }
+                if sfu.poll_timeout().is_some_and(|t| t <= now) {
+                    sfu.handle_timeout(now);
+                }
             }
             cmd = cmds.recv() => match cmd {
                 Some(CoreCmd::Open { pid, tx }) => { clients.insert(pid, tx); }
