@@ -104,7 +104,8 @@ run() { # target scenario participants kbps
 if [ -n "${QUICK:-}" ]; then
   nxn_sizes=(4); fanout_sizes=(10)
 else
-  nxn_sizes=(4 8); fanout_sizes=(25 50 100 150 200)
+  # A-Confi rooms hold 200 participants: 199 viewers + 1 publisher.
+  nxn_sizes=(4 8 12); fanout_sizes=(25 50 100 150 199)
 fi
 for round in $(seq "$ROUNDS"); do
   for t in aconfi janus; do

@@ -30,6 +30,14 @@ use crate::room_name::RoomName;
 /// a screen share with its audio).
 pub const MAX_PUBLISHED_TRACKS: usize = 4;
 
+/// Retransmission history per outgoing stream: enough to answer NACKs for
+/// round trips up to about half a second, far less memory than str0m's
+/// default (1024 packets / 3 s) times every subscriber. Audio is not
+/// retransmitted (too late to play).
+const RTX_CACHE_VIDEO: (usize, std::time::Duration) = (256, std::time::Duration::from_millis(1000));
+const RTX_CACHE_AUDIO: (usize, std::time::Duration) = (0, std::time::Duration::from_millis(0));
+const SEND_BUFFER_VIDEO: usize = 256;
+
 /// Most participants in one room. Every participant receives every other's
 /// media, so the cost of a room grows with the square of its size.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
@@ -257,12 +265,20 @@ impl Sfu {
                     .map_err(|_| SignalError::Sdp)?
                     .map_err(|_| SignalError::Sdp)?;
                 let mut keyframes = Vec::new();
-                for s in &mut p.subs {
+                let Participant { rtc, subs, .. } = &mut *p;
+                for s in subs.iter_mut() {
                     if let SubState::Offered(mid) = s.state {
                         s.state = SubState::Active(mid);
-                        if s.kind == Kind::Video {
+                        let video = s.kind == Kind::Video;
+                        if video {
                             keyframes.push(s.track);
                         }
+                        let _ = guarded(|| {
+                            if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                                let (packets, age) = if video { RTX_CACHE_VIDEO } else { RTX_CACHE_AUDIO };
+                                tx.set_rtx_cache(packets, age, Some(0.15));
+                            }
+                        });
                     }
                 }
                 self.drain(pid, now);
@@ -368,6 +384,10 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            // Holding space between write and send, and the NACK source:
+            // str0m's default of 1000 video packets per session is several
+            // seconds of video and most of a subscriber's memory.
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
             .build(now);
         for addr in &self.config.candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {

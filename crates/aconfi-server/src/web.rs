@@ -73,7 +73,13 @@ async fn websocket(
     if !same_origin(&headers, &uri) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    ws.max_message_size(MAX_MESSAGE_BYTES)
+    // Signaling is a few small messages: tungstenite's default 128 KiB
+    // read and write buffers per connection would dominate a participant's
+    // memory. Larger messages (an SDP) still fit; the buffers grow.
+    ws.read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(MAX_MESSAGE_BYTES * 2)
+        .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| crate::ws::connection(socket, state))
 }
