@@ -69,6 +69,7 @@ pub struct ClientPeer {
     id: Option<ParticipantId>,
     signals: VecDeque<ClientMsg>,
     publish: bool,
+    password: Option<String>,
     /// The server's m-lines and whose media they carry.
     tracks: HashMap<Mid, TrackInfo>,
     participants: BTreeMap<ParticipantId, ParticipantInfo>,
@@ -105,6 +106,7 @@ impl ClientPeer {
             name: name.map(str::to_string),
             audio_muted: false,
             video_muted: false,
+            password: None,
         };
         ClientPeer {
             media: MediaPeer::new(local, now, epoch, config, seed),
@@ -112,6 +114,7 @@ impl ClientPeer {
             id: None,
             signals: VecDeque::from([join]),
             publish,
+            password: None,
             tracks: HashMap::new(),
             participants: BTreeMap::new(),
         }
@@ -221,9 +224,24 @@ impl ClientPeer {
             ServerMsg::ParticipantLeft { id } => {
                 self.participants.remove(&id);
             }
+            ServerMsg::PasswordRequired { wrong: false, retry_after_ms: None } => {
+                // Answer the door with the password we were given, once.
+                if let (Some(pw), Some(ClientMsg::Join { password, .. })) = (self.password.take(), self.join.as_mut()) {
+                    *password = Some(pw);
+                    self.signals.push_back(self.join.clone().expect("checked above"));
+                }
+            }
             ServerMsg::Error { code, message } => return Err(ClientError::Server { code, message }),
+            // The rest concern a user interface; tests read them from the
+            // simulation's inbox.
+            _ => {}
         }
         Ok(())
+    }
+
+    /// The room password to answer `password_required` with.
+    pub fn set_password(&mut self, password: &str) {
+        self.password = Some(password.to_string());
     }
 
     /// A datagram from the server.

@@ -168,9 +168,8 @@ impl Sim {
             }
             while let Some((pid, m)) = self.signals_up.pop_front() {
                 busy = true;
-                if let Err(e) = self.sfu.handle_signal(pid, m, self.now) {
-                    self.close(pid, e.close_code().code());
-                }
+                // Errors come back as `error` + `Close` or `refused` outputs.
+                let _ = self.sfu.handle_signal(pid, m, self.now);
             }
             while let Some((from, data)) = self.to_server.pop_front() {
                 busy = true;

@@ -22,11 +22,16 @@ pub(crate) fn forward(sfu: &mut Sfu, from: ParticipantId, pkt: RtpPacket, now: I
         return;
     };
     let Some(track) = p.published.get(&mid).map(|x| x.track) else { return };
+    let force_muted = p.force_muted;
     let in_pt = pkt.header.payload_type;
     let Some(spec) = p.rtc.codec_config().params().iter().find(|x| x.pt() == in_pt).map(|x| x.spec())
     else {
         return;
     };
+    // A moderator muted this microphone: nobody hears it until its owner unmutes.
+    if force_muted && sfu.tracks.get(&track).map(|t| t.kind) == Some(Kind::Audio) {
+        return;
+    }
     let Some(members) = sfu.room_members(from).map(|m| m.to_vec()) else { return };
 
     // Only what a receiver renders; str0m writes mid and transport-cc itself.

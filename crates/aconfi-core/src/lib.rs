@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod control;
 mod forward;
 pub mod ids;
 mod participant;
@@ -14,7 +15,7 @@ pub mod room_name;
 mod sfu;
 
 pub use ids::{ParticipantId, RoomId, TrackId};
-pub use protocol::{ClientMsg, CloseCode, Kind, ParticipantInfo, ServerMsg, TrackInfo};
+pub use protocol::{ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, TrackInfo};
 pub use room_name::{RoomName, RoomNameError};
 pub use sfu::{
     close_reason, Event, Output, Sfu, SfuConfig, SignalError, Transmit, MAX_PARTICIPANTS_PER_ROOM,

@@ -86,6 +86,11 @@ pub(crate) struct Participant {
     pub addrs: Vec<SocketAddr>,
     /// When str0m next wants `Input::Timeout`.
     pub timeout: Instant,
+    /// A moderator muted the microphone: its audio is not forwarded until
+    /// the participant unmutes themselves.
+    pub force_muted: bool,
+    /// Chat rate limit.
+    pub chat: crate::control::ChatBucket,
 }
 
 impl Participant {

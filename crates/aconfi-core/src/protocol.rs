@@ -47,6 +47,9 @@ pub enum ClientMsg {
         /// Whether the camera starts off.
         #[serde(default)]
         video_muted: bool,
+        /// The room password, when the room has one. Never logged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// The client's one offer, carrying what it publishes. Sent once after `joined`.
     Offer {
@@ -68,6 +71,87 @@ pub enum ClientMsg {
     /// The client leaves the room. The server closes the socket normally.
     /// (A struct variant so that unknown fields are refused here too.)
     Leave {},
+    /// A chat message to the room, or privately to one participant. At most
+    /// [`MAX_CHAT_BYTES`]; delivered to those present, never stored.
+    Chat {
+        /// The text (rendered as text by clients, never as HTML).
+        text: String,
+        /// Private recipient; absent for the whole room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+    },
+    /// Raise or lower one's hand.
+    RaiseHand {
+        /// Raised.
+        raised: bool,
+    },
+    /// Moderator: make another participant moderator too.
+    GrantModerator {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: mute one participant's microphone. They may unmute themselves.
+    Mute {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: mute everyone else's microphone.
+    MuteAll {},
+    /// Moderator: ask a muted participant to unmute (only they can).
+    AskUnmute {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: remove a participant from the meeting.
+    Remove {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: lock (no new joins) or unlock the room.
+    SetLock {
+        /// Locked.
+        locked: bool,
+    },
+    /// Moderator: set, change (a string) or remove (null) the room password.
+    SetPassword {
+        /// The new password, or null. Never logged.
+        password: Option<String>,
+    },
+    /// Moderator: turn the lobby on or off (off admits everyone waiting).
+    SetLobby {
+        /// Lobby on.
+        enabled: bool,
+    },
+    /// Moderator: let someone waiting in the lobby in.
+    Admit {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: refuse someone waiting in the lobby.
+    Refuse {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// Moderator: end the meeting for everyone.
+    EndMeeting {},
+}
+
+/// Longest chat message, in bytes of UTF-8.
+pub const MAX_CHAT_BYTES: usize = 4096;
+
+/// Longest room password, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 128;
+
+/// The room's settings, as everyone in it sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomState {
+    /// No new joins.
+    pub locked: bool,
+    /// Newcomers wait to be admitted.
+    pub lobby: bool,
+    /// A password is set (never the password itself).
+    pub password: bool,
 }
 
 /// What the room knows of one participant, as shown to the others.
@@ -83,6 +167,12 @@ pub struct ParticipantInfo {
     pub audio_muted: bool,
     /// Camera off.
     pub video_muted: bool,
+    /// Moderator of the room.
+    #[serde(default)]
+    pub moderator: bool,
+    /// Hand raised.
+    #[serde(default)]
+    pub hand_raised: bool,
 }
 
 /// Which participant and kind a server-offered m-line carries.
@@ -109,6 +199,66 @@ pub enum ServerMsg {
         you: ParticipantId,
         /// Everyone else in the room, in join order.
         participants: Vec<ParticipantInfo>,
+        /// Whether the joiner is moderator (the first in an empty room is).
+        moderator: bool,
+        /// The room's settings.
+        room: RoomState,
+    },
+    /// The room's settings changed.
+    RoomUpdated {
+        /// As they are now.
+        room: RoomState,
+    },
+    /// The room has a password: send `join` again with it. Nothing about
+    /// the room is revealed before. `wrong` when one was given and did not
+    /// match; `retry_after_ms` when too many wrong guesses were made.
+    PasswordRequired {
+        /// The password given was wrong.
+        wrong: bool,
+        /// Wait this long before the next try.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// You wait in the lobby until a moderator admits or refuses you.
+    InLobby {},
+    /// To moderators: someone waits in the lobby.
+    LobbyRequest {
+        /// Who (a connection id; becomes their participant id).
+        id: ParticipantId,
+        /// The name they gave.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// To moderators: someone no longer waits (admitted, refused or gone).
+    LobbyLeft {
+        /// Who.
+        id: ParticipantId,
+    },
+    /// A moderator muted your microphone; you may unmute yourself.
+    MutedBy {
+        /// The moderator.
+        by: ParticipantId,
+    },
+    /// A moderator asks you to unmute.
+    UnmuteRequest {
+        /// The moderator.
+        by: ParticipantId,
+    },
+    /// A chat message.
+    Chat {
+        /// Sender.
+        from: ParticipantId,
+        /// Text (render as text).
+        text: String,
+        /// Sent to you alone.
+        private: bool,
+    },
+    /// A request was refused; the connection stays open.
+    Refused {
+        /// The request's `type`.
+        request: String,
+        /// Why (English).
+        message: String,
     },
     /// Someone joined the room.
     ParticipantJoined {
@@ -176,6 +326,14 @@ pub enum CloseCode {
     RateLimited = 4007,
     /// The room already has the most participants it may have.
     RoomFull = 4008,
+    /// A moderator removed this participant.
+    Removed = 4009,
+    /// The room is locked.
+    Locked = 4010,
+    /// A moderator ended the meeting.
+    Ended = 4011,
+    /// A moderator refused entry from the lobby.
+    LobbyRefused = 4012,
 }
 
 impl CloseCode {

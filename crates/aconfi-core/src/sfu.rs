@@ -21,7 +21,7 @@ use crate::forward;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::participant::{Participant, Phase, Published, Sub, SubState};
 use crate::protocol::{
-    ClientMsg, CloseCode, Kind, ParticipantInfo, ServerMsg, TrackInfo, MAX_NAME_CHARS,
+    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, TrackInfo, MAX_NAME_CHARS,
     PROTOCOL_VERSION,
 };
 use crate::room_name::RoomName;
@@ -83,15 +83,33 @@ pub enum Output {
     Event(Event),
 }
 
-struct Room {
-    id: RoomId,
+pub(crate) struct Room {
+    pub(crate) id: RoomId,
     /// In join order.
-    members: Vec<ParticipantId>,
+    pub(crate) members: Vec<ParticipantId>,
+    /// No new joins.
+    pub(crate) locked: bool,
+    /// Newcomers wait to be admitted.
+    pub(crate) lobby: bool,
+    /// Never logged, never sent.
+    pub(crate) password: Option<String>,
+    /// Wrong password guesses in the last minute, from any connection.
+    pub(crate) wrong_guesses: VecDeque<Instant>,
 }
 
-struct Track {
+impl Room {
+    fn new(id: RoomId) -> Self {
+        Room { id, members: Vec::new(), locked: false, lobby: false, password: None, wrong_guesses: VecDeque::new() }
+    }
+
+    pub(crate) fn state(&self) -> RoomState {
+        RoomState { locked: self.locked, lobby: self.lobby, password: self.password.is_some() }
+    }
+}
+
+pub(crate) struct Track {
     publisher: ParticipantId,
-    kind: Kind,
+    pub(crate) kind: Kind,
     /// The publisher's m-line it arrives on.
     mid: str0m::media::Mid,
 }
@@ -115,6 +133,12 @@ pub enum SignalError {
     /// The room is at [`MAX_PARTICIPANTS_PER_ROOM`].
     #[error("the meeting is full")]
     RoomFull,
+    /// The room is locked.
+    #[error("the meeting is locked")]
+    Locked,
+    /// Not allowed or not possible; the connection stays open.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 impl SignalError {
@@ -126,24 +150,34 @@ impl SignalError {
             SignalError::RoomName(_) => CloseCode::InvalidRoomName,
             SignalError::Sdp => CloseCode::BadSdp,
             SignalError::RoomFull => CloseCode::RoomFull,
+            SignalError::Locked => CloseCode::Locked,
+            // Not closed; see `is_fatal`.
+            SignalError::Refused(_) => CloseCode::UnexpectedMessage,
         }
+    }
+
+    /// Whether the connection is closed for it (everything but `Refused`).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, SignalError::Refused(_))
     }
 }
 
 /// The SFU state machine.
 pub struct Sfu {
-    config: SfuConfig,
-    rooms: HashMap<RoomName, Room>,
-    participants: HashMap<ParticipantId, Participant>,
+    pub(crate) config: SfuConfig,
+    pub(crate) rooms: HashMap<RoomName, Room>,
+    pub(crate) participants: HashMap<ParticipantId, Participant>,
     /// Remote address → participant, learnt from the first STUN request.
-    by_addr: HashMap<SocketAddr, ParticipantId>,
-    tracks: HashMap<TrackId, Track>,
+    pub(crate) by_addr: HashMap<SocketAddr, ParticipantId>,
+    pub(crate) tracks: HashMap<TrackId, Track>,
     next_room: u64,
     next_track: u64,
-    out: VecDeque<Output>,
+    pub(crate) out: VecDeque<Output>,
     /// Events from one participant's session that touch others, handled
     /// after its session is drained (str0m's single-mutation rule).
     work: VecDeque<(ParticipantId, RtcEvent)>,
+    /// Connections that asked to join but are not in yet (password or lobby).
+    pub(crate) pending: HashMap<ParticipantId, crate::control::Pending>,
 }
 
 impl Sfu {
@@ -159,6 +193,7 @@ impl Sfu {
             next_track: 1,
             out: VecDeque::new(),
             work: VecDeque::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -197,13 +232,22 @@ impl Sfu {
         msg: ClientMsg,
         now: Instant,
     ) -> Result<(), SignalError> {
+        let request = crate::control::request_type(&msg);
         let res = self.dispatch_signal(pid, msg, now);
-        if let Err(e) = &res {
-            debug!(participant = %pid, error = %e, "signaling error");
-            let code = e.close_code();
-            self.remove(pid, now);
-            self.out.push_back(Output::Signal(pid, ServerMsg::Error { code: code.code(), message: e.to_string() }));
-            self.out.push_back(Output::Close(pid, code));
+        match &res {
+            Err(e) if e.is_fatal() => {
+                debug!(participant = %pid, error = %e, "signaling error");
+                let code = e.close_code();
+                self.remove(pid, now);
+                self.drop_pending(pid);
+                self.out.push_back(Output::Signal(pid, ServerMsg::Error { code: code.code(), message: e.to_string() }));
+                self.out.push_back(Output::Close(pid, code));
+            }
+            Err(e) => self.out.push_back(Output::Signal(
+                pid,
+                ServerMsg::Refused { request: request.to_string(), message: e.to_string() },
+            )),
+            Ok(()) => {}
         }
         self.process_work(now);
         res
@@ -216,7 +260,7 @@ impl Sfu {
         now: Instant,
     ) -> Result<(), SignalError> {
         match msg {
-            ClientMsg::Join { version, room, name, audio_muted, video_muted } => {
+            ClientMsg::Join { version, room, name, audio_muted, video_muted, password } => {
                 if self.participants.contains_key(&pid) {
                     return Err(SignalError::Unexpected);
                 }
@@ -224,17 +268,15 @@ impl Sfu {
                     return Err(SignalError::Version);
                 }
                 let room = RoomName::parse(&room)?;
-                if self.rooms.get(&room).is_some_and(|r| r.members.len() >= MAX_PARTICIPANTS_PER_ROOM) {
-                    return Err(SignalError::RoomFull);
-                }
                 let info = ParticipantInfo {
                     id: pid,
                     name: clean_name(name.as_deref()),
                     audio_muted,
                     video_muted,
+                    moderator: false,
+                    hand_raised: false,
                 };
-                self.join(pid, room, info, now);
-                Ok(())
+                self.request_join(pid, room, info, password, now)
             }
             ClientMsg::Offer { sdp } => {
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
@@ -292,25 +334,32 @@ impl Sfu {
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
                 p.info.audio_muted = audio_muted;
                 p.info.video_muted = video_muted;
+                // Unmuting oneself lifts a moderator's mute.
+                if !audio_muted {
+                    p.force_muted = false;
+                }
                 let info = p.info.clone();
                 let room = p.room.clone();
                 self.broadcast(&room, Some(pid), ServerMsg::ParticipantUpdated { participant: info });
                 Ok(())
             }
             ClientMsg::Leave {} => {
-                if !self.participants.contains_key(&pid) {
+                if !self.participants.contains_key(&pid) && !self.pending.contains_key(&pid) {
                     return Err(SignalError::Unexpected);
                 }
                 self.remove(pid, now);
+                self.drop_pending(pid);
                 self.out.push_back(Output::Close(pid, CloseCode::Normal));
                 Ok(())
             }
+            other => self.handle_control(pid, other, now),
         }
     }
 
     /// The connection closed (or the shell gave up on it).
     pub fn handle_disconnect(&mut self, pid: ParticipantId, now: Instant) {
         self.remove(pid, now);
+        self.drop_pending(pid);
         self.process_work(now);
     }
 
@@ -376,7 +425,7 @@ impl Sfu {
         }
     }
 
-    fn join(&mut self, pid: ParticipantId, room: RoomName, info: ParticipantInfo, now: Instant) {
+    pub(crate) fn join(&mut self, pid: ParticipantId, room: RoomName, mut info: ParticipantInfo, now: Instant) {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -399,7 +448,7 @@ impl Sfu {
         let entry = self.rooms.entry(room.clone()).or_insert_with(|| {
             let id = RoomId(*next_room);
             *next_room += 1;
-            Room { id, members: Vec::new() }
+            Room::new(id)
         });
         if entry.members.is_empty() {
             info!(room = %entry.id, "room opened");
@@ -408,6 +457,9 @@ impl Sfu {
         let room_id = entry.id;
         let others: Vec<ParticipantId> = entry.members.clone();
         entry.members.push(pid);
+        // The first participant of an empty room is its moderator.
+        info.moderator = others.is_empty();
+        let room_state = entry.state();
 
         // The newcomer receives every track already published in the room.
         let mut subs = Vec::new();
@@ -428,7 +480,13 @@ impl Sfu {
             .collect();
         self.out.push_back(Output::Signal(
             pid,
-            ServerMsg::Joined { version: PROTOCOL_VERSION, you: pid, participants },
+            ServerMsg::Joined {
+                version: PROTOCOL_VERSION,
+                you: pid,
+                participants,
+                moderator: info.moderator,
+                room: room_state,
+            },
         ));
         for o in &others {
             self.out.push_back(Output::Signal(
@@ -452,13 +510,15 @@ impl Sfu {
                 renegotiate,
                 addrs: Vec::new(),
                 timeout: now,
+                force_muted: false,
+                chat: crate::control::ChatBucket::new(now),
             },
         );
         self.drain(pid, now);
     }
 
     /// Forget a participant; tell the room; free the room when empty.
-    fn remove(&mut self, pid: ParticipantId, now: Instant) {
+    pub(crate) fn remove(&mut self, pid: ParticipantId, now: Instant) {
         let Some(p) = self.participants.remove(&pid) else { return };
         for a in &p.addrs {
             self.by_addr.remove(a);
@@ -476,9 +536,12 @@ impl Sfu {
             self.rooms.remove(&p.room);
             info!(room = %room_id, "room closed");
             self.out.push_back(Output::Event(Event::RoomClosed(room_id)));
+            // Nobody is left to admit those still waiting.
+            self.close_pending_of(&p.room, CloseCode::Ended);
             return;
         }
         let members = room.members.clone();
+        self.ensure_moderator(&p.room);
         for m in members {
             self.out.push_back(Output::Signal(m, ServerMsg::ParticipantLeft { id: pid }));
             let Some(o) = self.participants.get_mut(&m) else { continue };
@@ -664,7 +727,7 @@ impl Sfu {
         self.drain(publisher, now);
     }
 
-    fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, msg: ServerMsg) {
+    pub(crate) fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, msg: ServerMsg) {
         let Some(r) = self.rooms.get(room) else { return };
         for m in &r.members {
             if Some(*m) != except {
@@ -732,6 +795,10 @@ pub fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::InternalError => "internal error in this connection",
         CloseCode::RateLimited => "too many messages",
         CloseCode::RoomFull => "the meeting is full",
+        CloseCode::Removed => "a moderator removed you from the meeting",
+        CloseCode::Locked => "the meeting is locked",
+        CloseCode::Ended => "the meeting has ended",
+        CloseCode::LobbyRefused => "a moderator did not let you in",
     }
 }
 

@@ -27,6 +27,19 @@ fn client_type(m: &ClientMsg) -> &'static str {
         ClientMsg::Answer { .. } => "answer",
         ClientMsg::MediaState { .. } => "media_state",
         ClientMsg::Leave {} => "leave",
+        ClientMsg::Chat { .. } => "chat",
+        ClientMsg::RaiseHand { .. } => "raise_hand",
+        ClientMsg::GrantModerator { .. } => "grant_moderator",
+        ClientMsg::Mute { .. } => "mute",
+        ClientMsg::MuteAll {} => "mute_all",
+        ClientMsg::AskUnmute { .. } => "ask_unmute",
+        ClientMsg::Remove { .. } => "remove",
+        ClientMsg::SetLock { .. } => "set_lock",
+        ClientMsg::SetPassword { .. } => "set_password",
+        ClientMsg::SetLobby { .. } => "set_lobby",
+        ClientMsg::Admit { .. } => "admit",
+        ClientMsg::Refuse { .. } => "refuse",
+        ClientMsg::EndMeeting {} => "end_meeting",
     }
 }
 
@@ -39,12 +52,28 @@ fn server_type(m: &ServerMsg) -> &'static str {
         ServerMsg::Answer { .. } => "answer",
         ServerMsg::Offer { .. } => "offer",
         ServerMsg::Error { .. } => "error",
+        ServerMsg::RoomUpdated { .. } => "room_updated",
+        ServerMsg::PasswordRequired { .. } => "password_required",
+        ServerMsg::InLobby {} => "in_lobby",
+        ServerMsg::LobbyRequest { .. } => "lobby_request",
+        ServerMsg::LobbyLeft { .. } => "lobby_left",
+        ServerMsg::MutedBy { .. } => "muted_by",
+        ServerMsg::UnmuteRequest { .. } => "unmute_request",
+        ServerMsg::Chat { .. } => "chat",
+        ServerMsg::Refused { .. } => "refused",
     }
 }
 
-const CLIENT_TYPES: &[&str] = &["join", "offer", "answer", "media_state", "leave"];
-const SERVER_TYPES: &[&str] =
-    &["joined", "participant_joined", "participant_updated", "participant_left", "answer", "offer", "error"];
+const CLIENT_TYPES: &[&str] = &[
+    "join", "offer", "answer", "media_state", "leave", "chat", "raise_hand", "grant_moderator", "mute",
+    "mute_all", "ask_unmute", "remove", "set_lock", "set_password", "set_lobby", "admit", "refuse",
+    "end_meeting",
+];
+const SERVER_TYPES: &[&str] = &[
+    "joined", "participant_joined", "participant_updated", "participant_left", "answer", "offer", "error",
+    "room_updated", "password_required", "in_lobby", "lobby_request", "lobby_left", "muted_by",
+    "unmute_request", "chat", "refused",
+];
 
 #[test]
 fn every_example_round_trips_and_every_message_has_one() {

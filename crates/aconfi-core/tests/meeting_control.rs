@@ -1,0 +1,353 @@
+//! Every meeting-control rule, enforced by the server: moderators,
+//! password (with throttling), lobby, lock, mute, remove, end, chat.
+
+use std::time::Duration;
+
+use aconfi_client::sim::Sim;
+use aconfi_core::protocol::PROTOCOL_VERSION;
+use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
+
+const ROOM: &str = "board-meeting";
+
+fn join_msg(password: Option<&str>) -> ClientMsg {
+    ClientMsg::Join {
+        version: PROTOCOL_VERSION,
+        room: ROOM.into(),
+        name: Some("Guest".into()),
+        audio_muted: false,
+        video_muted: false,
+        password: password.map(str::to_string),
+    }
+}
+
+/// The last message of a kind peer `i` received.
+fn last<T>(sim: &Sim, i: usize, f: impl Fn(&ServerMsg) -> Option<T>) -> Option<T> {
+    sim.peers[i].inbox.iter().rev().find_map(f)
+}
+
+fn refused(sim: &Sim, i: usize) -> Option<String> {
+    last(sim, i, |m| match m {
+        ServerMsg::Refused { message, .. } => Some(message.clone()),
+        _ => None,
+    })
+}
+
+fn count(sim: &Sim, i: usize, f: impl Fn(&ServerMsg) -> bool) -> usize {
+    sim.peers[i].inbox.iter().filter(|m| f(m)).count()
+}
+
+fn joined(sim: &Sim, i: usize) -> bool {
+    count(sim, i, |m| matches!(m, ServerMsg::Joined { .. })) > 0
+}
+
+fn is_moderator(sim: &Sim, i: usize) -> bool {
+    let id = sim.peers[i].pid;
+    sim.peers.iter().any(|p| {
+        p.inbox.iter().rev().find_map(|m| match m {
+            ServerMsg::Joined { you, moderator, .. } if *you == id => Some(*moderator),
+            ServerMsg::ParticipantUpdated { participant } | ServerMsg::ParticipantJoined { participant }
+                if participant.id == id =>
+            {
+                Some(participant.moderator)
+            }
+            _ => None,
+        }) == Some(true)
+    })
+}
+
+/// A room with a moderator (index 0) and `n - 1` others, media flowing.
+fn room(n: usize) -> Sim {
+    let mut sim = Sim::new();
+    for _ in 0..n {
+        sim.join(ROOM, Some("Member"));
+        sim.flush();
+    }
+    let first = sim.peers[0].pid;
+    assert!(sim.run_until(Duration::from_secs(10), |s| (1..n).all(|i| s.peers[i].peer.received(first, Kind::Audio) > 5)));
+    sim
+}
+
+#[test]
+fn the_first_is_moderator_and_others_are_not() {
+    let sim = room(3);
+    assert!(is_moderator(&sim, 0));
+    assert!(!is_moderator(&sim, 1));
+    assert!(!is_moderator(&sim, 2));
+}
+
+#[test]
+fn non_moderators_are_refused_everything_a_moderator_may_do() {
+    let mut sim = room(3);
+    let (a, c) = (sim.peers[0].pid, sim.peers[2].pid);
+    let attempts = [
+        ClientMsg::Remove { id: a },
+        ClientMsg::Mute { id: a },
+        ClientMsg::MuteAll {},
+        ClientMsg::AskUnmute { id: a },
+        ClientMsg::SetLock { locked: true },
+        ClientMsg::SetPassword { password: Some("x".into()) },
+        ClientMsg::SetLobby { enabled: true },
+        ClientMsg::GrantModerator { id: c },
+        ClientMsg::Admit { id: c },
+        ClientMsg::Refuse { id: c },
+        ClientMsg::EndMeeting {},
+    ];
+    for m in attempts {
+        let before = count(&sim, 1, |m| matches!(m, ServerMsg::Refused { .. }));
+        sim.send(1, m.clone());
+        assert_eq!(count(&sim, 1, |m| matches!(m, ServerMsg::Refused { .. })), before + 1, "{m:?}");
+        assert_eq!(refused(&sim, 1).as_deref(), Some("only moderators may do that"), "{m:?}");
+        assert!(sim.peers[1].open, "a refusal keeps the connection: {m:?}");
+    }
+    // Nothing happened: everyone is still in, nothing muted, room open.
+    assert_eq!(sim.sfu.participant_count(), 3);
+    assert!(sim.peers.iter().all(|p| p.open));
+    assert!(!is_moderator(&sim, 2));
+    let joiner = sim.join(ROOM, None);
+    sim.flush();
+    assert!(joined(&sim, joiner), "room neither locked, protected nor in lobby mode");
+}
+
+#[test]
+fn moderator_mutes_one_and_everyone_and_only_the_owner_unmutes() {
+    let mut sim = room(3);
+    let (b, c) = (sim.peers[1].pid, sim.peers[2].pid);
+    sim.send(0, ClientMsg::Mute { id: b });
+    assert_eq!(last(&sim, 1, |m| if let ServerMsg::MutedBy { by } = m { Some(*by) } else { None }), Some(sim.peers[0].pid));
+    // Its audio is no longer forwarded.
+    sim.run_for(Duration::from_millis(300));
+    let heard = sim.peers[2].peer.received(b, Kind::Audio);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.peers[2].peer.received(b, Kind::Audio), heard, "a muted microphone is not forwarded");
+    // The moderator can only ask; the owner unmutes and is heard again.
+    sim.send(0, ClientMsg::AskUnmute { id: b });
+    assert!(count(&sim, 1, |m| matches!(m, ServerMsg::UnmuteRequest { .. })) == 1);
+    sim.send(1, ClientMsg::MediaState { audio_muted: false, video_muted: false });
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.peers[2].peer.received(b, Kind::Audio) > heard + 20);
+    // Mute all: everyone but the moderator.
+    sim.send(0, ClientMsg::MuteAll {});
+    assert_eq!(count(&sim, 1, |m| matches!(m, ServerMsg::MutedBy { .. })), 2);
+    assert_eq!(count(&sim, 2, |m| matches!(m, ServerMsg::MutedBy { .. })), 1);
+    assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::MutedBy { .. })), 0);
+    let muted_c = last(&sim, 0, |m| match m {
+        ServerMsg::ParticipantUpdated { participant } if participant.id == c => Some(participant.audio_muted),
+        _ => None,
+    });
+    assert_eq!(muted_c, Some(true), "others see the mute");
+}
+
+#[test]
+fn removed_participant_is_out_and_a_locked_room_refuses_joins() {
+    let mut sim = room(3);
+    let b = sim.peers[1].pid;
+    sim.send(0, ClientMsg::Remove { id: b });
+    assert_eq!(sim.peers[1].closed_with, Some(4009));
+    assert_eq!(sim.sfu.participant_count(), 2);
+    assert!(sim.peers[2].inbox.iter().any(|m| matches!(m, ServerMsg::ParticipantLeft { id } if *id == b)));
+
+    sim.send(0, ClientMsg::SetLock { locked: true });
+    assert!(sim.peers[2].inbox.iter().any(|m| matches!(m, ServerMsg::RoomUpdated { room } if room.locked)));
+    let again = sim.join(ROOM, None);
+    sim.flush();
+    assert_eq!(sim.peers[again].closed_with, Some(4010));
+    assert!(!joined(&sim, again));
+
+    sim.send(0, ClientMsg::SetLock { locked: false });
+    let later = sim.join(ROOM, None);
+    sim.flush();
+    assert!(joined(&sim, later));
+}
+
+#[test]
+fn moderator_hand_over_goes_to_the_longest_present() {
+    let mut sim = room(3);
+    sim.leave(0);
+    assert!(is_moderator(&sim, 1), "second to join becomes moderator");
+    assert!(!is_moderator(&sim, 2));
+    // The new moderator's powers are real.
+    sim.send(1, ClientMsg::SetLock { locked: true });
+    assert_eq!(refused(&sim, 1), None);
+    // Granting works too, and then both are moderators.
+    sim.send(1, ClientMsg::GrantModerator { id: sim.peers[2].pid });
+    assert!(is_moderator(&sim, 2));
+}
+
+#[test]
+fn password_is_asked_before_anything_is_revealed_and_checked() {
+    let mut sim = room(2);
+    sim.send(0, ClientMsg::SetPassword { password: Some("correct horse".into()) });
+    assert!(sim.peers[1].inbox.iter().any(|m| matches!(m, ServerMsg::RoomUpdated { room } if room.password)));
+
+    let x = sim.join(ROOM, Some("Eve"));
+    sim.flush();
+    assert_eq!(sim.peers[x].inbox, vec![ServerMsg::PasswordRequired { wrong: false, retry_after_ms: None }]);
+    // Nobody inside learns of the visitor.
+    assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::ParticipantJoined { .. })), 1);
+
+    sim.send(x, join_msg(Some("wrong horse")));
+    assert_eq!(sim.peers[x].inbox.last(), Some(&ServerMsg::PasswordRequired { wrong: true, retry_after_ms: None }));
+    assert!(sim.peers[x].open);
+    assert!(!joined(&sim, x));
+
+    sim.send(x, join_msg(Some("correct horse")));
+    assert!(joined(&sim, x));
+    let from = sim.peers[0].pid;
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[x].peer.received(from, Kind::Video) > 5));
+
+    // Removing the password opens the room again.
+    sim.send(0, ClientMsg::SetPassword { password: None });
+    let y = sim.join(ROOM, None);
+    sim.flush();
+    assert!(joined(&sim, y));
+}
+
+#[test]
+fn password_guessing_is_throttled_per_connection_and_per_room() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetPassword { password: Some("s3cret".into()) });
+    let x = sim.join(ROOM, None);
+    sim.flush();
+    for _ in 0..5 {
+        sim.send(x, join_msg(Some("guess")));
+    }
+    assert_eq!(count(&sim, x, |m| matches!(m, ServerMsg::PasswordRequired { wrong: true, .. })), 5);
+    // The sixth try is not even checked, right password or not.
+    sim.send(x, join_msg(Some("s3cret")));
+    let wait = last(&sim, x, |m| match m {
+        ServerMsg::PasswordRequired { retry_after_ms, .. } => Some(*retry_after_ms),
+        _ => None,
+    });
+    assert!(matches!(wait, Some(Some(ms)) if ms > 50_000 && ms <= 60_000), "{wait:?}");
+    assert!(!joined(&sim, x));
+    // After the window it works.
+    sim.run_for(Duration::from_secs(61));
+    sim.send(x, join_msg(Some("s3cret")));
+    assert!(joined(&sim, x));
+
+    // Per room: many connections guessing together are stopped too.
+    let mut guessers = Vec::new();
+    for _ in 0..4 {
+        let g = sim.join(ROOM, None);
+        sim.flush();
+        for _ in 0..5 {
+            sim.send(g, join_msg(Some("nope")));
+        }
+        guessers.push(g);
+    }
+    let honest = sim.join(ROOM, None);
+    sim.flush();
+    sim.send(honest, join_msg(Some("s3cret")));
+    assert!(!joined(&sim, honest), "20 wrong guesses in a minute lock the door for a while");
+    assert!(matches!(sim.peers[honest].inbox.last(), Some(ServerMsg::PasswordRequired { retry_after_ms: Some(_), .. })));
+}
+
+#[test]
+fn lobby_admit_and_refuse() {
+    let mut sim = room(2);
+    sim.send(0, ClientMsg::SetLobby { enabled: true });
+    let x = sim.join(ROOM, Some("Grace"));
+    let y = sim.join(ROOM, Some("Mallory"));
+    sim.flush();
+    assert_eq!(sim.peers[x].inbox, vec![ServerMsg::InLobby {}]);
+    let (xid, yid) = (sim.peers[x].pid, sim.peers[y].pid);
+    // Moderators are asked, with the name; others are not.
+    assert!(sim.peers[0].inbox.iter().any(|m| matches!(m, ServerMsg::LobbyRequest { id, name } if *id == xid && name.as_deref() == Some("Grace"))));
+    assert_eq!(count(&sim, 1, |m| matches!(m, ServerMsg::LobbyRequest { .. })), 0);
+    // A non-moderator cannot admit.
+    sim.send(1, ClientMsg::Admit { id: xid });
+    assert!(!joined(&sim, x));
+
+    sim.send(0, ClientMsg::Admit { id: xid });
+    assert!(joined(&sim, x));
+    let from = sim.peers[0].pid;
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[x].peer.received(from, Kind::Video) > 5));
+
+    sim.send(0, ClientMsg::Refuse { id: yid });
+    assert_eq!(sim.peers[y].closed_with, Some(4012));
+    assert!(!joined(&sim, y));
+    assert!(sim.peers[0].inbox.iter().any(|m| matches!(m, ServerMsg::LobbyLeft { id } if *id == yid)));
+}
+
+#[test]
+fn password_comes_before_the_lobby() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetPassword { password: Some("pw".into()) });
+    sim.send(0, ClientMsg::SetLobby { enabled: true });
+    let x = sim.join(ROOM, None);
+    sim.flush();
+    assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::LobbyRequest { .. })), 0, "no knock without the password");
+    sim.send(x, join_msg(Some("pw")));
+    assert_eq!(sim.peers[x].inbox.last(), Some(&ServerMsg::InLobby {}));
+    assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::LobbyRequest { .. })), 1);
+}
+
+#[test]
+fn those_waiting_are_sent_away_when_the_room_empties() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetLobby { enabled: true });
+    let x = sim.join(ROOM, None);
+    sim.flush();
+    sim.leave(0);
+    assert_eq!(sim.peers[x].closed_with, Some(4011));
+    assert_eq!(sim.sfu.room_count(), 0);
+}
+
+#[test]
+fn end_meeting_closes_everyone_and_frees_the_room() {
+    let mut sim = room(3);
+    sim.send(0, ClientMsg::EndMeeting {});
+    assert!(sim.peers.iter().all(|p| p.closed_with == Some(4011)));
+    assert_eq!(sim.sfu.room_count(), 0);
+    assert_eq!(sim.sfu.participant_count(), 0);
+}
+
+#[test]
+fn chat_reaches_only_where_it_should_with_limits() {
+    let mut sim = room(3);
+    let (a, b) = (sim.peers[0].pid, sim.peers[1].pid);
+    let chats = |sim: &Sim, i: usize| -> Vec<(ParticipantId, String, bool)> {
+        sim.peers[i]
+            .inbox
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Chat { from, text, private } => Some((*from, text.clone(), *private)),
+                _ => None,
+            })
+            .collect()
+    };
+    sim.send(0, ClientMsg::Chat { text: "hello <img src=x onerror=alert(1)>".into(), to: None });
+    assert_eq!(chats(&sim, 1), vec![(a, "hello <img src=x onerror=alert(1)>".into(), false)]);
+    assert_eq!(chats(&sim, 2).len(), 1);
+    assert!(chats(&sim, 0).is_empty(), "not echoed to the sender");
+
+    sim.send(0, ClientMsg::Chat { text: "just for you".into(), to: Some(b) });
+    assert_eq!(chats(&sim, 1).last(), Some(&(a, "just for you".into(), true)));
+    assert_eq!(chats(&sim, 2).len(), 1, "a private message reaches no one else");
+
+    sim.send(1, ClientMsg::Chat { text: "x".repeat(4097), to: None });
+    assert!(refused(&sim, 1).unwrap().contains("too long"));
+    sim.send(1, ClientMsg::Chat { text: "   ".into(), to: None });
+    assert!(refused(&sim, 1).unwrap().contains("empty"));
+    sim.send(1, ClientMsg::Chat { text: "psst".into(), to: Some(ParticipantId(999)) });
+    assert!(refused(&sim, 1).unwrap().contains("not in this meeting"));
+
+    // A burst of 5, then refused until time passes.
+    for i in 0..6 {
+        sim.send(2, ClientMsg::Chat { text: format!("m{i}"), to: None });
+    }
+    assert_eq!(chats(&sim, 0).iter().filter(|(f, _, _)| *f == sim.peers[2].pid).count(), 5);
+    assert!(refused(&sim, 2).unwrap().contains("too many"));
+    sim.run_for(Duration::from_secs(2));
+    sim.send(2, ClientMsg::Chat { text: "later".into(), to: None });
+    assert_eq!(chats(&sim, 0).last().map(|c| c.1.clone()), Some("later".into()));
+    assert!(sim.peers.iter().all(|p| p.open));
+}
+
+#[test]
+fn raised_hands_are_shown_to_all() {
+    let mut sim = room(2);
+    sim.send(1, ClientMsg::RaiseHand { raised: true });
+    let b = sim.peers[1].pid;
+    assert!(sim.peers[0].inbox.iter().any(|m| matches!(m, ServerMsg::ParticipantUpdated { participant } if participant.id == b && participant.hand_raised)));
+}
