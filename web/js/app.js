@@ -1,12 +1,14 @@
 // The user interface: landing page, prejoin screen, meeting view.
 // Talks to the server only through Meeting (meeting.js).
 
+import { S, lang, setLang } from './i18n.js';
 import { Meeting } from './meeting.js';
-import { normaliseRoomName, parseFragment } from './protocol.js';
-import { en } from './strings.js';
+import { appendChat, nameOf, renderPeople, toast, wireSettings } from './panel.js';
+import { CloseCode, normaliseRoomName, parseFragment } from './protocol.js';
 
-const S = en;
 const NAME_KEY = 'aconfi.name';
+/** @type {Array<() => void>} re-render hooks for a language switch */
+const rerender = [];
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
@@ -17,22 +19,28 @@ function show(id) {
 }
 
 function applyStrings() {
+  document.documentElement.lang = lang();
   for (const el of document.querySelectorAll('[data-s]')) {
-    const v = /** @type {any} */ (S)[/** @type {HTMLElement} */ (el).dataset.s ?? ''];
+    const v = /** @type {any} */ (S())[/** @type {HTMLElement} */ (el).dataset.s ?? ''];
     if (typeof v === 'string') el.textContent = v;
   }
   for (const el of document.querySelectorAll('[data-ph]')) {
-    const v = /** @type {any} */ (S)[/** @type {HTMLElement} */ (el).dataset.ph ?? ''];
+    const v = /** @type {any} */ (S())[/** @type {HTMLElement} */ (el).dataset.ph ?? ''];
     if (typeof v === 'string') /** @type {HTMLInputElement} */ (el).placeholder = v;
   }
+  for (const sel of document.querySelectorAll('.lang-select')) /** @type {HTMLSelectElement} */ (sel).value = lang();
+  for (const f of rerender) f();
 }
 
 function main() {
+  for (const sel of document.querySelectorAll('.lang-select')) {
+    sel.addEventListener('change', () => { setLang(/** @type {HTMLSelectElement} */ (sel).value); applyStrings(); });
+  }
   applyStrings();
   const path = decodeURIComponent(location.pathname.replace(/^\/+/, ''));
   if (!path) return landing();
   const room = normaliseRoomName(path);
-  if (!room) return ended(S.failedTitle, S.invalidRoom, false);
+  if (!room) return ended(S().failedTitle, S().invalidRoom, false);
   const frag = parseFragment(location.hash);
   const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
   if (frag.autojoin) {
@@ -54,7 +62,7 @@ function landing() {
     const last = raw.split(/[/#?]/).filter(Boolean).pop() ?? '';
     const room = normaliseRoomName(raw.includes('/') ? last : raw);
     if (!room) {
-      $('room-error').textContent = S.invalidRoom;
+      $('room-error').textContent = S().invalidRoom;
       $('room-error').hidden = false;
       return;
     }
@@ -91,7 +99,7 @@ async function prejoin(room, name) {
   let stream = await acquire(true, true);
   const preview = $('preview');
   preview.srcObject = stream;
-  $('device-error').textContent = S.noDevices;
+  $('device-error').textContent = S().noDevices;
   $('device-error').hidden = stream.getTracks().length > 0;
 
   const camSel = $('camera-select');
@@ -110,8 +118,8 @@ async function prejoin(room, name) {
   micSel.value = current('audio') ?? micSel.value;
 
   const render = () => {
-    setToggle($('pre-mic'), micOn, S.micOn, S.micOff);
-    setToggle($('pre-cam'), camOn, S.camOn, S.camOff);
+    setToggle($('pre-mic'), micOn, S().micOn, S().micOff);
+    setToggle($('pre-cam'), camOn, S().camOn, S().camOff);
   };
   render();
   /** @param {'audio'|'video'} kind @param {string} deviceId */
@@ -171,21 +179,39 @@ function makeTile(key) {
   name.className = 'name';
   const muted = document.createElement('span');
   muted.className = 'muted-icon';
-  muted.textContent = S.mutedLabel;
-  label.append(name, muted);
+  const hand = document.createElement('span');
+  hand.className = 'hand-icon';
+  label.append(name, muted, hand);
   tile.append(video, avatar, label);
-  return { tile, video, name, avatar, stream: new MediaStream() };
+  return { tile, video, name, avatar, muted, hand, stream: new MediaStream() };
 }
 
 /**
  * @param {ReturnType<typeof makeTile>} t
- * @param {string} displayName @param {boolean} audioMuted @param {boolean} videoMuted
+ * @param {string} displayName @param {boolean} audioMuted @param {boolean} videoMuted @param {boolean} hand
  */
-function updateTile(t, displayName, audioMuted, videoMuted) {
+function updateTile(t, displayName, audioMuted, videoMuted, hand) {
   t.name.textContent = displayName;
   t.avatar.textContent = (displayName.trim()[0] ?? '?').toUpperCase();
+  t.muted.textContent = S().mutedLabel;
+  t.hand.textContent = S().handRaised;
   t.tile.classList.toggle('audio-off', audioMuted);
   t.tile.classList.toggle('video-off', videoMuted);
+  t.tile.classList.toggle('hand-up', hand);
+}
+
+/** A localised reason for a close code, if we have one. @param {number|undefined} code */
+function closeText(code) {
+  switch (code) {
+    case CloseCode.REMOVED: return S().removedText;
+    case CloseCode.LOCKED: return S().lockedText;
+    case CloseCode.ENDED: return S().endedText;
+    case CloseCode.LOBBY_REFUSED: return S().lobbyRefusedText;
+    case CloseCode.ROOM_FULL: return S().roomFullText;
+    case CloseCode.INVALID_ROOM_NAME: return S().invalidRoom;
+    case CloseCode.UNSUPPORTED_VERSION: return S().versionText;
+    default: return undefined;
+  }
 }
 
 /**
@@ -242,9 +268,11 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   self.tile.classList.add('self');
   grid.append(self.tile);
   const renderSelf = () => {
-    updateTile(self, `${name ?? S.guest} (${S.you})`, meeting.audioMuted, meeting.videoMuted);
-    setToggle($('mic'), !meeting.audioMuted, S.micOn, S.micOff);
-    setToggle($('cam'), !meeting.videoMuted, S.camOn, S.camOff);
+    updateTile(self, `${name ?? S().guest} (${S().you})`, meeting.audioMuted, meeting.videoMuted, meeting.handRaised);
+    setToggle($('mic'), !meeting.audioMuted, S().micOn, S().micOff);
+    setToggle($('cam'), !meeting.videoMuted, S().camOn, S().camOff);
+    $('hand').textContent = meeting.handRaised ? S().lowerHand : S().raiseHand;
+    $('hand').setAttribute('aria-pressed', String(meeting.handRaised));
   };
   renderSelf();
 
@@ -262,14 +290,14 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     }
     return t;
   };
-  const renderCount = () => { $('count').textContent = S.participantsCount(tiles.size + 1); };
+  const renderCount = () => { $('count').textContent = S().participantsCount(tiles.size + 1); };
 
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
     for (const [id, t] of tiles) {
       if (!ps.has(id)) { t.tile.remove(); tiles.delete(id); }
     }
-    for (const p of ps.values()) updateTile(tileFor(p.id), p.name ?? S.guest, p.audio_muted, p.video_muted);
+    for (const p of ps.values()) updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised);
     layoutGrid(grid);
     renderCount();
   });
@@ -281,13 +309,58 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     play(t.video);
   });
   meeting.addEventListener('state', (ev) => {
-    const { state, reason } = /** @type {CustomEvent} */ (ev).detail;
-    if (state === 'connecting') setBanner(S.connecting);
+    const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
+    if (state === 'connecting') setBanner(S().connecting);
     else if (state === 'joined') setBanner(null);
-    else if (state === 'reconnecting') setBanner(S.reconnecting);
-    else if (state === 'left') ended(S.leftTitle, '', true);
-    else if (state === 'failed') ended(S.failedTitle, reason ?? '', true);
+    else if (state === 'reconnecting') setBanner(S().reconnecting);
+    else if (state === 'left') ended(S().leftTitle, '', true);
+    else if (state === 'failed') ended(S().failedTitle, closeText(code) ?? reason ?? '', code !== CloseCode.REMOVED);
+    else if (state === 'password') show('password-view');
+    else if (state === 'lobby') show('lobby-view');
+    if (state === 'joined') show('meeting');
   });
+  meeting.addEventListener('password', (ev) => {
+    const { wrong, retryAfterMs } = /** @type {CustomEvent} */ (ev).detail;
+    const msg = $('password-msg');
+    msg.textContent = retryAfterMs ? S().passwordWait(Math.ceil(retryAfterMs / 1000)) : wrong ? S().passwordWrong : '';
+    msg.hidden = !msg.textContent;
+    $('password-input').focus();
+  });
+  $('password-form').onsubmit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    meeting.submitPassword(String($('password-input').value));
+    $('password-input').value = '';
+  };
+
+  const renderPanel = () => { renderPeople(meeting, name); renderSelf(); };
+  rerender.push(renderPanel, renderCount);
+  wireSettings(meeting);
+  for (const ev of ['self', 'room', 'lobby', 'participants']) meeting.addEventListener(ev, renderPanel);
+  meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) $('side').hidden = false; });
+  meeting.addEventListener('chat', (ev) => {
+    const { from, text, private: priv } = /** @type {CustomEvent} */ (ev).detail;
+    appendChat(priv ? S().privateFrom(nameOf(meeting, from)) : nameOf(meeting, from), text, priv, false);
+    $('side').hidden = false;
+  });
+  meeting.addEventListener('notice', (ev) => {
+    const { kind, id, message } = /** @type {CustomEvent} */ (ev).detail;
+    if (kind === 'muted_by') { toast(S().mutedByNotice); renderSelf(); }
+    else if (kind === 'unmute_request') toast(S().unmuteRequestNotice);
+    else if (kind === 'refused') toast(message);
+    else if (kind === 'joined') toast(S().joinedNotice(nameOf(meeting, id)));
+    else if (kind === 'left') toast(S().leftNotice(/** @type {CustomEvent} */ (ev).detail.name ?? S().guest));
+  });
+  $('hand').onclick = () => { meeting.raiseHand(!meeting.handRaised); renderPanel(); };
+  $('side-btn').onclick = () => { $('side').hidden = !$('side').hidden; layoutGrid(grid); };
+  $('chat-form').onsubmit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    const text = String($('chat-input').value);
+    if (!text.trim()) return;
+    const to = $('chat-to').value ? Number($('chat-to').value) : undefined;
+    meeting.sendChat(text, to);
+    appendChat(to === undefined ? `${name ?? S().guest} (${S().you})` : S().privateTo(nameOf(meeting, to)), text, to !== undefined, true);
+    $('chat-input').value = '';
+  };
 
   $('mic').onclick = () => { meeting.setAudioMuted(!meeting.audioMuted); renderSelf(); };
   $('cam').onclick = async () => {
@@ -305,8 +378,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   $('copy').onclick = async () => {
     const link = `${location.origin}${location.pathname}`;
     try { await navigator.clipboard.writeText(link); } catch { /* clipboard denied: show it instead */ }
-    setBanner(`${S.linkCopied}: ${link}`);
-    setTimeout(() => { if (banner.textContent?.startsWith(S.linkCopied)) setBanner(null); }, 3000);
+    setBanner(`${S().linkCopied}: ${link}`);
+    setTimeout(() => { if (banner.textContent?.startsWith(S().linkCopied)) setBanner(null); }, 3000);
   };
   $('leave').onclick = () => {
     meeting.leave();
@@ -314,7 +387,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   };
   window.addEventListener('pagehide', () => meeting.leave());
   new ResizeObserver(() => layoutGrid(grid)).observe(grid);
-  setBanner(S.connecting);
+  setBanner(S().connecting);
   renderCount();
   meeting.start();
 }

@@ -3,16 +3,18 @@
 // listens to the events this class dispatches.
 
 import {
-  FATAL_CLOSE_CODES, answerMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
+  FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
 } from './protocol.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').TrackInfo} TrackInfo */
+/** @typedef {import('./protocol.js').RoomState} RoomState */
 /** @typedef {import('./protocol.js').ServerMsg} ServerMsg */
 
 /**
- * States: 'connecting' → 'joined' ⇄ 'reconnecting'; 'left' and 'failed' are final.
- * @typedef {'connecting'|'joined'|'reconnecting'|'left'|'failed'} MeetingState
+ * States: 'connecting' → ('password' | 'lobby')* → 'joined' ⇄ 'reconnecting';
+ * 'left' and 'failed' are final.
+ * @typedef {'connecting'|'password'|'lobby'|'joined'|'reconnecting'|'left'|'failed'} MeetingState
  */
 
 const RECONNECT_MIN_MS = 500;
@@ -24,6 +26,12 @@ const RECONNECT_MAX_MS = 8000;
  * - `participants` detail: {participants: Map<number, ParticipantInfo>}
  * - `track`        detail: {participant: number, kind: string, track: MediaStreamTrack}
  * - `left`         detail: {id: number}
+ * - `self`         detail: {moderator: boolean, hand: boolean}  (our own role/hand changed)
+ * - `room`         detail: {room: RoomState}
+ * - `password`     detail: {wrong: boolean, retryAfterMs?: number}
+ * - `lobby`        detail: {waiting: Map<number, string|undefined>}  (moderators)
+ * - `chat`         detail: {from: number, text: string, private: boolean}
+ * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string}
  */
 export class Meeting extends EventTarget {
   /**
@@ -58,6 +66,14 @@ export class Meeting extends EventTarget {
     /** @type {Promise<void>} serialises SDP handling */
     this.chain = Promise.resolve();
     this.closing = false;
+    /** @type {string|undefined} the room password, once entered */
+    this.password = undefined;
+    this.moderator = false;
+    this.handRaised = false;
+    /** @type {RoomState} */
+    this.roomState = { locked: false, lobby: false, password: false };
+    /** @type {Map<number, string|undefined>} people waiting in the lobby (moderators see them) */
+    this.waiting = new Map();
   }
 
   /** Connects and joins; reconnects by itself until `leave()`. */
@@ -68,9 +84,7 @@ export class Meeting extends EventTarget {
   connect() {
     const ws = new WebSocket(this.wsUrl);
     this.ws = ws;
-    ws.onopen = () => {
-      ws.send(JSON.stringify(joinMsg(this.room, this.name, this.audioMuted, this.videoMuted)));
-    };
+    ws.onopen = () => this.sendJoin();
     ws.onmessage = (ev) => {
       const msg = parseServerMsg(typeof ev.data === 'string' ? ev.data : '');
       if (msg) this.chain = this.chain.then(() => this.handle(msg)).catch((e) => this.fail(e));
@@ -88,6 +102,37 @@ export class Meeting extends EventTarget {
       this.attempt += 1;
       setTimeout(() => { if (!this.closing) this.connect(); }, delay);
     };
+  }
+
+  sendJoin() {
+    this.send(joinMsg(this.room, this.name, this.audioMuted, this.videoMuted, this.password));
+  }
+
+  /** Answers `password_required`. @param {string} password */
+  submitPassword(password) {
+    this.password = password;
+    this.sendJoin();
+  }
+
+  /** @param {string} type @param {object} [fields] */
+  request(type, fields = {}) {
+    this.send({ type, ...fields });
+  }
+
+  /** @param {string} text @param {number} [to] private recipient */
+  sendChat(text, to) {
+    this.send(chatMsg(text, to));
+  }
+
+  /** @param {boolean} raised */
+  raiseHand(raised) {
+    this.handRaised = raised;
+    this.send({ type: 'raise_hand', raised });
+  }
+
+  /** @param {string} kind @param {object} [extra] */
+  notice(kind, extra = {}) {
+    this.dispatchEvent(new CustomEvent('notice', { detail: { kind, ...extra } }));
   }
 
   /** @param {unknown} e */
@@ -118,21 +163,70 @@ export class Meeting extends EventTarget {
       case 'joined': {
         this.you = msg.you;
         this.attempt = 0;
+        this.moderator = msg.moderator;
+        this.roomState = msg.room;
         this.participants = new Map(msg.participants.map((p) => [p.id, p]));
         this.emitParticipants();
+        this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
+        this.emitSelf();
         await this.publish();
         this.setState('joined');
+        // A rejoin keeps a raised hand.
+        if (this.handRaised) this.raiseHand(true);
         break;
       }
       case 'participant_joined':
-      case 'participant_updated':
         this.participants.set(msg.participant.id, msg.participant);
         this.emitParticipants();
+        this.notice('joined', { id: msg.participant.id });
+        break;
+      case 'participant_updated':
+        if (msg.participant.id === this.you) {
+          this.moderator = msg.participant.moderator;
+          this.handRaised = msg.participant.hand_raised;
+          this.emitSelf();
+        } else {
+          this.participants.set(msg.participant.id, msg.participant);
+          this.emitParticipants();
+        }
         break;
       case 'participant_left':
+        this.notice('left', { id: msg.id, name: this.participants.get(msg.id)?.name });
         this.participants.delete(msg.id);
         this.dispatchEvent(new CustomEvent('left', { detail: { id: msg.id } }));
         this.emitParticipants();
+        break;
+      case 'room_updated':
+        this.roomState = msg.room;
+        this.dispatchEvent(new CustomEvent('room', { detail: { room: msg.room } }));
+        break;
+      case 'password_required':
+        this.setState('password');
+        this.dispatchEvent(new CustomEvent('password', { detail: { wrong: msg.wrong, retryAfterMs: msg.retry_after_ms } }));
+        break;
+      case 'in_lobby':
+        this.setState('lobby');
+        break;
+      case 'lobby_request':
+        this.waiting.set(msg.id, msg.name);
+        this.dispatchEvent(new CustomEvent('lobby', { detail: { waiting: this.waiting } }));
+        break;
+      case 'lobby_left':
+        this.waiting.delete(msg.id);
+        this.dispatchEvent(new CustomEvent('lobby', { detail: { waiting: this.waiting } }));
+        break;
+      case 'muted_by':
+        this.setAudioMuted(true);
+        this.notice('muted_by', { id: msg.by });
+        break;
+      case 'unmute_request':
+        this.notice('unmute_request', { id: msg.by });
+        break;
+      case 'chat':
+        this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text: msg.text, private: msg.private } }));
+        break;
+      case 'refused':
+        this.notice('refused', { message: msg.message });
         break;
       case 'answer':
         await this.pc?.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
@@ -176,6 +270,10 @@ export class Meeting extends EventTarget {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send(offerMsg(pc.localDescription?.sdp ?? offer.sdp ?? ''));
+  }
+
+  emitSelf() {
+    this.dispatchEvent(new CustomEvent('self', { detail: { moderator: this.moderator, hand: this.handRaised } }));
   }
 
   emitParticipants() {
@@ -233,7 +331,9 @@ export class Meeting extends EventTarget {
     this.pc = null;
     this.tracks.clear();
     this.participants.clear();
+    this.waiting.clear();
     this.emitParticipants();
+    this.dispatchEvent(new CustomEvent('lobby', { detail: { waiting: this.waiting } }));
   }
 
   /**

@@ -18,6 +18,10 @@ export const CloseCode = Object.freeze({
   INTERNAL_ERROR: 4006,
   RATE_LIMITED: 4007,
   ROOM_FULL: 4008,
+  REMOVED: 4009,
+  LOCKED: 4010,
+  ENDED: 4011,
+  LOBBY_REFUSED: 4012,
 });
 
 /** Close codes after which reconnecting cannot help. */
@@ -27,12 +31,26 @@ export const FATAL_CLOSE_CODES = new Set([
   CloseCode.UNSUPPORTED_VERSION,
   CloseCode.INVALID_ROOM_NAME,
   CloseCode.ROOM_FULL,
+  CloseCode.REMOVED,
+  CloseCode.LOCKED,
+  CloseCode.ENDED,
+  CloseCode.LOBBY_REFUSED,
 ]);
 
 /**
- * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean}} ParticipantInfo
+ * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean, moderator: boolean, hand_raised: boolean}} ParticipantInfo
+ * @typedef {{locked: boolean, lobby: boolean, password: boolean}} RoomState
  * @typedef {{mid: string, participant: number, kind: 'audio'|'video'}} TrackInfo
- * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[]}
+ * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[], moderator: boolean, room: RoomState}
+ *   | {type: 'room_updated', room: RoomState}
+ *   | {type: 'password_required', wrong: boolean, retry_after_ms?: number}
+ *   | {type: 'in_lobby'}
+ *   | {type: 'lobby_request', id: number, name?: string}
+ *   | {type: 'lobby_left', id: number}
+ *   | {type: 'muted_by', by: number}
+ *   | {type: 'unmute_request', by: number}
+ *   | {type: 'chat', from: number, text: string, private: boolean}
+ *   | {type: 'refused', request: string, message: string}
  *   | {type: 'participant_joined', participant: ParticipantInfo}
  *   | {type: 'participant_updated', participant: ParticipantInfo}
  *   | {type: 'participant_left', id: number}
@@ -46,11 +64,21 @@ export const FATAL_CLOSE_CODES = new Set([
  * @param {string|undefined} name
  * @param {boolean} audioMuted
  * @param {boolean} videoMuted
+ * @param {string} [password]
  */
-export function joinMsg(room, name, audioMuted, videoMuted) {
+export function joinMsg(room, name, audioMuted, videoMuted, password) {
   /** @type {Record<string, unknown>} */
   const m = { type: 'join', version: PROTOCOL_VERSION, room, audio_muted: audioMuted, video_muted: videoMuted };
   if (name) m.name = name;
+  if (password) m.password = password;
+  return m;
+}
+
+/** @param {string} text @param {number|undefined} to */
+export function chatMsg(text, to) {
+  /** @type {Record<string, unknown>} */
+  const m = { type: 'chat', text };
+  if (to !== undefined) m.to = to;
   return m;
 }
 
@@ -61,6 +89,9 @@ export const answerMsg = (sdp) => ({ type: 'answer', sdp });
 /** @param {boolean} audioMuted @param {boolean} videoMuted */
 export const mediaStateMsg = (audioMuted, videoMuted) => ({ type: 'media_state', audio_muted: audioMuted, video_muted: videoMuted });
 export const leaveMsg = () => ({ type: 'leave' });
+
+/** Chat size limit, as the server's. */
+export const MAX_CHAT_BYTES = 4096;
 
 /** Same rule as the server's RoomName::parse, to give feedback before a round trip. */
 const RESERVED = new Set(['new', 'ws', 'static', 'healthz', 'favicon.ico', 'robots.txt']);
