@@ -273,6 +273,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     setToggle($('cam'), !meeting.videoMuted, S().camOn, S().camOff);
     $('hand').textContent = meeting.handRaised ? S().lowerHand : S().raiseHand;
     $('hand').setAttribute('aria-pressed', String(meeting.handRaised));
+    setToggle($('share'), meeting.screenSharing, S().stopShare, S().shareScreen);
+    $('share').classList.remove('off');
   };
   renderSelf();
 
@@ -301,8 +303,55 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     layoutGrid(grid);
     renderCount();
   });
+  /** Screen shares by sharer; shown on the stage or as a tile. */
+  /** @type {Map<number, ReturnType<typeof makeTile>>} */
+  const screens = new Map();
+  /** @type {'stage'|'grid'} */
+  let view = 'stage';
+  const renderStage = () => {
+    const stage = $('stage');
+    const first = [...screens.values()][0];
+    const staged = view === 'stage' && first !== undefined;
+    for (const t of screens.values()) {
+      const home = staged && t === first ? stage : grid;
+      if (t.tile.parentElement !== home) home.append(t.tile);
+    }
+    stage.hidden = !staged;
+    $('meeting').querySelector('.body').classList.toggle('staged', staged);
+    $('view-btn').textContent = view === 'stage' ? S().gridView : S().stageView;
+    $('view-btn').hidden = screens.size === 0;
+    for (const [id, t] of screens) t.name.textContent = S().screenOf(nameOf(meeting, id));
+    layoutGrid(grid);
+  };
+  const dropScreen = (/** @type {number} */ id) => {
+    screens.get(id)?.tile.remove();
+    screens.delete(id);
+    renderStage();
+  };
+  rerender.push(renderStage);
+  $('view-btn').onclick = () => { view = view === 'stage' ? 'grid' : 'stage'; renderStage(); };
+  meeting.addEventListener('participants', (ev) => {
+    const ps = /** @type {CustomEvent} */ (ev).detail.participants;
+    for (const id of [...screens.keys()]) if (!ps.get(id)?.screen_sharing) dropScreen(id);
+  });
+
   meeting.addEventListener('track', (ev) => {
-    const { participant, kind, track } = /** @type {CustomEvent} */ (ev).detail;
+    const { participant, kind, track, screen } = /** @type {CustomEvent} */ (ev).detail;
+    if (screen) {
+      let st = screens.get(participant);
+      if (!st) {
+        st = makeTile(`screen-${participant}`);
+        st.tile.classList.add('screen-tile');
+        st.video.muted = true;
+        st.video.srcObject = st.stream;
+        screens.set(participant, st);
+      }
+      for (const old of st.stream.getVideoTracks()) st.stream.removeTrack(old);
+      st.stream.addTrack(track);
+      renderStage();
+      play(st.video);
+      return;
+    }
     const t = tileFor(participant);
     for (const old of kind === 'audio' ? t.stream.getAudioTracks() : t.stream.getVideoTracks()) t.stream.removeTrack(old);
     t.stream.addTrack(track);
@@ -351,6 +400,14 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     else if (kind === 'left') toast(S().leftNotice(/** @type {CustomEvent} */ (ev).detail.name ?? S().guest));
   });
   $('hand').onclick = () => { meeting.raiseHand(!meeting.handRaised); renderPanel(); };
+  $('share').hidden = !navigator.mediaDevices?.getDisplayMedia;
+  $('share').onclick = async () => {
+    try {
+      if (meeting.screenSharing) await meeting.stopScreen();
+      else await meeting.shareScreen();
+    } catch { /* the user cancelled the picker */ }
+    renderSelf();
+  };
   $('side-btn').onclick = () => { $('side').hidden = !$('side').hidden; layoutGrid(grid); };
   $('chat-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();

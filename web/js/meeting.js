@@ -62,6 +62,9 @@ export class Meeting extends EventTarget {
     this.audioTx = null;
     /** @type {RTCRtpTransceiver|null} */
     this.videoTx = null;
+    /** @type {RTCRtpTransceiver|null} sends only while sharing a screen */
+    this.screenTx = null;
+    this.screenSharing = false;
     this.attempt = 0;
     /** @type {Promise<void>} serialises SDP handling */
     this.chain = Promise.resolve();
@@ -257,11 +260,13 @@ export class Meeting extends EventTarget {
     const video = this.stream.getVideoTracks()[0];
     this.audioTx = pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [this.stream] });
     this.videoTx = pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [this.stream] });
+    this.screenTx = pc.addTransceiver('video', { direction: 'sendonly' });
+    this.screenSharing = false;
     pc.ontrack = (ev) => {
       const info = ev.transceiver.mid ? this.tracks.get(ev.transceiver.mid) : undefined;
       if (!info) return;
       this.dispatchEvent(new CustomEvent('track', {
-        detail: { participant: info.participant, kind: info.kind, track: ev.track },
+        detail: { participant: info.participant, kind: info.kind, screen: Boolean(info.screen), track: ev.track },
       }));
     };
     pc.onconnectionstatechange = () => {
@@ -269,7 +274,7 @@ export class Meeting extends EventTarget {
     };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    this.send(offerMsg(pc.localDescription?.sdp ?? offer.sdp ?? ''));
+    this.send(offerMsg(pc.localDescription?.sdp ?? offer.sdp ?? '', this.screenTx.mid));
   }
 
   emitSelf() {
@@ -287,7 +292,7 @@ export class Meeting extends EventTarget {
   setAudioMuted(muted) {
     this.audioMuted = muted;
     for (const t of this.stream.getAudioTracks()) t.enabled = !muted;
-    this.send(mediaStateMsg(this.audioMuted, this.videoMuted));
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted, this.screenSharing));
   }
 
   /**
@@ -303,7 +308,7 @@ export class Meeting extends EventTarget {
     }
     if (!muted && newTrack) this.stream.addTrack(newTrack);
     await this.videoTx?.sender.replaceTrack(muted ? null : newTrack);
-    this.send(mediaStateMsg(this.audioMuted, this.videoMuted));
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted, this.screenSharing));
   }
 
   /**
@@ -317,6 +322,27 @@ export class Meeting extends EventTarget {
     await this.audioTx?.sender.replaceTrack(track);
   }
 
+  /** Shares a screen or window (asks the browser which). */
+  async shareScreen() {
+    const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const track = s.getVideoTracks()[0];
+    if (!track || !this.screenTx) return;
+    track.onended = () => { this.stopScreen(); };
+    await this.screenTx.sender.replaceTrack(track);
+    this.screenSharing = true;
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted, true));
+    this.emitSelf();
+  }
+
+  async stopScreen() {
+    const track = this.screenTx?.sender.track;
+    await this.screenTx?.sender.replaceTrack(null);
+    track?.stop();
+    this.screenSharing = false;
+    this.send(mediaStateMsg(this.audioMuted, this.videoMuted, false));
+    this.emitSelf();
+  }
+
   /** Leaves for good. */
   leave() {
     this.closing = true;
@@ -327,6 +353,8 @@ export class Meeting extends EventTarget {
   }
 
   teardown() {
+    this.screenTx?.sender.track?.stop();
+    this.screenSharing = false;
     this.pc?.close();
     this.pc = null;
     this.tracks.clear();
@@ -338,10 +366,10 @@ export class Meeting extends EventTarget {
 
   /**
    * Receive statistics per remote participant, for the UI and for tests.
-   * @returns {Promise<Record<number, {framesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>>}
+   * @returns {Promise<Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>>}
    */
   async statsByParticipant() {
-    /** @type {Record<number, {framesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>} */
+    /** @type {Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>} */
     const out = {};
     if (!this.pc) return out;
     const report = await this.pc.getStats();
@@ -349,8 +377,10 @@ export class Meeting extends EventTarget {
       if (s.type !== 'inbound-rtp' || !s.mid) return;
       const info = this.tracks.get(s.mid);
       if (!info) return;
-      const e = out[info.participant] ??= { framesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
-      if (s.kind === 'video') {
+      const e = out[info.participant] ??= { framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
+      if (info.screen) {
+        e.screenFramesDecoded += s.framesDecoded ?? 0;
+      } else if (s.kind === 'video') {
         e.framesDecoded += s.framesDecoded ?? 0;
         e.videoPacketsReceived += s.packetsReceived ?? 0;
       } else {

@@ -38,9 +38,9 @@ export const FATAL_CLOSE_CODES = new Set([
 ]);
 
 /**
- * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean, moderator: boolean, hand_raised: boolean}} ParticipantInfo
+ * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean, moderator: boolean, hand_raised: boolean, screen_sharing?: boolean}} ParticipantInfo
  * @typedef {{locked: boolean, lobby: boolean, password: boolean}} RoomState
- * @typedef {{mid: string, participant: number, kind: 'audio'|'video'}} TrackInfo
+ * @typedef {{mid: string, participant: number, kind: 'audio'|'video', screen?: boolean}} TrackInfo
  * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[], moderator: boolean, room: RoomState}
  *   | {type: 'room_updated', room: RoomState}
  *   | {type: 'password_required', wrong: boolean, retry_after_ms?: number}
@@ -82,12 +82,13 @@ export function chatMsg(text, to) {
   return m;
 }
 
-/** @param {string} sdp */
-export const offerMsg = (sdp) => ({ type: 'offer', sdp });
+/** @param {string} sdp @param {string|null} screenMid */
+export const offerMsg = (sdp, screenMid) => (screenMid ? { type: 'offer', sdp, screen_mid: screenMid } : { type: 'offer', sdp });
 /** @param {string} sdp */
 export const answerMsg = (sdp) => ({ type: 'answer', sdp });
-/** @param {boolean} audioMuted @param {boolean} videoMuted */
-export const mediaStateMsg = (audioMuted, videoMuted) => ({ type: 'media_state', audio_muted: audioMuted, video_muted: videoMuted });
+/** @param {boolean} audioMuted @param {boolean} videoMuted @param {boolean} screenSharing */
+export const mediaStateMsg = (audioMuted, videoMuted, screenSharing) =>
+  ({ type: 'media_state', audio_muted: audioMuted, video_muted: videoMuted, screen_sharing: screenSharing });
 export const leaveMsg = () => ({ type: 'leave' });
 
 /** Chat size limit, as the server's. */

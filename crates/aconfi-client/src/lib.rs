@@ -209,7 +209,7 @@ impl ClientPeer {
                 self.id = Some(you);
                 self.participants = participants.into_iter().map(|p| (p.id, p)).collect();
                 let sdp = self.media.create_offer(self.publish, now)?;
-                self.signals.push_back(ClientMsg::Offer { sdp });
+                self.signals.push_back(ClientMsg::Offer { sdp, screen_mid: None });
             }
             ServerMsg::Answer { sdp } => self.media.accept_answer(&sdp, now)?,
             ServerMsg::Offer { sdp, tracks } => {

@@ -21,7 +21,12 @@ pub(crate) fn forward(sfu: &mut Sfu, from: ParticipantId, pkt: RtpPacket, now: I
     let Ok(Some(mid)) = guarded(|| p.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())) else {
         return;
     };
-    let Some(track) = p.published.get(&mid).map(|x| x.track) else { return };
+    let Some(published) = p.published.get(&mid).copied() else { return };
+    let Some(track) = published.track else {
+        // First media on this m-line: the room learns of the track now and
+        // receives from the next packet on, once it has negotiated it.
+        return sfu.announce_track(from, mid, now);
+    };
     let force_muted = p.force_muted;
     let in_pt = pkt.header.payload_type;
     let Some(spec) = p.rtc.codec_config().params().iter().find(|x| x.pt() == in_pt).map(|x| x.spec())

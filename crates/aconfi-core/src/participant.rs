@@ -30,6 +30,7 @@ pub(crate) struct Sub {
     pub track: TrackId,
     pub publisher: ParticipantId,
     pub kind: Kind,
+    pub screen: bool,
     pub state: SubState,
     /// Subtracted from the publisher's extended sequence number, so every
     /// outgoing stream starts near zero and its SRTP rollover counter with it.
@@ -51,8 +52,8 @@ pub(crate) enum SubState {
 }
 
 impl Sub {
-    pub fn new(track: TrackId, publisher: ParticipantId, kind: Kind) -> Self {
-        Sub { track, publisher, kind, state: SubState::Wanted, seq_base: None, pt_map: Vec::new() }
+    pub fn new(track: TrackId, publisher: ParticipantId, kind: Kind, screen: bool) -> Self {
+        Sub { track, publisher, kind, screen, state: SubState::Wanted, seq_base: None, pt_map: Vec::new() }
     }
 
     pub fn mid(&self) -> Option<Mid> {
@@ -64,10 +65,14 @@ impl Sub {
     }
 }
 
-/// A track this participant publishes.
+/// An m-line this participant publishes on. The track is announced to
+/// the others only once media arrives on it: a camera that is off, or a
+/// screen that is not shared, costs nobody an m-line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Published {
-    pub track: TrackId,
+    pub track: Option<TrackId>,
+    pub kind: Kind,
+    pub screen: bool,
 }
 
 pub(crate) struct Participant {
@@ -91,6 +96,8 @@ pub(crate) struct Participant {
     pub force_muted: bool,
     /// Chat rate limit.
     pub chat: crate::control::ChatBucket,
+    /// The client's screen-share m-line, if it offered one.
+    pub screen_mid: Option<Mid>,
 }
 
 impl Participant {

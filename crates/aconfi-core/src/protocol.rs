@@ -55,6 +55,10 @@ pub enum ClientMsg {
     Offer {
         /// SDP offer.
         sdp: String,
+        /// The m-line that carries a screen share (sent on only while
+        /// sharing), if the client offers one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        screen_mid: Option<String>,
     },
     /// Answer to a server `offer`.
     Answer {
@@ -67,6 +71,9 @@ pub enum ClientMsg {
         audio_muted: bool,
         /// Camera off.
         video_muted: bool,
+        /// Sharing a screen or window.
+        #[serde(default, skip_serializing_if = "is_false")]
+        screen_sharing: bool,
     },
     /// The client leaves the room. The server closes the socket normally.
     /// (A struct variant so that unknown fields are refused here too.)
@@ -173,6 +180,13 @@ pub struct ParticipantInfo {
     /// Hand raised.
     #[serde(default)]
     pub hand_raised: bool,
+    /// Sharing a screen or window.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub screen_sharing: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Which participant and kind a server-offered m-line carries.
@@ -185,6 +199,9 @@ pub struct TrackInfo {
     pub participant: ParticipantId,
     /// Audio or video.
     pub kind: Kind,
+    /// A screen share rather than a camera.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub screen: bool,
 }
 
 /// Messages the server sends.

@@ -275,14 +275,16 @@ impl Sfu {
                     video_muted,
                     moderator: false,
                     hand_raised: false,
+                    screen_sharing: false,
                 };
                 self.request_join(pid, room, info, password, now)
             }
-            ClientMsg::Offer { sdp } => {
+            ClientMsg::Offer { sdp, screen_mid } => {
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
                 if !matches!(p.phase, Phase::AwaitingOffer) {
                     return Err(SignalError::Unexpected);
                 }
+                p.screen_mid = screen_mid.as_deref().map(str0m::media::Mid::from);
                 let offer = SdpOffer::from_sdp_string(&sdp).map_err(|_| SignalError::Sdp)?;
                 let answer = guarded(|| p.rtc.sdp_api().accept_offer(offer))
                     .map_err(|_| SignalError::Sdp)?
@@ -330,10 +332,11 @@ impl Sfu {
                 self.maybe_offer(pid, now);
                 Ok(())
             }
-            ClientMsg::MediaState { audio_muted, video_muted } => {
+            ClientMsg::MediaState { audio_muted, video_muted, screen_sharing } => {
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
                 p.info.audio_muted = audio_muted;
                 p.info.video_muted = video_muted;
+                p.info.screen_sharing = screen_sharing;
                 // Unmuting oneself lifts a moderator's mute.
                 if !audio_muted {
                     p.force_muted = false;
@@ -466,8 +469,8 @@ impl Sfu {
         for other in &others {
             if let Some(o) = self.participants.get(other) {
                 for pubd in o.published.values() {
-                    if let Some(t) = self.tracks.get(&pubd.track) {
-                        subs.push(Sub::new(pubd.track, *other, t.kind));
+                    if let Some(track) = pubd.track {
+                        subs.push(Sub::new(track, *other, pubd.kind, pubd.screen));
                     }
                 }
             }
@@ -512,6 +515,7 @@ impl Sfu {
                 timeout: now,
                 force_muted: false,
                 chat: crate::control::ChatBucket::new(now),
+                screen_mid: None,
             },
         );
         self.drain(pid, now);
@@ -523,7 +527,7 @@ impl Sfu {
         for a in &p.addrs {
             self.by_addr.remove(a);
         }
-        let gone_tracks: Vec<TrackId> = p.published.values().map(|x| x.track).collect();
+        let gone_tracks: Vec<TrackId> = p.published.values().filter_map(|x| x.track).collect();
         for t in &gone_tracks {
             self.tracks.remove(t);
         }
@@ -619,6 +623,7 @@ impl Sfu {
                         mid: mid.to_string(),
                         participant: s.publisher,
                         kind: s.kind,
+                        screen: s.screen,
                     })
                 })
                 .collect();
@@ -678,14 +683,14 @@ impl Sfu {
                         self.request_keyframe(t, req.kind, now);
                     }
                 }
-                RtcEvent::MediaAdded(added) => self.publish(pid, added, now),
+                RtcEvent::MediaAdded(added) => self.publish(pid, added),
                 _ => {}
             }
         }
     }
 
-    /// The client's offer added an m-line we receive on: a new track.
-    fn publish(&mut self, pid: ParticipantId, added: str0m::media::MediaAdded, now: Instant) {
+    /// The client's offer added an m-line we receive on; see `announce_track`.
+    fn publish(&mut self, pid: ParticipantId, added: str0m::media::MediaAdded) {
         if !added.direction.is_receiving() {
             return;
         }
@@ -697,15 +702,27 @@ impl Sfu {
             MediaKind::Audio => Kind::Audio,
             MediaKind::Video => Kind::Video,
         };
+        let screen = p.screen_mid == Some(added.mid) && kind == Kind::Video;
+        p.published.insert(added.mid, Published { track: None, kind, screen });
+    }
+
+    /// First media on a published m-line: announce the track to the room.
+    pub(crate) fn announce_track(&mut self, pid: ParticipantId, mid: str0m::media::Mid, now: Instant) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        let Some(pubd) = p.published.get_mut(&mid) else { return };
+        if pubd.track.is_some() {
+            return;
+        }
         let track = TrackId(self.next_track);
         self.next_track += 1;
-        p.published.insert(added.mid, Published { track });
-        self.tracks.insert(track, Track { publisher: pid, kind, mid: added.mid });
-        debug!(participant = %pid, %track, ?kind, "track published");
+        pubd.track = Some(track);
+        let (kind, screen) = (pubd.kind, pubd.screen);
+        self.tracks.insert(track, Track { publisher: pid, kind, mid });
+        debug!(participant = %pid, %track, ?kind, screen, "track published");
         let members = self.rooms.get(&p.room).map(|r| r.members.clone()).unwrap_or_default();
         for m in members.into_iter().filter(|m| *m != pid) {
             let Some(o) = self.participants.get_mut(&m) else { continue };
-            o.subs.push(Sub::new(track, pid, kind));
+            o.subs.push(Sub::new(track, pid, kind, screen));
             o.renegotiate = true;
             self.maybe_offer(m, now);
         }

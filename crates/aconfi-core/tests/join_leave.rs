@@ -125,3 +125,17 @@ fn a_full_room_refuses_the_next_joiner_and_others_stay() {
     sim.flush();
     assert_eq!(sim.peers[other].closed_with, None);
 }
+
+#[test]
+fn a_silent_camera_costs_nobody_an_m_line_until_it_sends() {
+    let mut sim = Sim::new();
+    let a = sim.join(ROOM, None);
+    let b = sim.join(ROOM, None);
+    sim.peers[b].peer.set_publishing(false);
+    let (ia, ib) = (sim.peers[a].pid, sim.peers[b].pid);
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(ia, Kind::Video) > 10));
+    assert_eq!(sim.peers[a].peer.tracks().filter(|t| t.participant == ib).count(), 0, "nothing offered for a silent publisher");
+    sim.peers[b].peer.set_publishing(true);
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.peers[a].peer.received(ib, Kind::Video) > 5));
+    assert_eq!(sim.peers[a].peer.tracks().filter(|t| t.participant == ib).count(), 2);
+}

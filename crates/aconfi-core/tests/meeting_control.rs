@@ -122,7 +122,7 @@ fn moderator_mutes_one_and_everyone_and_only_the_owner_unmutes() {
     // The moderator can only ask; the owner unmutes and is heard again.
     sim.send(0, ClientMsg::AskUnmute { id: b });
     assert!(count(&sim, 1, |m| matches!(m, ServerMsg::UnmuteRequest { .. })) == 1);
-    sim.send(1, ClientMsg::MediaState { audio_muted: false, video_muted: false });
+    sim.send(1, ClientMsg::MediaState { audio_muted: false, video_muted: false, screen_sharing: false });
     sim.run_for(Duration::from_secs(1));
     assert!(sim.peers[2].peer.received(b, Kind::Audio) > heard + 20);
     // Mute all: everyone but the moderator.
