@@ -395,7 +395,12 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     const { kind, id, message } = /** @type {CustomEvent} */ (ev).detail;
     if (kind === 'muted_by') { toast(S().mutedByNotice); renderSelf(); }
     else if (kind === 'unmute_request') toast(S().unmuteRequestNotice);
-    else if (kind === 'refused') toast(message);
+    else if (kind === 'refused') {
+      // The server's reason is English; show ours, in the user's language.
+      const request = /** @type {CustomEvent} */ (ev).detail.request;
+      console.info(`refused ${request}: ${message}`);
+      toast(request === 'chat' ? S().chatRefused : S().refusedGeneric);
+    }
     else if (kind === 'joined') toast(S().joinedNotice(nameOf(meeting, id)));
     else if (kind === 'left') toast(S().leftNotice(/** @type {CustomEvent} */ (ev).detail.name ?? S().guest));
   });

@@ -229,7 +229,7 @@ export class Meeting extends EventTarget {
         this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text: msg.text, private: msg.private } }));
         break;
       case 'refused':
-        this.notice('refused', { message: msg.message });
+        this.notice('refused', { request: msg.request, message: msg.message });
         break;
       case 'answer':
         await this.pc?.setRemoteDescription({ type: 'answer', sdp: msg.sdp });

@@ -84,6 +84,8 @@ export const en = {
   gridView: 'Grid',
   stageView: 'Stage',
   screenOf: (/** @type {string} */ name) => `${name}'s screen`,
+  chatRefused: 'Message not sent: it is too long, empty, or you are sending too fast.',
+  refusedGeneric: 'That is not possible right now.',
 };
 
 /** @type {typeof en} */
@@ -170,6 +172,8 @@ export const de = {
   gridView: 'Kacheln',
   stageView: 'Bühne',
   screenOf: (/** @type {string} */ name) => `Bildschirm von ${name}`,
+  chatRefused: 'Nachricht nicht gesendet: zu lang, leer oder zu schnell hintereinander.',
+  refusedGeneric: 'Das ist gerade nicht möglich.',
 };
 
 export const languages = { en, de };
