@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -118,3 +119,21 @@ export async function until(fn, what, timeoutMs = 30000) {
 export const statsOf = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.statsByParticipant() ?? {});
 /** @param {import('playwright-core').Page} page */
 export const myId = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.you ?? null);
+
+/**
+ * Starts one server and one browser for the tests of a file (before) and
+ * stops them after; read them from the returned object inside tests.
+ */
+export function serverAndBrowser() {
+  /** @type {{server: Awaited<ReturnType<typeof startServer>>, browser: import('playwright-core').Browser}} */
+  const ctx = /** @type {any} */ ({});
+  before(async () => {
+    ctx.server = await startServer();
+    ctx.browser = await launchBrowser();
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.stop();
+  });
+  return ctx;
+}

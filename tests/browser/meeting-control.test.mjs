@@ -6,23 +6,10 @@
 // the UI speaks German on request; the log keeps every secret.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, myId, openPage, startServer, statsOf, until } from './harness.mjs';
+import { test } from 'node:test';
+import { myId, openPage, serverAndBrowser, statsOf, until } from './harness.mjs';
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = serverAndBrowser();
 
 /** @param {import('playwright-core').Page} page */
 const state = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.state);
@@ -37,6 +24,7 @@ async function enterPassword(page, password) {
 }
 
 test('password, chat, lobby, remove and lock, as a user does it', async () => {
+  const { server, browser } = ctx;
   const room = `council-${Math.random().toString(36).slice(2, 10)}`;
   const PASSWORD = 'open sesame 42';
   const url = (/** @type {string} */ name, extra = '') => `${server.origin}/${room}#name=${name}&autojoin=1${extra}`;

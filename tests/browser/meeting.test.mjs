@@ -5,25 +5,13 @@
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { artifacts, launchBrowser, myId, openPage, startServer, statsOf, until } from './harness.mjs';
+import { test } from 'node:test';
+import { artifacts, myId, openPage, serverAndBrowser, statsOf, until } from './harness.mjs';
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = serverAndBrowser();
 
 test('three participants see and hear each other; a leaver disappears', async () => {
+  const { server, browser } = ctx;
   const room = `standup-${Math.random().toString(36).slice(2, 10)}`;
   const names = ['Alice Example', 'Bob Example', 'Carol Example'];
   const people = [];

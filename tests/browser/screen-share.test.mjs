@@ -3,25 +3,13 @@
 // when sharing stops.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchBrowser, myId, openPage, startServer, statsOf, until } from './harness.mjs';
+import { test } from 'node:test';
+import { myId, openPage, serverAndBrowser, statsOf, until } from './harness.mjs';
 
-/** @type {Awaited<ReturnType<typeof startServer>>} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const ctx = serverAndBrowser();
 
 test('a shared screen is decoded and staged for the others', async () => {
+  const { server, browser } = ctx;
   const room = `demo-${Math.random().toString(36).slice(2, 10)}`;
   const alice = await openPage(browser, `${server.origin}/${room}#name=Alice&autojoin=1&camera=off`);
   const aliceId = await until(() => myId(alice.page), 'alice joined');

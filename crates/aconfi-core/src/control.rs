@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use tracing::info;
 
 use crate::ids::ParticipantId;
+use crate::rate::TokenBucket;
 use crate::protocol::{
     ClientMsg, CloseCode, ParticipantInfo, ServerMsg, MAX_CHAT_BYTES, MAX_PASSWORD_CHARS,
 };
@@ -45,29 +46,9 @@ enum Stage {
     Lobby,
 }
 
-/// A token bucket for chat messages.
-#[derive(Debug, Clone)]
-pub(crate) struct ChatBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl ChatBucket {
-    pub(crate) fn new(now: Instant) -> Self {
-        ChatBucket { tokens: CHAT_BURST, last: now }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * CHAT_PER_SECOND).min(CHAT_BURST);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+/// A fresh chat rate limit.
+pub(crate) fn chat_bucket(now: Instant) -> TokenBucket {
+    TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now)
 }
 
 /// The `type` of a client message, for `refused` answers.

@@ -11,6 +11,7 @@ mod forward;
 pub mod ids;
 mod participant;
 pub mod protocol;
+pub mod rate;
 pub mod room_name;
 mod sfu;
 

@@ -95,7 +95,7 @@ pub(crate) struct Participant {
     /// the participant unmutes themselves.
     pub force_muted: bool,
     /// Chat rate limit.
-    pub chat: crate::control::ChatBucket,
+    pub chat: crate::rate::TokenBucket,
     /// The client's screen-share m-line, if it offered one.
     pub screen_mid: Option<Mid>,
 }

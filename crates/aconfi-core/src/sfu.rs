@@ -514,7 +514,7 @@ impl Sfu {
                 addrs: Vec::new(),
                 timeout: now,
                 force_muted: false,
-                chat: crate::control::ChatBucket::new(now),
+                chat: crate::control::chat_bucket(now),
                 screen_mid: None,
             },
         );

@@ -1,14 +1,14 @@
 //! One task per WebSocket: parse and size-check client messages, hand them
 //! to the core task, write what the core sends back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
+use aconfi_core::rate::TokenBucket;
 use aconfi_core::{close_reason, ClientMsg, CloseCode, ParticipantId, ServerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
 use crate::AppState;
@@ -30,7 +30,8 @@ pub async fn connection(socket: WebSocket, state: AppState) {
         return;
     }
     let (mut sink, mut stream) = socket.split();
-    let mut bucket = TokenBucket::new(Instant::now());
+    // Per connection: cheap, and enough against a client that floods.
+    let mut bucket = TokenBucket::new(BURST, MESSAGES_PER_SECOND, Instant::now());
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
 
@@ -135,28 +136,4 @@ fn close_frame(code: CloseCode) -> Message {
         code: code.code(),
         reason: Utf8Bytes::from_static(close_reason(code)),
     }))
-}
-
-/// A per-connection token bucket: cheap and enough against a client that floods.
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(now: Instant) -> Self {
-        TokenBucket { tokens: BURST, last: now }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * MESSAGES_PER_SECOND).min(BURST);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }

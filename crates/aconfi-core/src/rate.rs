@@ -1,0 +1,52 @@
+//! A token bucket: `burst` at once, then `per_second`. Time is passed in.
+
+use std::time::Instant;
+
+/// Allows a burst, then a steady rate.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    burst: f64,
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(burst: f64, per_second: f64, now: Instant) -> Self {
+        TokenBucket { burst, per_second, tokens: burst, last: now }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(3.0, 2.0, t0);
+        assert!((0..3).all(|_| b.take(t0)));
+        assert!(!b.take(t0));
+        assert!(b.take(t0 + Duration::from_millis(500)));
+        assert!(!b.take(t0 + Duration::from_millis(500)));
+        // Never more than the burst, however long the pause.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..10).filter(|_| b.take(later)).count(), 3);
+    }
+}
