@@ -8,6 +8,7 @@
 
 mod control;
 mod forward;
+mod negotiation;
 pub mod ids;
 mod participant;
 pub mod protocol;

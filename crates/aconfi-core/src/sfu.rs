@@ -12,16 +12,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
+use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use tracing::{debug, info, warn};
 
 use crate::forward;
 use crate::ids::{ParticipantId, RoomId, TrackId};
-use crate::participant::{Participant, Phase, Published, Sub, SubState};
+use crate::participant::{Participant, Phase, Sub, SubState};
 use crate::protocol::{
-    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, TrackInfo, MAX_NAME_CHARS,
+    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, MAX_NAME_CHARS,
     PROTOCOL_VERSION,
 };
 use crate::room_name::RoomName;
@@ -108,10 +108,10 @@ impl Room {
 }
 
 pub(crate) struct Track {
-    publisher: ParticipantId,
+    pub(crate) publisher: ParticipantId,
     pub(crate) kind: Kind,
     /// The publisher's m-line it arrives on.
-    mid: str0m::media::Mid,
+    pub(crate) mid: str0m::media::Mid,
 }
 
 /// Why a signaling message was refused. The shell closes the socket with
@@ -171,7 +171,7 @@ pub struct Sfu {
     pub(crate) by_addr: HashMap<SocketAddr, ParticipantId>,
     pub(crate) tracks: HashMap<TrackId, Track>,
     next_room: u64,
-    next_track: u64,
+    pub(crate) next_track: u64,
     pub(crate) out: VecDeque<Output>,
     /// Events from one participant's session that touch others, handled
     /// after its session is drained (str0m's single-mutation rule).
@@ -564,7 +564,7 @@ impl Sfu {
     }
 
     /// A participant's session broke: drop it, tell it why, keep the room.
-    fn fault(&mut self, pid: ParticipantId, code: CloseCode, now: Instant) {
+    pub(crate) fn fault(&mut self, pid: ParticipantId, code: CloseCode, now: Instant) {
         if !self.participants.contains_key(&pid) {
             return;
         }
@@ -575,64 +575,6 @@ impl Sfu {
         ));
         self.remove(pid, now);
         self.out.push_back(Output::Close(pid, code));
-    }
-
-    /// Sends a server offer when subscriptions changed and nothing is pending.
-    fn maybe_offer(&mut self, pid: ParticipantId, now: Instant) {
-        let Some(p) = self.participants.get_mut(&pid) else { return };
-        if !p.renegotiate || !matches!(p.phase, Phase::Stable) {
-            return;
-        }
-        p.renegotiate = false;
-        let Participant { rtc, subs, .. } = p;
-        let applied = guarded(|| {
-            let mut api = rtc.sdp_api();
-            for s in subs.iter_mut() {
-                match s.state {
-                    SubState::Wanted => {
-                        let kind = match s.kind {
-                            Kind::Audio => MediaKind::Audio,
-                            Kind::Video => MediaKind::Video,
-                        };
-                        let mid = api.add_media(
-                            kind,
-                            Direction::SendOnly,
-                            Some(s.publisher.to_string()),
-                            Some(s.track.to_string()),
-                            None,
-                        );
-                        s.state = SubState::Offered(mid);
-                    }
-                    SubState::Stopping(Some(mid)) => api.stop_media(mid),
-                    _ => {}
-                }
-            }
-            subs.retain(|s| !matches!(s.state, SubState::Stopping(_)));
-            api.apply()
-        });
-        let Ok(applied) = applied else {
-            return self.fault(pid, CloseCode::InternalError, now);
-        };
-        if let Some((offer, pending)) = applied {
-            p.phase = Phase::AwaitingAnswer(pending);
-            let tracks = p
-                .subs
-                .iter()
-                .filter_map(|s| {
-                    s.mid().map(|mid| TrackInfo {
-                        mid: mid.to_string(),
-                        participant: s.publisher,
-                        kind: s.kind,
-                        screen: s.screen,
-                    })
-                })
-                .collect();
-            self.out.push_back(Output::Signal(
-                pid,
-                ServerMsg::Offer { sdp: offer.to_sdp_string(), tracks },
-            ));
-        }
-        self.drain(pid, now);
     }
 
     /// Polls one session until its next timeout. Transmits go out; events
@@ -687,61 +629,6 @@ impl Sfu {
                 _ => {}
             }
         }
-    }
-
-    /// The client's offer added an m-line we receive on; see `announce_track`.
-    fn publish(&mut self, pid: ParticipantId, added: str0m::media::MediaAdded) {
-        if !added.direction.is_receiving() {
-            return;
-        }
-        let Some(p) = self.participants.get_mut(&pid) else { return };
-        if p.published.len() >= MAX_PUBLISHED_TRACKS {
-            return;
-        }
-        let kind = match added.kind {
-            MediaKind::Audio => Kind::Audio,
-            MediaKind::Video => Kind::Video,
-        };
-        let screen = p.screen_mid == Some(added.mid) && kind == Kind::Video;
-        p.published.insert(added.mid, Published { track: None, kind, screen });
-    }
-
-    /// First media on a published m-line: announce the track to the room.
-    pub(crate) fn announce_track(&mut self, pid: ParticipantId, mid: str0m::media::Mid, now: Instant) {
-        let Some(p) = self.participants.get_mut(&pid) else { return };
-        let Some(pubd) = p.published.get_mut(&mid) else { return };
-        if pubd.track.is_some() {
-            return;
-        }
-        let track = TrackId(self.next_track);
-        self.next_track += 1;
-        pubd.track = Some(track);
-        let (kind, screen) = (pubd.kind, pubd.screen);
-        self.tracks.insert(track, Track { publisher: pid, kind, mid });
-        debug!(participant = %pid, %track, ?kind, screen, "track published");
-        let members = self.rooms.get(&p.room).map(|r| r.members.clone()).unwrap_or_default();
-        for m in members.into_iter().filter(|m| *m != pid) {
-            let Some(o) = self.participants.get_mut(&m) else { continue };
-            o.subs.push(Sub::new(track, pid, kind, screen));
-            o.renegotiate = true;
-            self.maybe_offer(m, now);
-        }
-    }
-
-    /// Asks the publisher of `track` for a keyframe (PLI or FIR).
-    fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind, now: Instant) {
-        let Some(t) = self.tracks.get(&track) else { return };
-        let (publisher, mid) = (t.publisher, t.mid);
-        let Some(p) = self.participants.get_mut(&publisher) else { return };
-        let ok = guarded(|| {
-            if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
-                rx.request_keyframe(kind);
-            }
-        });
-        if ok.is_err() {
-            return self.fault(publisher, CloseCode::InternalError, now);
-        }
-        self.drain(publisher, now);
     }
 
     pub(crate) fn broadcast(&mut self, room: &RoomName, except: Option<ParticipantId>, msg: ServerMsg) {
