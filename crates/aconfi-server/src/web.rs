@@ -52,10 +52,55 @@ async fn index() -> Response {
     page()
 }
 
-async fn meeting(Path(room): Path<String>) -> Response {
+async fn meeting(Path(room): Path<String>, headers: HeaderMap) -> Response {
     match RoomName::parse(&room) {
         Ok(_) => page(),
-        Err(e) => error_page(StatusCode::BAD_REQUEST, "This meeting link is not valid", &e.to_string()),
+        Err(_) => {
+            let t = texts(&headers);
+            error_page(StatusCode::BAD_REQUEST, t.invalid_title, t.invalid_detail, t)
+        }
+    }
+}
+
+/// The error pages' words, in German when the browser prefers it (the web
+/// client has its own strings; these pages are served before it runs).
+struct Texts {
+    lang: &'static str,
+    invalid_title: &'static str,
+    invalid_detail: &'static str,
+    not_found_title: &'static str,
+    not_found_detail: &'static str,
+    home: &'static str,
+}
+
+const EN: Texts = Texts {
+    lang: "en",
+    invalid_title: "This meeting link is not valid",
+    invalid_detail: "A meeting name has 3 to 64 characters: letters a-z, digits, '-' and '_'.",
+    not_found_title: "Not found",
+    not_found_detail: "There is nothing at this address.",
+    home: "Start or join a meeting",
+};
+
+const DE: Texts = Texts {
+    lang: "de",
+    invalid_title: "Dieser Konferenz-Link ist nicht gültig",
+    invalid_detail: "Ein Konferenzname hat 3 bis 64 Zeichen: Buchstaben a-z, Ziffern, „-“ und „_“.",
+    not_found_title: "Nicht gefunden",
+    not_found_detail: "Unter dieser Adresse gibt es nichts.",
+    home: "Konferenz starten oder beitreten",
+};
+
+fn texts(headers: &HeaderMap) -> &'static Texts {
+    let first = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .unwrap_or("");
+    if first.trim().to_ascii_lowercase().starts_with("de") {
+        &DE
+    } else {
+        &EN
     }
 }
 
@@ -99,14 +144,17 @@ fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
-async fn asset(Path(path): Path<String>) -> Response {
-    serve_asset(&path).unwrap_or_else(|| {
-        error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.")
-    })
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    serve_asset(&path).unwrap_or_else(|| not_found_page(&headers))
 }
 
-async fn not_found() -> Response {
-    error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing at this address.")
+async fn not_found(headers: HeaderMap) -> Response {
+    not_found_page(&headers)
+}
+
+fn not_found_page(headers: &HeaderMap) -> Response {
+    let t = texts(headers);
+    error_page(StatusCode::NOT_FOUND, t.not_found_title, t.not_found_detail, t)
 }
 
 fn page() -> Response {
@@ -126,12 +174,14 @@ fn serve_asset(path: &str) -> Option<Response> {
 }
 
 /// A small self-contained error page (no user input echoed back).
-fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
+fn error_page(status: StatusCode, title: &str, detail: &str, t: &Texts) -> Response {
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} – A-Confi</title>\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title} – A-Confi</title>\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <link rel=\"stylesheet\" href=\"/static/style.css\"></head><body class=\"error-page\">\
-<main class=\"card\"><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Start or join a meeting</a></p></main></body></html>"
+<main class=\"card\"><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">{home}</a></p></main></body></html>",
+        lang = t.lang,
+        home = t.home,
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }

@@ -62,6 +62,9 @@ async fn invalid_room_link_gets_an_error_page_and_new_meeting_redirects() {
     assert_eq!(status, 400);
     assert!(body.contains("not valid"), "{body}");
     assert!(!body.contains("bad name"), "input is not echoed back");
+    let (status, _, body) = common::https_request_with(port, "GET", "/bad%20name!", "Accept-Language: de-DE,de;q=0.9\r\n").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("nicht gültig") && body.contains("lang=\"de\""), "{body}");
     let (status, body) = get("/some-meeting").await;
     assert_eq!(status, 200);
     assert!(body.contains("/static/js/app.js"));

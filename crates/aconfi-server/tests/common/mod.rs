@@ -206,13 +206,23 @@ pub fn remember_cert(server: &Server) {
 
 /// A minimal HTTP/1.1 request over TLS; returns (status, headers, body).
 pub async fn https_request(port: u16, method: &str, path: &str) -> (u16, HashMap<String, String>, String) {
+    https_request_with(port, method, path, "").await
+}
+
+/// Like [`https_request`], with extra header lines (each ending in \r\n).
+pub async fn https_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+) -> (u16, HashMap<String, String>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let cert = CERT.get().and_then(|m| m.lock().unwrap().get(&port).cloned());
     let connector = tokio_rustls::TlsConnector::from(tls_config(cert));
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra_headers}\r\n");
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let _ = tls.read_to_end(&mut raw).await;
