@@ -19,7 +19,8 @@ test('a shared screen is decoded and staged for the others', async () => {
   assert.ok(await bob.page.locator('#stage').isHidden(), 'no stage without a share');
 
   await alice.page.click('#share');
-  assert.equal(await alice.page.getAttribute('#share', 'aria-pressed'), 'true');
+  // Sharing starts once the browser hands over the screen (asynchronous).
+  await until(async () => (await alice.page.getAttribute('#share', 'aria-pressed')) === 'true', 'share button pressed');
   const staged = bob.page.locator('#stage .screen-tile');
   await staged.waitFor({ state: 'visible' });
   assert.equal(await staged.locator('.name').textContent(), "Alice's screen");

@@ -98,6 +98,8 @@ pub(crate) struct Participant {
     pub chat: crate::rate::TokenBucket,
     /// The client's screen-share m-line, if it offered one.
     pub screen_mid: Option<Mid>,
+    /// Our ICE username fragment for this session.
+    pub ufrag: String,
 }
 
 impl Participant {

@@ -169,6 +169,8 @@ pub struct Sfu {
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     /// Remote address → participant, learnt from the first STUN request.
     pub(crate) by_addr: HashMap<SocketAddr, ParticipantId>,
+    /// Our ICE username fragment of each session → its participant.
+    by_ufrag: HashMap<String, ParticipantId>,
     pub(crate) tracks: HashMap<TrackId, Track>,
     next_room: u64,
     pub(crate) next_track: u64,
@@ -188,6 +190,7 @@ impl Sfu {
             rooms: HashMap::new(),
             participants: HashMap::new(),
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
             tracks: HashMap::new(),
             next_room: 1,
             next_track: 1,
@@ -381,14 +384,20 @@ impl Sfu {
         let pid = match self.by_addr.get(&source) {
             Some(pid) => *pid,
             None => {
-                // A new address: only a STUN request with a participant's
-                // ICE credentials is claimed.
-                let found = self
+                // A new address: only a STUN request naming a participant's
+                // ICE username (looked up, not searched for) and accepted by
+                // that session is claimed; anything else costs one parse.
+                let named = str0m::ice::StunMessage::parse(contents)
+                    .ok()
+                    .and_then(|m| m.split_username().and_then(|(local, _)| self.by_ufrag.get(local).copied()));
+                let Some(pid) = named else { return };
+                let accepted = self
                     .participants
-                    .values()
-                    .find(|p| guarded(|| p.rtc.accepts(&input)).unwrap_or(false))
-                    .map(|p| p.id);
-                let Some(pid) = found else { return };
+                    .get(&pid)
+                    .is_some_and(|p| guarded(|| p.rtc.accepts(&input)).unwrap_or(false));
+                if !accepted {
+                    return;
+                }
                 self.by_addr.insert(source, pid);
                 if let Some(p) = self.participants.get_mut(&pid) {
                     p.addrs.push(source);
@@ -446,6 +455,9 @@ impl Sfu {
                 rtc.add_local_candidate(c);
             }
         }
+
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        self.by_ufrag.insert(ufrag.clone(), pid);
 
         let next_room = &mut self.next_room;
         let entry = self.rooms.entry(room.clone()).or_insert_with(|| {
@@ -516,6 +528,7 @@ impl Sfu {
                 force_muted: false,
                 chat: crate::control::chat_bucket(now),
                 screen_mid: None,
+                ufrag,
             },
         );
         self.drain(pid, now);
@@ -527,6 +540,7 @@ impl Sfu {
         for a in &p.addrs {
             self.by_addr.remove(a);
         }
+        self.by_ufrag.remove(&p.ufrag);
         let gone_tracks: Vec<TrackId> = p.published.values().filter_map(|x| x.track).collect();
         for t in &gone_tracks {
             self.tracks.remove(t);
