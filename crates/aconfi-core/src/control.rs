@@ -51,30 +51,6 @@ pub(crate) fn chat_bucket(now: Instant) -> TokenBucket {
     TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now)
 }
 
-/// The `type` of a client message, for `refused` answers.
-pub(crate) fn request_type(msg: &ClientMsg) -> &'static str {
-    match msg {
-        ClientMsg::Join { .. } => "join",
-        ClientMsg::Offer { .. } => "offer",
-        ClientMsg::Answer { .. } => "answer",
-        ClientMsg::MediaState { .. } => "media_state",
-        ClientMsg::Leave {} => "leave",
-        ClientMsg::Chat { .. } => "chat",
-        ClientMsg::RaiseHand { .. } => "raise_hand",
-        ClientMsg::GrantModerator { .. } => "grant_moderator",
-        ClientMsg::Mute { .. } => "mute",
-        ClientMsg::MuteAll {} => "mute_all",
-        ClientMsg::AskUnmute { .. } => "ask_unmute",
-        ClientMsg::Remove { .. } => "remove",
-        ClientMsg::SetLock { .. } => "set_lock",
-        ClientMsg::SetPassword { .. } => "set_password",
-        ClientMsg::SetLobby { .. } => "set_lobby",
-        ClientMsg::Admit { .. } => "admit",
-        ClientMsg::Refuse { .. } => "refuse",
-        ClientMsg::EndMeeting {} => "end_meeting",
-    }
-}
-
 /// Drops entries older than the window.
 fn prune(q: &mut VecDeque<Instant>, now: Instant) {
     while q.front().is_some_and(|t| now.saturating_duration_since(*t) >= GUESS_WINDOW) {

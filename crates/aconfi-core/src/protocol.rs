@@ -143,6 +143,32 @@ pub enum ClientMsg {
     EndMeeting {},
 }
 
+impl ClientMsg {
+    /// The message's `type`, as on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMsg::Join { .. } => "join",
+            ClientMsg::Offer { .. } => "offer",
+            ClientMsg::Answer { .. } => "answer",
+            ClientMsg::MediaState { .. } => "media_state",
+            ClientMsg::Leave {} => "leave",
+            ClientMsg::Chat { .. } => "chat",
+            ClientMsg::RaiseHand { .. } => "raise_hand",
+            ClientMsg::GrantModerator { .. } => "grant_moderator",
+            ClientMsg::Mute { .. } => "mute",
+            ClientMsg::MuteAll {} => "mute_all",
+            ClientMsg::AskUnmute { .. } => "ask_unmute",
+            ClientMsg::Remove { .. } => "remove",
+            ClientMsg::SetLock { .. } => "set_lock",
+            ClientMsg::SetPassword { .. } => "set_password",
+            ClientMsg::SetLobby { .. } => "set_lobby",
+            ClientMsg::Admit { .. } => "admit",
+            ClientMsg::Refuse { .. } => "refuse",
+            ClientMsg::EndMeeting {} => "end_meeting",
+        }
+    }
+}
+
 /// Longest chat message, in bytes of UTF-8.
 pub const MAX_CHAT_BYTES: usize = 4096;
 

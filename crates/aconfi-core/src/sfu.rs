@@ -235,7 +235,7 @@ impl Sfu {
         msg: ClientMsg,
         now: Instant,
     ) -> Result<(), SignalError> {
-        let request = crate::control::request_type(&msg);
+        let request = msg.type_name();
         let res = self.dispatch_signal(pid, msg, now);
         match &res {
             Err(e) if e.is_fatal() => {
