@@ -100,6 +100,8 @@ pub(crate) struct Participant {
     pub screen_mid: Option<Mid>,
     /// Our ICE username fragment for this session.
     pub ufrag: String,
+    /// Packets were written that only advancing the session releases.
+    pub release_due: bool,
 }
 
 impl Participant {

@@ -430,6 +430,7 @@ impl Sfu {
     /// Moves one session's clock to `now` and drains what that releases.
     fn advance(&mut self, pid: ParticipantId, now: Instant) {
         let Some(p) = self.participants.get_mut(&pid) else { return };
+        p.release_due = false;
         match guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
             Ok(Ok(())) => self.drain(pid, now),
             Ok(Err(_)) => self.fault(pid, CloseCode::MediaFailed, now),
@@ -529,6 +530,7 @@ impl Sfu {
                 chat: crate::control::chat_bucket(now),
                 screen_mid: None,
                 ufrag,
+                release_due: false,
             },
         );
         self.drain(pid, now);
@@ -598,7 +600,9 @@ impl Sfu {
         loop {
             match guarded(|| p.rtc.poll_output()) {
                 Ok(Ok(RtcOutput::Timeout(t))) => {
-                    p.timeout = t;
+                    // str0m's deadline does not count packets written and not
+                    // yet released: keep a session marked due until advanced.
+                    p.timeout = if p.release_due { t.min(now) } else { t };
                     break;
                 }
                 Ok(Ok(RtcOutput::Transmit(t))) => self.out.push_back(Output::Transmit(Transmit {
@@ -669,6 +673,7 @@ impl Sfu {
     /// what was written to it.
     pub(crate) fn mark_due(&mut self, pid: ParticipantId, now: Instant) {
         if let Some(p) = self.participants.get_mut(&pid) {
+            p.release_due = true;
             p.timeout = p.timeout.min(now);
         }
     }
