@@ -54,11 +54,7 @@ pub struct MediaSockets {
 impl MediaSockets {
     /// Binds the media port as configured.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let ips: Vec<IpAddr> = match config.media_bind {
-            Some(ip) => vec![ip],
-            None if !config.public_ip.is_empty() => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
-            None => interface_ips(),
-        };
+        let ips = bind_addresses(config, interface_ips);
         let mut sockets = Vec::new();
         let mut port = config.media_port;
         for ip in ips {
@@ -78,6 +74,14 @@ impl MediaSockets {
                 None => local,
             };
             advertised.push(addr);
+        }
+        if advertised.iter().all(|a| a.ip().is_loopback()) {
+            // Firefox never sends WebRTC media over loopback: on a machine
+            // with no other address, only Chromium-based browsers connect.
+            warn!(
+                "media is reachable on loopback only: Firefox cannot connect; \
+                 give the machine a network address or pass --media-bind/--public-ip"
+            );
         }
         Ok(MediaSockets { sockets, advertised })
     }
@@ -116,6 +120,21 @@ impl MediaSockets {
         let i = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
         // UDP: a full socket buffer drops the datagram, as the network would.
         let _ = self.sockets[i].try_send_to(contents, destination);
+    }
+}
+
+/// The local addresses to bind the media port on. A wildcard bind (or none)
+/// without `--public-ip` means every interface address, each its own
+/// socket and ICE candidate: a candidate of 0.0.0.0 is no address at all,
+/// and browsers on this machine need a real one (Firefox uses only its
+/// non-loopback interfaces). With `--public-ip` one wildcard socket suffices,
+/// since the public address is what is advertised.
+fn bind_addresses(config: &Config, interfaces: impl FnOnce() -> Vec<IpAddr>) -> Vec<IpAddr> {
+    match config.media_bind {
+        Some(ip) if !ip.is_unspecified() => vec![ip],
+        Some(ip) if !config.public_ip.is_empty() => vec![ip],
+        None if !config.public_ip.is_empty() => vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
+        _ => interfaces(),
     }
 }
 
@@ -212,4 +231,36 @@ pub async fn run(
         }
     }
     info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        Config::parse_from(std::iter::once("aconfi").chain(args.iter().copied()))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn a_wildcard_bind_means_every_interface_address() {
+        let here = || vec![ip("127.0.0.1"), ip("192.0.2.2")];
+        for args in [&[][..], &["--media-bind", "0.0.0.0"][..]] {
+            assert_eq!(bind_addresses(&config(args), here), here(), "{args:?}");
+        }
+        assert_eq!(bind_addresses(&config(&["--media-bind", "192.0.2.2"]), here), vec![ip("192.0.2.2")]);
+    }
+
+    #[test]
+    fn behind_nat_one_wildcard_socket_is_advertised_as_the_public_address() {
+        let none = || -> Vec<IpAddr> { panic!("interfaces are not needed behind NAT") };
+        let c = config(&["--public-ip", "203.0.113.7"]);
+        assert_eq!(bind_addresses(&c, none), vec![ip("0.0.0.0")]);
+        let c = config(&["--public-ip", "203.0.113.7", "--media-bind", "0.0.0.0"]);
+        assert_eq!(bind_addresses(&c, none), vec![ip("0.0.0.0")]);
+    }
 }
