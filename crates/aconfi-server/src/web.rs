@@ -28,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .route("/new", get(new_meeting))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        // Browsers ask for these by themselves; answer instead of a 400 page.
+        .route("/favicon.ico", get(|| async { serve_asset("favicon.svg").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response()) }))
+        // Meeting links are secrets: ask crawlers to index nothing.
+        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /\n" }))
         .route("/static/{*path}", get(asset))
         .route("/{room}", get(meeting))
         .fallback(not_found)
@@ -178,6 +182,7 @@ fn error_page(status: StatusCode, title: &str, detail: &str, t: &Texts) -> Respo
     let html = format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title} – A-Confi</title>\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\">\
 <link rel=\"stylesheet\" href=\"/static/style.css\"></head><body class=\"error-page\">\
 <main class=\"card\"><h1>{title}</h1><p>{detail}</p><p><a href=\"/\">{home}</a></p></main></body></html>",
         lang = t.lang,

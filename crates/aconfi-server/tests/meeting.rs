@@ -74,6 +74,13 @@ async fn invalid_room_link_gets_an_error_page_and_new_meeting_redirects() {
     let name = loc.trim_start_matches('/');
     assert!(aconfi_core::RoomName::parse(name).is_ok(), "{loc}");
     assert!(name.len() >= 20);
+    // What browsers and crawlers ask for by themselves is answered.
+    let (status, headers, body) = common::https_request_with(port, "GET", "/favicon.ico", "").await;
+    assert_eq!((status, headers.get("content-type").map(String::as_str)), (200, Some("image/svg+xml")));
+    assert!(body.starts_with("<svg"), "{body}");
+    let (status, body) = get("/robots.txt").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Disallow: /"), "{body}");
     server.shutdown().await;
 }
 
