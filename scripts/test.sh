@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every A-Confi test on a fresh Debian machine with Rust and Node:
-# installs what the tests need (Debian's Chromium, npm packages), builds,
-# runs the Rust tests (core simulation, server over loopback, bad input,
-# protocol spec), type-checks the web client, and drives real Chromium.
+# installs what the tests need (Debian's Chromium, Firefox ESR and Xvfb, npm
+# packages), builds, runs the Rust tests (core simulation, server over
+# loopback, bad input, protocol spec), type-checks the web client, and
+# drives real Chromium and Firefox in the same meetings.
 # Ends with one summary line: "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,15 +15,38 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nsummary: 0 passed, 1 failed (%s)\n' "$*"; exit 1; }
 
 step "system packages"
-if ! command -v chromium >/dev/null 2>&1; then
+# command → Debian package that provides it
+declare -A wanted=([chromium]=chromium [chromedriver]=chromium-driver [firefox-esr]=firefox-esr [Xvfb]=xvfb [ip]=iproute2)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update"
-  apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null \
-    || die "installing chromium"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core >/dev/null \
+    || die "installing ${missing[*]}"
 fi
 chromium --version || die "chromium does not run"
+firefox-esr --version || die "firefox-esr does not run"
 
-step "npm packages (playwright-core, typescript)"
+step "a network route for Firefox"
+# Firefox never uses loopback for WebRTC and gathers ICE candidates only on
+# the interface of the default route: a meeting on this machine needs one,
+# which every real machine has. A bare CI container may have only `lo`;
+# give it a veth pair with an address and a default route then.
+if ip -4 route show default | grep -q . && ip -4 -o addr show scope global | grep -q inet; then
+  ip -4 route show default | awk '{print "default route via", $5; exit}'
+else
+  { ip link add aconfi-test0 type veth peer name aconfi-test1 \
+      && ip addr add 198.18.0.1/24 dev aconfi-test0 \
+      && ip link set aconfi-test0 up && ip link set aconfi-test1 up \
+      && { ip -4 route show default | grep -q . || ip route add default via 198.18.0.2 dev aconfi-test0; }; } \
+    || die "no default route for Firefox and none could be added"
+  echo "added veth aconfi-test0 (198.18.0.1/24) with a default route"
+fi
+
+step "npm packages (playwright-core, puppeteer-core, typescript)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci"
 
 step "build"
@@ -48,7 +72,7 @@ add_counts "$rp" "$rf" "$rust_rc"
 step "web client type check (tsc --checkJs)"
 if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then add_counts 1 0 0; else add_counts 0 1 1; fi
 
-step "browser tests (Debian Chromium + playwright-core)"
+step "browser tests (Chromium via playwright-core, Firefox ESR via puppeteer-core)"
 (cd tests/browser && node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=tap *.test.mjs) 2>&1 | tee "$log_dir/browser-test.log"
 node_rc=${PIPESTATUS[0]}
 np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')

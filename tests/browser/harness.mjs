@@ -1,13 +1,18 @@
 // Shared set-up for the browser tests: start the real aconfi binary on free
-// ports, launch Debian's Chromium with fake camera and microphone, and
-// small helpers to poll page state with a deadline.
+// ports, launch the browsers (browsers.mjs), and the checks every meeting
+// test ends with (nothing from another origin, no script errors, a log that
+// names no one).
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launch } from './browsers.mjs';
+
+export { until } from './wait.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../..');
@@ -17,12 +22,13 @@ mkdirSync(artifacts, { recursive: true });
 const binary = process.env.ACONFI_BIN ?? path.join(repoRoot, 'target/debug/aconfi');
 
 /**
- * Starts aconfi on loopback (free ports unless `extraArgs` names them);
- * resolves once it serves.
+ * Starts aconfi with HTTPS on loopback and media on every interface, as a
+ * user runs it (free ports unless `extraArgs` names them); resolves once it
+ * serves.
  * @param {string[]} [extraArgs]
  */
 export async function startServer(extraArgs = []) {
-  const defaults = { '--listen': '127.0.0.1:0', '--media-bind': '127.0.0.1', '--media-port': '0' };
+  const defaults = { '--listen': '127.0.0.1:0', '--media-port': '0' };
   const args = [...extraArgs];
   for (const [flag, value] of Object.entries(defaults)) {
     if (!args.includes(flag)) args.push(flag, value);
@@ -56,84 +62,54 @@ export async function startServer(extraArgs = []) {
   };
 }
 
-export async function launchBrowser() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      '--allow-loopback-in-peer-connection',
-      '--autoplay-policy=no-user-gesture-required',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-      '--disable-gpu',
-    ],
-  });
-}
-
 /**
- * Opens a page in its own context (own camera, own storage) and records
- * every request it makes, so tests can check nothing leaves our origin.
- * @param {import('playwright-core').Browser} browser
- * @param {string} url
+ * Starts one server and the named browsers for the tests of a file (before)
+ * and stops them after; read them from the returned object inside tests.
+ * @param {{firefoxDisplay?: boolean}} [opts] run Firefox in a window on Xvfb (for screen capture)
  */
-export async function openPage(browser, url) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 720 } });
-  const page = await context.newPage();
-  /** @type {string[]} */
-  const requests = [];
-  page.on('request', (r) => requests.push(r.url()));
-  /** @type {string[]} */
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(url);
-  return { page, context, requests, errors };
-}
-
-/**
- * Polls `fn` until it returns a truthy value or the deadline passes.
- * `page.waitForFunction` with an async predicate passes at once, hence this.
- * @template T
- * @param {() => Promise<T>} fn
- * @param {string} what
- * @param {number} [timeoutMs]
- * @returns {Promise<T>}
- */
-export async function until(fn, what, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-}
-
-/** @param {import('playwright-core').Page} page */
-export const statsOf = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.statsByParticipant() ?? {});
-/** @param {import('playwright-core').Page} page */
-export const myId = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.you ?? null);
-
-/**
- * Starts one server and one browser for the tests of a file (before) and
- * stops them after; read them from the returned object inside tests.
- */
-export function serverAndBrowser() {
-  /** @type {{server: Awaited<ReturnType<typeof startServer>>, browser: import('playwright-core').Browser}} */
+export function serverAndBrowsers(opts = {}) {
+  /** @type {{server: Awaited<ReturnType<typeof startServer>>, chromium: import('./browsers.mjs').Driver, firefox: import('./browsers.mjs').Driver}} */
   const ctx = /** @type {any} */ ({});
   before(async () => {
     ctx.server = await startServer();
-    ctx.browser = await launchBrowser();
+    ctx.chromium = await launch('chromium');
+    ctx.firefox = await launch('firefox', { display: opts.firefoxDisplay });
   });
   after(async () => {
-    await ctx.browser?.close();
+    await ctx.chromium?.close();
+    await ctx.firefox?.close();
     await ctx.server?.stop();
   });
   return ctx;
+}
+
+/** A room name no other test uses. @param {string} prefix */
+export const freshRoom = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+
+/**
+ * Every participant loaded only from our origin and had no script error.
+ * @param {import('./browsers.mjs').Participant[]} people @param {string} origin
+ */
+export function assertCleanPages(people, origin) {
+  for (const p of people) {
+    const foreign = p.requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:'));
+    assert.deepEqual(foreign, [], `nothing loaded from another origin (${p.kind})`);
+    assert.deepEqual(p.errors, [], `no script errors (${p.kind})`);
+    assert.deepEqual(p.dialogs, [], `no dialogs (${p.kind})`);
+  }
+}
+
+/** This machine's interface addresses: none may appear in a log. */
+export function localAddresses() {
+  return Object.values(os.networkInterfaces()).flat().map((i) => i?.address).filter((a) => a && a !== '::1');
+}
+
+/**
+ * The server log names none of `secrets` and no address of this machine.
+ * @param {string} log @param {string[]} secrets
+ */
+export function assertLogKeepsSecrets(log, secrets) {
+  for (const secret of [...secrets, ...localAddresses()]) {
+    assert.ok(!log.includes(/** @type {string} */ (secret)), `server log contains ${secret}`);
+  }
 }

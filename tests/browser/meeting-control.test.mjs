@@ -1,127 +1,152 @@
-// Meeting control through the real UI in Chromium: a moderator protects
-// the room with a password, a wrong password is refused and the right one
-// lets a newcomer in who then decodes video; chat public and private
-// arrives only where it should and HTML shows as text; the lobby admits
-// and refuses; a removed participant cannot come back into a locked room;
-// the UI speaks German on request; the log keeps every secret.
+// Meeting control through the real UI, run twice: once with the moderator
+// in Firefox and the others alternating Chromium/Firefox, once the other
+// way round. The moderator protects the room with a password; a wrong one is
+// refused and the right one lets a newcomer in who then decodes video; the
+// moderator mutes someone (nobody hears them until they unmute); chat public
+// and private arrives only where it should and HTML shows as text; the
+// lobby admits and refuses; a removed participant cannot come back into a
+// locked room; the UI speaks German on request; the log keeps every secret.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { myId, openPage, serverAndBrowser, statsOf, until } from './harness.mjs';
+import {
+  assertCleanPages, assertLogKeepsSecrets, freshRoom, serverAndBrowsers, until,
+} from './harness.mjs';
 
-const ctx = serverAndBrowser();
+const ctx = serverAndBrowsers();
 
-/** @param {import('playwright-core').Page} page */
-const state = (page) => page.evaluate(() => /** @type {any} */ (window).aconfi?.state);
-/** @param {import('playwright-core').Page} page */
-const messages = (page) => page.locator('#messages li').allTextContents();
+/** @typedef {import('./browsers.mjs').Participant} Participant */
 
-/** @param {import('playwright-core').Page} page @param {string} password */
-async function enterPassword(page, password) {
-  await page.locator('#password-view').waitFor({ state: 'visible' });
-  await page.fill('#password-input', password);
-  await page.click('#password-submit');
+/** @param {Participant} p */
+const messages = (p) => p.texts('#messages li');
+
+/** @param {Participant} p @param {string} password */
+async function enterPassword(p, password) {
+  await p.waitFor('#password-view');
+  await p.fill('#password-input', password);
+  await p.click('#password-submit');
 }
 
-test('password, chat, lobby, remove and lock, as a user does it', async () => {
-  const { server, browser } = ctx;
-  const room = `council-${Math.random().toString(36).slice(2, 10)}`;
-  const PASSWORD = 'open sesame 42';
-  const url = (/** @type {string} */ name, extra = '') => `${server.origin}/${room}#name=${name}&autojoin=1${extra}`;
-  const dialogs = [];
+/** @param {Participant} p @param {string} text @param {string} [to] a participant id, or '' for everyone */
+async function chat(p, text, to) {
+  if (to !== undefined) await p.select('#chat-to', to);
+  await p.fill('#chat-input', text);
+  await p.click('#chat-form button[type=submit]');
+}
 
-  const alice = await openPage(browser, url('Alice'));
-  alice.page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  const aliceId = await until(() => myId(alice.page), 'alice joined');
-  await alice.page.click('#side-btn');
-  await alice.page.locator('#settings').waitFor({ state: 'visible' });
-  await alice.page.click('#settings summary');
-  await alice.page.fill('#new-password', PASSWORD);
-  await alice.page.click('#set-password');
-  await until(() => alice.page.evaluate(() => /** @type {any} */ (window).aconfi.roomState.password), 'password set');
+/** Audio packets `p` has received from `id` so far. @param {Participant} p @param {number} id */
+const audioFrom = async (p, id) => (await p.stats())[id]?.audioPacketsReceived ?? 0;
 
-  // Bob: asked for the password, refused with a wrong one, in with the right one.
-  const bob = await openPage(browser, url('Bob'));
-  bob.page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
-  await enterPassword(bob.page, 'guess');
-  await until(async () => (await bob.page.locator('#password-msg').textContent())?.includes('Wrong password'), 'wrong password message');
-  assert.equal(await state(bob.page), 'password');
-  assert.equal(await alice.page.locator('.tile:not(.self)').count(), 0, 'nobody got in');
-  await enterPassword(bob.page, PASSWORD);
-  const bobId = await until(() => myId(bob.page), 'bob joined');
-  await until(async () => (await statsOf(bob.page))[aliceId]?.framesDecoded > 10, 'bob decodes alice');
-  await until(async () => (await statsOf(alice.page))[bobId]?.framesDecoded > 10, 'alice decodes bob');
+for (const modKind of /** @type {const} */ (['firefox', 'chromium'])) {
+  test(`password, mute, chat, lobby, remove and lock with the moderator in ${modKind}`, async () => {
+    const { server } = ctx;
+    const otherKind = modKind === 'firefox' ? 'chromium' : 'firefox';
+    const [mod, other] = [ctx[modKind], ctx[otherKind]];
+    const room = freshRoom('council');
+    const PASSWORD = 'open sesame 42';
+    const url = (/** @type {string} */ name, extra = '') => `${server.origin}/${room}#name=${name}&autojoin=1${extra}`;
 
-  const carol = await openPage(browser, url('Carol', '&camera=off'));
-  await enterPassword(carol.page, PASSWORD);
-  const carolId = await until(() => myId(carol.page), 'carol joined');
-  await alice.page.locator(`#people-list li[data-participant="${carolId}"]`).waitFor();
+    const alice = await mod.open(url('Alice'));
+    const aliceId = await alice.joined();
+    await alice.click('#side-btn');
+    await alice.waitFor('#settings');
+    await alice.click('#settings summary');
+    await alice.fill('#new-password', PASSWORD);
+    await alice.click('#set-password');
+    await until(() => alice.evaluate(() => /** @type {any} */ (window).aconfi.roomState.password), 'password set');
 
-  // Chat: public reaches both, HTML stays text, links are safe anchors.
-  const xss = 'look <img src=x onerror=alert(1)> https://example.org/agenda';
-  await alice.page.fill('#chat-input', xss);
-  await alice.page.click('#chat-form button[type=submit]');
-  for (const p of [bob, carol]) {
-    await until(async () => (await messages(p.page)).some((m) => m.includes('<img src=x onerror=alert(1)>')), 'public chat');
-    assert.equal(await p.page.locator('#messages img').count(), 0, 'no HTML injected');
-    const link = p.page.locator('#messages a');
-    assert.equal(await link.getAttribute('href'), 'https://example.org/agenda');
-    assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
-  }
-  // Private to Bob: Bob has it, Carol never does (a later public message
-  // reaches Carol, so the private one would have arrived before it).
-  await alice.page.selectOption('#chat-to', String(bobId));
-  await alice.page.fill('#chat-input', 'for Bob only');
-  await alice.page.click('#chat-form button[type=submit]');
-  await until(async () => (await messages(bob.page)).some((m) => m.includes('for Bob only')), 'private chat at bob');
-  await alice.page.selectOption('#chat-to', '');
-  await alice.page.fill('#chat-input', 'public again');
-  await alice.page.click('#chat-form button[type=submit]');
-  await until(async () => (await messages(carol.page)).some((m) => m.includes('public again')), 'second public chat at carol');
-  assert.ok(!(await messages(carol.page)).some((m) => m.includes('for Bob only')), 'private stays private');
+    // Bob: asked for the password, refused with a wrong one, in with the right one.
+    const bob = await other.open(url('Bob'));
+    await enterPassword(bob, 'guess');
+    await until(async () => (await bob.text('#password-msg'))?.includes('Wrong password'), 'wrong password message');
+    assert.equal(await bob.state(), 'password');
+    assert.equal(await alice.count('.tile:not(.self)'), 0, 'nobody got in');
+    await enterPassword(bob, PASSWORD);
+    const bobId = await bob.joined();
+    await until(async () => (await bob.stats())[aliceId]?.framesDecoded > 10, 'bob decodes alice');
+    await until(async () => (await alice.stats())[bobId]?.framesDecoded > 10, 'alice decodes bob');
 
-  // Lobby: Dave is admitted, Eve refused.
-  await alice.page.check('#lobby');
-  await until(() => alice.page.evaluate(() => /** @type {any} */ (window).aconfi.roomState.lobby), 'lobby on');
-  const dave = await openPage(browser, url('Dave', '&camera=off'));
-  await enterPassword(dave.page, PASSWORD);
-  await dave.page.locator('#lobby-view').waitFor({ state: 'visible' });
-  await alice.page.locator('#waiting-list li', { hasText: 'Dave' }).locator('.admit').click();
-  await until(async () => (await state(dave.page)) === 'joined', 'dave admitted');
-  const eve = await openPage(browser, url('Eve', '&camera=off'));
-  await enterPassword(eve.page, PASSWORD);
-  await eve.page.locator('#lobby-view').waitFor({ state: 'visible' });
-  await alice.page.locator('#waiting-list li', { hasText: 'Eve' }).locator('.refuse').click();
-  await eve.page.locator('#ended').waitFor({ state: 'visible' });
-  assert.match(await eve.page.locator('#ended-detail').textContent() ?? '', /did not let you in/);
-  await alice.page.uncheck('#lobby');
+    const carol = await mod.open(url('Carol', '&camera=off'));
+    await enterPassword(carol, PASSWORD);
+    const carolId = await carol.joined();
+    await alice.waitFor(`#people-list li[data-participant="${carolId}"]`);
 
-  // Lock, then remove Carol: she is out and cannot come back.
-  await alice.page.check('#lock');
-  await until(() => alice.page.evaluate(() => /** @type {any} */ (window).aconfi.roomState.locked), 'locked');
-  await alice.page.locator(`#people-list li[data-participant="${carolId}"] .remove`).click();
-  await carol.page.locator('#ended').waitFor({ state: 'visible' });
-  assert.match(await carol.page.locator('#ended-detail').textContent() ?? '', /removed you/);
-  await alice.page.locator(`.tile[data-participant="${carolId}"]`).waitFor({ state: 'detached' });
-  const carolAgain = await openPage(browser, url('Carol', '&camera=off'));
-  await carolAgain.page.locator('#ended').waitFor({ state: 'visible' });
-  assert.match(await carolAgain.page.locator('#ended-detail').textContent() ?? '', /locked/);
+    // The moderator mutes Bob: he is told, his toolbar shows it, Carol sees
+    // the indicator and stops hearing him (while Alice's audio still
+    // arrives); he unmutes himself and is heard again.
+    await until(async () => (await audioFrom(carol, bobId)) > 20, 'carol hears bob');
+    await alice.click(`#people-list li[data-participant="${bobId}"] .mute`);
+    await until(async () => (await bob.attr('#mic', 'aria-pressed')) === 'false', 'bob muted');
+    await until(async () => (await bob.texts('#toasts .toast')).some((t) => t.includes('muted you')), 'bob told');
+    await until(async () => /audio-off/.test(await carol.attr(`.tile[data-participant="${bobId}"]`, 'class') ?? ''), 'carol sees bob muted');
+    const [bobMuted, aliceMark] = [await audioFrom(carol, bobId), await audioFrom(carol, aliceId)];
+    await until(async () => (await audioFrom(carol, aliceId)) > aliceMark + 100, 'two seconds of alice');
+    assert.ok((await audioFrom(carol, bobId)) < bobMuted + 10, 'nothing of bob reaches carol while muted');
+    await bob.click('#mic');
+    await until(async () => (await audioFrom(carol, bobId)) > bobMuted + 50, 'bob heard again');
 
-  // German on request, everywhere at once.
-  await bob.page.selectOption('#meeting .lang-select', 'de');
-  assert.equal(await bob.page.locator('#leave').textContent(), 'Verlassen');
-  assert.equal(await bob.page.locator('#side-btn').textContent(), 'Teilnehmende & Chat');
-  assert.equal(await bob.page.locator('#hand').textContent(), 'Hand heben');
+    // Chat: public reaches both, HTML stays text, links are safe anchors.
+    const xss = 'look <img src=x onerror=alert(1)> https://example.org/agenda';
+    await chat(alice, xss);
+    for (const p of [bob, carol]) {
+      await until(async () => (await messages(p)).some((m) => m.includes('<img src=x onerror=alert(1)>')), `public chat (${p})`);
+      assert.equal(await p.count('#messages img'), 0, 'no HTML injected');
+      assert.equal(await p.attr('#messages a', 'href'), 'https://example.org/agenda');
+      assert.equal(await p.attr('#messages a', 'rel'), 'noopener noreferrer');
+    }
+    // Private to Bob: Bob has it, Carol never does (a later public message
+    // reaches Carol, so the private one would have arrived before it).
+    await chat(alice, 'for Bob only', String(bobId));
+    await until(async () => (await messages(bob)).some((m) => m.includes('for Bob only')), 'private chat at bob');
+    await chat(alice, 'public again', '');
+    await until(async () => (await messages(carol)).some((m) => m.includes('public again')), 'second public chat at carol');
+    assert.ok(!(await messages(carol)).some((m) => m.includes('for Bob only')), 'private stays private');
+    // Bob answers from the other browser (his panel opened with the chat).
+    assert.ok(await bob.isVisible('#chat-input'), 'panel opens on a message');
+    await chat(bob, 'thanks from Bob');
+    await until(async () => (await messages(alice)).some((m) => m.includes('thanks from Bob')), 'bob chat at alice');
 
-  assert.deepEqual(dialogs, [], 'no script ran from chat');
-  for (const p of [alice, bob, carol, dave, eve, carolAgain]) {
-    assert.deepEqual(p.errors, []);
-    await p.context.close();
-  }
+    // Lobby: Dave is admitted, Eve refused.
+    await alice.setChecked('#lobby', true);
+    await until(() => alice.evaluate(() => /** @type {any} */ (window).aconfi.roomState.lobby), 'lobby on');
+    const dave = await other.open(url('Dave', '&camera=off'));
+    await enterPassword(dave, PASSWORD);
+    await dave.waitFor('#lobby-view');
+    const waiting = (/** @type {string} */ name) => alice.evaluate((name) =>
+      [...document.querySelectorAll('#waiting-list li')].find((li) => li.textContent?.includes(name))?.getAttribute('data-waiting'), name);
+    await alice.click(`#waiting-list li[data-waiting="${await until(() => waiting('Dave'), 'dave waiting')}"] .admit`);
+    await until(async () => (await dave.state()) === 'joined', 'dave admitted');
+    const eve = await mod.open(url('Eve', '&camera=off'));
+    await enterPassword(eve, PASSWORD);
+    await eve.waitFor('#lobby-view');
+    await alice.click(`#waiting-list li[data-waiting="${await until(() => waiting('Eve'), 'eve waiting')}"] .refuse`);
+    await eve.waitFor('#ended');
+    assert.match(await eve.text('#ended-detail') ?? '', /did not let you in/);
+    await alice.setChecked('#lobby', false);
 
-  // The log of the whole meeting keeps every secret.
-  const log = server.log();
-  for (const secret of [PASSWORD, 'guess', room, 'Alice', 'Bob', 'Carol', 'Dave', 'Eve', 'for Bob only', 'agenda', '127.0.0.1']) {
-    assert.ok(!log.includes(secret), `server log contains ${secret}`);
-  }
-});
+    // Lock, then remove Carol: she is out and cannot come back.
+    await alice.setChecked('#lock', true);
+    await until(() => alice.evaluate(() => /** @type {any} */ (window).aconfi.roomState.locked), 'locked');
+    await alice.click(`#people-list li[data-participant="${carolId}"] .remove`);
+    await carol.waitFor('#ended');
+    assert.match(await carol.text('#ended-detail') ?? '', /removed you/);
+    await alice.waitFor(`.tile[data-participant="${carolId}"]`, 'detached');
+    const carolAgain = await other.open(url('Carol', '&camera=off'));
+    await carolAgain.waitFor('#ended');
+    assert.match(await carolAgain.text('#ended-detail') ?? '', /locked/);
+
+    // German on request, everywhere at once.
+    await bob.select('#meeting .lang-select', 'de');
+    assert.equal(await bob.text('#leave'), 'Verlassen');
+    assert.equal(await bob.text('#side-btn'), 'Teilnehmende & Chat');
+    assert.equal(await bob.text('#hand'), 'Hand heben');
+
+    const everyone = [alice, bob, carol, dave, eve, carolAgain];
+    assertCleanPages(everyone, server.origin);
+    for (const p of everyone) await p.close();
+
+    // The log of the whole meeting keeps every secret.
+    assertLogKeepsSecrets(server.log(), [PASSWORD, 'guess', room, 'Alice', 'Bob', 'Carol', 'Dave', 'Eve',
+      'for Bob only', 'thanks from Bob', 'agenda']);
+  });
+}

@@ -1,0 +1,281 @@
+// The two real browsers the tests drive, behind one small API, so that a
+// test can put Chromium and Firefox users in the same meeting:
+//
+// - Chromium: Debian's /usr/bin/chromium driven by playwright-core;
+// - Firefox: Debian's /usr/bin/firefox-esr driven by puppeteer-core over
+//   WebDriver BiDi (no geckodriver).
+//
+// Both use fake camera and microphone and never ask for permission. A page
+// is a `Participant`: clicks and typing are the driver's own (real input
+// events, so user activation works), every wait polls the DOM with a
+// deadline, and every request and script error the page makes is recorded.
+
+import { spawn } from 'node:child_process';
+import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
+import { until } from './wait.mjs';
+
+/** @typedef {'chromium'|'firefox'} BrowserKind */
+/** @typedef {'visible'|'hidden'|'attached'|'detached'} ElementState */
+
+const VIEWPORT = { width: 1280, height: 720 };
+
+/**
+ * A driver call that does not finish in time fails the test with its name
+ * instead of hanging it.
+ * @template T
+ * @param {Promise<T>} promise @param {string} what @param {number} [ms]
+ * @returns {Promise<T>}
+ */
+async function deadline(promise, what, ms = 30000) {
+  /** @type {NodeJS.Timeout|undefined} */
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish in ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A browser that opens participants, each in its own context (own storage,
+ * own camera).
+ * @typedef {{kind: BrowserKind, open: (url: string, opts?: OpenOptions) => Promise<Participant>, close: () => Promise<void>}} Driver
+ * @typedef {{init?: () => void}} OpenOptions  `init` runs in every new document before the page's scripts
+ */
+
+/**
+ * One page of one browser, with the calls tests need. Selectors are CSS.
+ */
+export class Participant {
+  /**
+   * @param {BrowserKind} kind
+   * @param {any} page a playwright or puppeteer page
+   * @param {{fill: (sel: string, v: string) => Promise<void>, select: (sel: string, v: string) => Promise<void>, close: () => Promise<void>}} ops
+   */
+  constructor(kind, page, ops) {
+    this.kind = kind;
+    this.page = page;
+    this.ops = ops;
+    /** @type {string[]} every URL the page requested */
+    this.requests = [];
+    /** @type {string[]} uncaught script errors and console errors */
+    this.errors = [];
+    /** @type {string[]} alert/confirm/prompt texts (all dismissed) */
+    this.dialogs = [];
+    page.on('request', (/** @type {any} */ r) => this.requests.push(r.url()));
+    page.on('pageerror', (/** @type {any} */ e) => this.errors.push(`${kind}: ${e}`));
+    page.on('console', (/** @type {any} */ m) => {
+      if (m.type() === 'error') this.errors.push(`${kind} console: ${m.text()} ${m.location()?.url ?? ''}`.trim());
+    });
+    page.on('dialog', (/** @type {any} */ d) => { this.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  }
+
+  /**
+   * @template T, A
+   * @param {(arg: A) => T | Promise<T>} fn @param {A} [arg]
+   * @returns {Promise<T>}
+   */
+  evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
+
+  /** @param {string} url */
+  goto(url) { return this.page.goto(url); }
+
+  /**
+   * Waits until the first element matching `sel` is in `state`.
+   * @param {string} sel @param {ElementState} [state] @param {number} [timeoutMs]
+   */
+  async waitFor(sel, state = 'visible', timeoutMs = 30000) {
+    await until(() => this.evaluate(({ sel, state }) => {
+      const el = document.querySelector(sel);
+      const shown = Boolean(el && el.checkVisibility());
+      return { visible: shown, hidden: !shown, attached: Boolean(el), detached: !el }[state];
+    }, { sel, state }), `${sel} ${state} (${this.kind})`, timeoutMs);
+  }
+
+  /** @param {string} sel */
+  isVisible(sel) { return this.evaluate((sel) => Boolean(document.querySelector(sel)?.checkVisibility()), sel); }
+
+  /** @param {string} sel @returns {Promise<string|null>} */
+  text(sel) { return this.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, sel); }
+
+  /** @param {string} sel @returns {Promise<string[]>} */
+  texts(sel) { return this.evaluate((sel) => [...document.querySelectorAll(sel)].map((e) => e.textContent ?? ''), sel); }
+
+  /** @param {string} sel @param {string} name @returns {Promise<string|null>} */
+  attr(sel, name) { return this.evaluate(({ sel, name }) => document.querySelector(sel)?.getAttribute(name) ?? null, { sel, name }); }
+
+  /** @param {string} sel @returns {Promise<number>} */
+  count(sel) { return this.evaluate((sel) => document.querySelectorAll(sel).length, sel); }
+
+  /** A real click (trusted event) once the element is visible. @param {string} sel */
+  async click(sel) {
+    await this.waitFor(sel, 'visible');
+    await deadline(this.page.click(sel), `click ${sel} (${this.kind})`);
+  }
+
+  /** Types into an input, replacing what was there. @param {string} sel @param {string} value */
+  async fill(sel, value) {
+    await this.waitFor(sel, 'visible');
+    await deadline(this.ops.fill(sel, value), `fill ${sel} (${this.kind})`);
+  }
+
+  /** Chooses an option of a select by value. @param {string} sel @param {string} value */
+  async select(sel, value) {
+    await this.waitFor(sel, 'visible');
+    await deadline(this.ops.select(sel, value), `select ${sel} (${this.kind})`);
+  }
+
+  /** Ticks or unticks a checkbox by clicking it. @param {string} sel @param {boolean} on */
+  async setChecked(sel, on) {
+    const checked = await this.evaluate((sel) => /** @type {HTMLInputElement} */ (document.querySelector(sel))?.checked, sel);
+    if (checked !== on) await this.click(sel);
+  }
+
+  /** @param {string} path */
+  screenshot(path) { return this.page.screenshot({ path }); }
+
+  // ---- A-Confi state, read from the page's Meeting (window.aconfi) ----
+
+  /** Our participant id once joined, else null. @returns {Promise<number|null>} */
+  id() { return this.evaluate(() => /** @type {any} */ (window).aconfi?.you ?? null); }
+
+  /** The meeting state ('joined', 'password', ...). @returns {Promise<string|undefined>} */
+  state() { return this.evaluate(() => /** @type {any} */ (window).aconfi?.state); }
+
+  /** Receive statistics per remote participant. @returns {Promise<Record<number, any>>} */
+  stats() { return this.evaluate(() => /** @type {any} */ (window).aconfi?.statsByParticipant() ?? {}); }
+
+  /** Waits until joined; returns our id. */
+  joined() { return until(() => this.evaluate(() => { const m = /** @type {any} */ (window).aconfi; return m?.state === 'joined' && m.you; }), `joined (${this.kind})`, 60000); }
+
+  /** Closes the page and its context. */
+  close() { return this.ops.close(); }
+
+  toString() { return this.kind; }
+}
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-gpu',
+];
+
+/** @returns {Promise<Driver>} */
+export async function launchChromium() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    kind: 'chromium',
+    async open(url, opts = {}) {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: VIEWPORT });
+      if (opts.init) await context.addInitScript(opts.init);
+      const page = await context.newPage();
+      const p = new Participant('chromium', page, {
+        fill: (sel, v) => page.fill(sel, v),
+        select: async (sel, v) => { await page.selectOption(sel, v); },
+        close: () => context.close(),
+      });
+      await page.goto(url);
+      return p;
+    },
+    close: () => browser.close(),
+  };
+}
+
+/**
+ * Firefox with fake devices and no permission prompts. Its ICE settings are
+ * left as a user has them: no loopback candidates, so the server must offer
+ * a candidate on a real interface. Headless Firefox has no screen to
+ * capture; `{display: true}` runs it in a window on a private Xvfb display
+ * instead, so getDisplayMedia shares that screen. `prefs` adds or
+ * overrides Firefox preferences.
+ * @param {{display?: boolean, prefs?: Record<string, unknown>}} [opts]
+ * @returns {Promise<Driver>}
+ */
+export async function launchFirefox(opts = {}) {
+  const xvfb = opts.display ? await startXvfb() : null;
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: process.env.FIREFOX ?? '/usr/bin/firefox-esr',
+    headless: !xvfb,
+    acceptInsecureCerts: true,
+    env: xvfb ? { ...process.env, DISPLAY: xvfb.display } : process.env,
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      ...opts.prefs,
+    },
+  }).catch(async (e) => { await xvfb?.stop(); throw e; });
+  return {
+    kind: 'firefox',
+    async open(url, opts = {}) {
+      const context = await browser.createBrowserContext();
+      // A window each, as each user has their own: a background tab
+      // renders nothing, so its video stops and clicks into it (which wait
+      // for an IntersectionObserver) never finish.
+      const page = await context.newPage({ type: 'window' });
+      await page.setViewport(VIEWPORT);
+      if (opts.init) await page.evaluateOnNewDocument(opts.init);
+      const p = new Participant('firefox', page, {
+        // Real key events into the focused field (puppeteer's locator
+        // fill waits on its own notion of stability and can hang here).
+        fill: async (sel, v) => {
+          await page.$eval(sel, (/** @type {any} */ el) => { el.value = ''; el.focus(); });
+          await page.keyboard.type(v);
+        },
+        select: async (sel, v) => { await page.select(sel, v); },
+        close: () => context.close(),
+      });
+      await page.goto(url);
+      return p;
+    },
+    async close() {
+      await browser.close();
+      await xvfb?.stop();
+    },
+  };
+}
+
+/** @param {BrowserKind} kind @param {{display?: boolean, prefs?: Record<string, unknown>}} [opts] */
+export const launch = (kind, opts) => (kind === 'firefox' ? launchFirefox(opts) : launchChromium());
+
+/**
+ * A private X display (Xvfb picks a free number and tells it on fd 3).
+ * @returns {Promise<{display: string, stop: () => Promise<void>}>}
+ */
+async function startXvfb() {
+  const proc = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x720x24', '-nolisten', 'tcp'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.on('data', (d) => { err += d; });
+  const fd3 = /** @type {import('node:stream').Readable} */ (proc.stdio[3]);
+  const display = await new Promise((resolve, reject) => {
+    let out = '';
+    fd3.on('data', (d) => { out += d; if (out.includes('\n')) resolve(`:${out.trim()}`); });
+    proc.on('error', reject);
+    proc.on('exit', (code) => reject(new Error(`Xvfb exited (${code}): ${err}`)));
+  });
+  return {
+    display,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
