@@ -361,7 +361,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
     if (state === 'connecting') setBanner(S().connecting);
     else if (state === 'joined') setBanner(null);
-    else if (state === 'reconnecting') setBanner(S().reconnecting);
+    else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
     else if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') ended(S().failedTitle, closeText(code) ?? reason ?? '', code !== CloseCode.REMOVED);
     else if (state === 'password') show('password-view');

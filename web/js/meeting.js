@@ -3,7 +3,7 @@
 // listens to the events this class dispatches.
 
 import {
-  FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
+  CloseCode, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
 } from './protocol.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
@@ -69,6 +69,8 @@ export class Meeting extends EventTarget {
     /** @type {Promise<void>} serialises SDP handling */
     this.chain = Promise.resolve();
     this.closing = false;
+    /** @type {number|undefined} why we closed the WebSocket ourselves, if we did */
+    this.closedFor = undefined;
     /** @type {string|undefined} the room password, once entered */
     this.password = undefined;
     this.moderator = false;
@@ -96,11 +98,15 @@ export class Meeting extends EventTarget {
       if (this.ws !== ws) return;
       this.teardown();
       if (this.closing) return;
-      if (FATAL_CLOSE_CODES.has(ev.code)) {
-        this.setState('failed', ev.code, ev.reason);
+      // When we closed it ourselves, our reason counts, whatever code the
+      // closing handshake ended with.
+      const code = this.closedFor ?? ev.code;
+      this.closedFor = undefined;
+      if (FATAL_CLOSE_CODES.has(code)) {
+        this.setState('failed', code, ev.reason);
         return;
       }
-      this.setState('reconnecting', ev.code, ev.reason);
+      this.setState('reconnecting', code, ev.reason);
       const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
       this.attempt += 1;
       setTimeout(() => { if (!this.closing) this.connect(); }, delay);
@@ -142,7 +148,7 @@ export class Meeting extends EventTarget {
   fail(e) {
     console.error('meeting error', e);
     // Let the reconnect logic start over with a fresh connection.
-    this.ws?.close(4000);
+    this.closeFor(CloseCode.MALFORMED);
   }
 
   /**
@@ -155,6 +161,12 @@ export class Meeting extends EventTarget {
     this.dispatchEvent(new CustomEvent('state', { detail: { state, code, reason } }));
   }
 
+  /** Closes the WebSocket to start over, for `code`'s reason. @param {number} code */
+  closeFor(code) {
+    this.closedFor = code;
+    this.ws?.close(code);
+  }
+
   /** @param {object} msg */
   send(msg) {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
@@ -165,7 +177,6 @@ export class Meeting extends EventTarget {
     switch (msg.type) {
       case 'joined': {
         this.you = msg.you;
-        this.attempt = 0;
         this.moderator = msg.moderator;
         this.roomState = msg.room;
         this.participants = new Map(msg.participants.map((p) => [p.id, p]));
@@ -270,7 +281,11 @@ export class Meeting extends EventTarget {
       }));
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' && this.pc === pc) this.ws?.close(4005);
+      if (this.pc !== pc) return;
+      // The back-off starts over only once media flows: a join that
+      // cannot reach the media port must not retry twice a second forever.
+      if (pc.connectionState === 'connected') this.attempt = 0;
+      if (pc.connectionState === 'failed') this.closeFor(CloseCode.MEDIA_FAILED);
     };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -366,27 +381,33 @@ export class Meeting extends EventTarget {
 
   /**
    * Receive statistics per remote participant, for the UI and for tests.
+   * Asks each receiver for its own report (standard everywhere) rather
+   * than reading `mid` off the connection's report, which not every
+   * browser puts on inbound-rtp entries.
    * @returns {Promise<Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>>}
    */
   async statsByParticipant() {
     /** @type {Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>} */
     const out = {};
     if (!this.pc) return out;
-    const report = await this.pc.getStats();
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp' || !s.mid) return;
-      const info = this.tracks.get(s.mid);
-      if (!info) return;
-      const e = out[info.participant] ??= { framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
-      if (info.screen) {
-        e.screenFramesDecoded += s.framesDecoded ?? 0;
-      } else if (s.kind === 'video') {
-        e.framesDecoded += s.framesDecoded ?? 0;
-        e.videoPacketsReceived += s.packetsReceived ?? 0;
-      } else {
-        e.audioPacketsReceived += s.packetsReceived ?? 0;
-      }
+    const receiving = this.pc.getTransceivers().flatMap((t) => {
+      const info = t.mid ? this.tracks.get(t.mid) : undefined;
+      return info ? [{ info, report: t.receiver.getStats() }] : [];
     });
+    for (const { info, report } of receiving) {
+      const e = out[info.participant] ??= { framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
+      (await report).forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (info.screen) {
+          e.screenFramesDecoded += s.framesDecoded ?? 0;
+        } else if (info.kind === 'video') {
+          e.framesDecoded += s.framesDecoded ?? 0;
+          e.videoPacketsReceived += s.packetsReceived ?? 0;
+        } else {
+          e.audioPacketsReceived += s.packetsReceived ?? 0;
+        }
+      });
+    }
     return out;
   }
 }

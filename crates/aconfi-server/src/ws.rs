@@ -69,7 +69,12 @@ pub async fn connection(socket: WebSocket, state: AppState) {
                         }
                     }
                     Message::Binary(_) => break Some(CloseCode::UnsupportedData),
-                    Message::Close(_) => break None,
+                    Message::Close(_) => {
+                        // Finish the closing handshake (tungstenite queued
+                        // the echo) so the client sees its own close code.
+                        let _ = sink.close().await;
+                        break None;
+                    }
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
