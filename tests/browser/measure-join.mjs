@@ -1,0 +1,89 @@
+// Measures, per browser, the time from opening a meeting link (with
+// autojoin) to the first frame of a participant already in the room on the
+// screen. Not a test: it asserts nothing and prints figures for
+// docs/benchmarks.md.
+//
+//   cargo build --release --bin aconfi
+//   ACONFI_BIN=target/release/aconfi node tests/browser/measure-join.mjs [runs]
+//
+// A Chromium participant is in the room with its camera on. For each
+// browser, `runs` times, a fresh page (own context, nothing cached but the
+// browser's own start-up) opens the link; an init script notes, in the
+// page's clock (0 = navigation start), when the Meeting reports 'joined'
+// and when the first remote video frame is presented
+// (requestVideoFrameCallback). The page then leaves.
+
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { launch } from './browsers.mjs';
+import { artifacts, freshRoom, startServer, until } from './harness.mjs';
+
+const RUNS = Number(process.argv[2] ?? 5);
+
+/** Runs in the page before its scripts. */
+function probe() {
+  const w = /** @type {any} */ (window);
+  w.joinProbe = { joined: null, firstFrame: null };
+  const seen = new WeakSet();
+  const watch = () => {
+    const m = w.aconfi;
+    if (w.joinProbe.joined === null && m?.state === 'joined') w.joinProbe.joined = performance.now();
+    for (const v of document.querySelectorAll('.tile:not(.self) video')) {
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const first = () => { if (w.joinProbe.firstFrame === null) w.joinProbe.firstFrame = performance.now(); };
+      if ('requestVideoFrameCallback' in v) /** @type {any} */ (v).requestVideoFrameCallback(first);
+      else v.addEventListener('loadeddata', first, { once: true });
+    }
+  };
+  // 'joined' has no DOM trace of its own: also look every few ms.
+  setInterval(watch, 5);
+  new MutationObserver(watch).observe(document, { childList: true, subtree: true });
+}
+
+/** @param {number[]} xs */
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+
+const server = await startServer(['--log', 'info']);
+const room = freshRoom('jointime');
+const link = `${server.origin}/${room}`;
+const host = await launch('chromium');
+const present = await host.open(`${link}#name=Host&autojoin=1`);
+await present.joined();
+
+/** @type {Record<string, {joined: number[], firstFrame: number[]}>} */
+const results = {};
+for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
+  const driver = await launch(kind);
+  const r = results[kind] = { joined: [], firstFrame: [] };
+  // One unmeasured run warms the browser process (its first page loads
+  // codecs and the fake devices); each measured run is a new context.
+  for (let i = 0; i <= RUNS; i++) {
+    const p = await driver.open(`${link}#name=Guest&autojoin=1`, { init: probe });
+    const t = await until(() => p.evaluate(() => {
+      const j = /** @type {any} */ (window).joinProbe;
+      return j.firstFrame !== null && j.joined !== null && j;
+    }), `first frame in ${kind}`, 60000);
+    if (i > 0) {
+      r.joined.push(Math.round(t.joined));
+      r.firstFrame.push(Math.round(t.firstFrame));
+    }
+    await p.close();
+    // The next run starts once the server has seen this one leave.
+    await until(async () => (await present.evaluate(() => /** @type {any} */ (window).aconfi.participants.size)) === 0, 'guest gone');
+  }
+  await driver.close();
+}
+await present.close();
+await host.close();
+await server.stop();
+
+const version = (/** @type {string} */ kind) => (kind === 'chromium' ? 'Chromium' : 'Firefox ESR');
+const lines = ['| browser | joined (median) | first remote frame (median) | first remote frame, all runs |', '|---|---|---|---|'];
+for (const [kind, r] of Object.entries(results)) {
+  lines.push(`| ${version(kind)} | ${median(r.joined)} ms | ${median(r.firstFrame)} ms | ${r.firstFrame.join(', ')} ms |`);
+}
+console.log(lines.join('\n'));
+const out = path.join(artifacts, 'join-time.json');
+writeFileSync(out, `${JSON.stringify({ runs: RUNS, results }, null, 2)}\n`);
+console.log(`raw figures: ${out}`);
