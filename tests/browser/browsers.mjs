@@ -79,9 +79,6 @@ export class Participant {
    */
   evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
 
-  /** @param {string} url */
-  goto(url) { return this.page.goto(url); }
-
   /**
    * Waits until the first element matching `sel` is in `state`.
    * @param {string} sel @param {ElementState} [state] @param {number} [timeoutMs]
@@ -230,8 +227,7 @@ export async function launchFirefox(opts = {}) {
       await page.setViewport(VIEWPORT);
       if (opts.init) await page.evaluateOnNewDocument(opts.init);
       const p = new Participant('firefox', page, {
-        // Real key events into the focused field (puppeteer's locator
-        // fill waits on its own notion of stability and can hang here).
+        // Real key events into the emptied, focused field, as a user types.
         fill: async (sel, v) => {
           await page.$eval(sel, (/** @type {any} */ el) => { el.value = ''; el.focus(); });
           await page.keyboard.type(v);

@@ -392,11 +392,12 @@ export class Meeting extends EventTarget {
     if (!this.pc) return out;
     const receiving = this.pc.getTransceivers().flatMap((t) => {
       const info = t.mid ? this.tracks.get(t.mid) : undefined;
-      return info ? [{ info, report: t.receiver.getStats() }] : [];
+      return info ? [{ info, receiver: t.receiver }] : [];
     });
-    for (const { info, report } of receiving) {
+    const reports = await Promise.all(receiving.map((r) => r.receiver.getStats()));
+    for (const [i, { info }] of receiving.entries()) {
       const e = out[info.participant] ??= { framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
-      (await report).forEach((s) => {
+      reports[i].forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
         if (info.screen) {
           e.screenFramesDecoded += s.framesDecoded ?? 0;
