@@ -360,7 +360,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   meeting.addEventListener('state', (ev) => {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
     if (state === 'connecting') setBanner(S().connecting);
-    else if (state === 'joined') setBanner(null);
+    // Until media connects once more, say why it did not last time.
+    else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
     else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
     else if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') ended(S().failedTitle, closeText(code) ?? reason ?? '', code !== CloseCode.REMOVED);
@@ -368,6 +369,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     else if (state === 'lobby') show('lobby-view');
     if (state === 'joined') show('meeting');
   });
+  meeting.addEventListener('media', () => { if (meeting.state === 'joined') setBanner(null); });
   meeting.addEventListener('password', (ev) => {
     const { wrong, retryAfterMs } = /** @type {CustomEvent} */ (ev).detail;
     const msg = $('password-msg');

@@ -31,6 +31,7 @@ const RECONNECT_MAX_MS = 8000;
  * - `password`     detail: {wrong: boolean, retryAfterMs?: number}
  * - `lobby`        detail: {waiting: Map<number, string|undefined>}  (moderators)
  * - `chat`         detail: {from: number, text: string, private: boolean}
+ * - `media`        detail: {connected: true}  (audio/video connected; see `mediaFailing`)
  * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string}
  */
 export class Meeting extends EventTarget {
@@ -69,8 +70,10 @@ export class Meeting extends EventTarget {
     /** @type {Promise<void>} serialises SDP handling */
     this.chain = Promise.resolve();
     this.closing = false;
-    /** @type {number|undefined} why we closed the WebSocket ourselves, if we did */
-    this.closedFor = undefined;
+    /** @type {WeakMap<WebSocket, number>} why we closed a socket ourselves, if we did */
+    this.closeReasons = new WeakMap();
+    /** Media failed to connect and has not connected since. */
+    this.mediaFailing = false;
     /** @type {string|undefined} the room password, once entered */
     this.password = undefined;
     this.moderator = false;
@@ -92,16 +95,17 @@ export class Meeting extends EventTarget {
     ws.onopen = () => this.sendJoin();
     ws.onmessage = (ev) => {
       const msg = parseServerMsg(typeof ev.data === 'string' ? ev.data : '');
-      if (msg) this.chain = this.chain.then(() => this.handle(msg)).catch((e) => this.fail(e));
+      // Messages of a connection that has since closed are stale.
+      if (msg) this.chain = this.chain.then(() => (this.ws === ws ? this.handle(msg) : undefined)).catch((e) => this.fail(e, ws));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.teardown();
       if (this.closing) return;
-      // When we closed it ourselves, our reason counts, whatever code the
-      // closing handshake ended with.
-      const code = this.closedFor ?? ev.code;
-      this.closedFor = undefined;
+      // A code that ends the meeting for us wins; otherwise, when we closed
+      // this socket ourselves, our reason counts, whatever code the closing
+      // handshake ended with.
+      const code = FATAL_CLOSE_CODES.has(ev.code) ? ev.code : (this.closeReasons.get(ws) ?? ev.code);
       if (FATAL_CLOSE_CODES.has(code)) {
         this.setState('failed', code, ev.reason);
         return;
@@ -144,8 +148,14 @@ export class Meeting extends EventTarget {
     this.dispatchEvent(new CustomEvent('notice', { detail: { kind, ...extra } }));
   }
 
-  /** @param {unknown} e */
-  fail(e) {
+  /**
+   * Handling a message of `ws` failed.
+   * @param {unknown} e @param {WebSocket} ws
+   */
+  fail(e, ws) {
+    // A connection that closed meanwhile tore its peer connection down
+    // under the handler: nothing is wrong, a new connection takes over.
+    if (ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
     console.error('meeting error', e);
     // Let the reconnect logic start over with a fresh connection.
     this.closeFor(CloseCode.MALFORMED);
@@ -163,8 +173,10 @@ export class Meeting extends EventTarget {
 
   /** Closes the WebSocket to start over, for `code`'s reason. @param {number} code */
   closeFor(code) {
-    this.closedFor = code;
-    this.ws?.close(code);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+    this.closeReasons.set(ws, code);
+    ws.close(code);
   }
 
   /** @param {object} msg */
@@ -284,8 +296,15 @@ export class Meeting extends EventTarget {
       if (this.pc !== pc) return;
       // The back-off starts over only once media flows: a join that
       // cannot reach the media port must not retry twice a second forever.
-      if (pc.connectionState === 'connected') this.attempt = 0;
-      if (pc.connectionState === 'failed') this.closeFor(CloseCode.MEDIA_FAILED);
+      if (pc.connectionState === 'connected') {
+        this.attempt = 0;
+        this.mediaFailing = false;
+        this.dispatchEvent(new CustomEvent('media', { detail: { connected: true } }));
+      }
+      if (pc.connectionState === 'failed') {
+        this.mediaFailing = true;
+        this.closeFor(CloseCode.MEDIA_FAILED);
+      }
     };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
