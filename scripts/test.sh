@@ -34,16 +34,18 @@ step "a network route for Firefox"
 # Firefox never uses loopback for WebRTC and gathers ICE candidates only on
 # the interface of the default route: a meeting on this machine needs one,
 # which every real machine has. A bare CI container may have only `lo`;
-# give it a veth pair with an address and a default route then.
+# give it a veth pair with an address and a default route then (left in
+# place: the machine is the test's own). Without one, only the tests with
+# Firefox users fail, saying ICE failed.
 if ip -4 route show default | grep -q . && ip -4 -o addr show scope global | grep -q inet; then
   ip -4 route show default | awk '{print "default route via", $5; exit}'
-else
-  { ip link add aconfi-test0 type veth peer name aconfi-test1 \
-      && ip addr add 198.18.0.1/24 dev aconfi-test0 \
-      && ip link set aconfi-test0 up && ip link set aconfi-test1 up \
-      && { ip -4 route show default | grep -q . || ip route add default via 198.18.0.2 dev aconfi-test0; }; } \
-    || die "no default route for Firefox and none could be added"
+elif ip link add aconfi-test0 type veth peer name aconfi-test1 2>/dev/null \
+    && ip addr add 198.18.0.1/24 dev aconfi-test0 \
+    && ip link set aconfi-test0 up && ip link set aconfi-test1 up \
+    && { ip -4 route show default | grep -q . || ip route add default via 198.18.0.2 dev aconfi-test0; }; then
   echo "added veth aconfi-test0 (198.18.0.1/24) with a default route"
+else
+  echo "WARNING: no default route and none could be added (needs root and veth): Firefox cannot connect media here"
 fi
 
 step "npm packages (playwright-core, puppeteer-core, typescript)"

@@ -13,30 +13,12 @@
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
-import { until } from './wait.mjs';
+import { deadline, until } from './wait.mjs';
 
 /** @typedef {'chromium'|'firefox'} BrowserKind */
 /** @typedef {'visible'|'hidden'|'attached'|'detached'} ElementState */
 
 const VIEWPORT = { width: 1280, height: 720 };
-
-/**
- * A driver call that does not finish in time fails the test with its name
- * instead of hanging it.
- * @template T
- * @param {Promise<T>} promise @param {string} what @param {number} [ms]
- * @returns {Promise<T>}
- */
-async function deadline(promise, what, ms = 30000) {
-  /** @type {NodeJS.Timeout|undefined} */
-  let timer;
-  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish in ${ms} ms`)), ms); });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * A browser that opens participants, each in its own context (own storage,

@@ -79,7 +79,7 @@ await host.close();
 await server.stop();
 
 const version = (/** @type {string} */ kind) => (kind === 'chromium' ? 'Chromium' : 'Firefox ESR');
-const lines = ['| browser | joined (median) | first remote frame (median) | first remote frame, all runs |', '|---|---|---|---|'];
+const lines = [`| browser | joined (median) | first remote frame (median) | first remote frame, ${RUNS} runs |`, '|---|---|---|---|'];
 for (const [kind, r] of Object.entries(results)) {
   lines.push(`| ${version(kind)} | ${median(r.joined)} ms | ${median(r.firstFrame)} ms | ${r.firstFrame.join(', ')} ms |`);
 }

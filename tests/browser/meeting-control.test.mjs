@@ -73,7 +73,9 @@ for (const modKind of /** @type {const} */ (['firefox', 'chromium'])) {
 
     // The moderator mutes Bob: he is told, his toolbar shows it, Carol sees
     // the indicator and stops hearing him (while Alice's audio still
-    // arrives); he unmutes himself and is heard again.
+    // arrives); he unmutes himself and is heard again. A muted microphone
+    // track still sends Opus packets (of silence): that none reach Carol is
+    // the server refusing to forward them.
     await until(async () => (await audioFrom(carol, bobId)) > 20, 'carol hears bob');
     await alice.click(`#people-list li[data-participant="${bobId}"] .mute`);
     await until(async () => (await bob.attr('#mic', 'aria-pressed')) === 'false', 'bob muted');

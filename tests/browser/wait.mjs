@@ -1,5 +1,24 @@
-// Waiting on page state: poll with a deadline. (`page.waitForFunction` with
-// an async predicate passes at once in playwright, hence this.)
+// Waiting on page state: poll with a deadline, and a deadline for any one
+// call. (`page.waitForFunction` with an async predicate passes at once in
+// playwright, hence this.)
+
+/**
+ * A call that does not finish in time fails the test with its name instead
+ * of hanging it.
+ * @template T
+ * @param {Promise<T>} promise @param {string} what @param {number} [ms]
+ * @returns {Promise<T>}
+ */
+export async function deadline(promise, what, ms = 30000) {
+  /** @type {NodeJS.Timeout|undefined} */
+  let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish in ${ms} ms`)), ms); });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Polls `fn` until it returns a truthy value or the deadline passes. A poll
@@ -18,7 +37,9 @@ export async function until(fn, what, timeoutMs = 30000) {
   let error;
   while (Date.now() < end) {
     try {
-      last = await fn();
+      // A poll that never answers (a page stuck mid-navigation) must not
+      // outlive the deadline either.
+      last = await deadline(fn(), `a poll for ${what}`, Math.max(1000, end - Date.now()));
       error = undefined;
       if (last) return last;
     } catch (e) {

@@ -20,8 +20,9 @@ pub struct Config {
     #[arg(long, env = "ACONFI_MEDIA_PORT", default_value_t = 10000)]
     pub media_port: u16,
 
-    /// Local address to receive media on. Without it, A-Confi binds every
-    /// IPv4 interface address on the media port.
+    /// Local address to receive media on. Without it (or with 0.0.0.0 or
+    /// ::), A-Confi binds every IPv4 interface address on the media port:
+    /// media is IPv4 only for now.
     #[arg(long, env = "ACONFI_MEDIA_BIND")]
     pub media_bind: Option<IpAddr>,
 

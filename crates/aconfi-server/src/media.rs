@@ -55,17 +55,7 @@ impl MediaSockets {
     /// Binds the media port as configured.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let ips = bind_addresses(config, interface_ips);
-        let mut sockets = Vec::new();
-        let mut port = config.media_port;
-        for ip in ips {
-            // With port 0 the first socket picks; the others follow it so
-            // that the server keeps one media port.
-            let s = UdpSocket::bind(SocketAddr::new(ip, port))
-                .await
-                .with_context(|| format!("binding UDP media port {port}"))?;
-            port = s.local_addr()?.port();
-            sockets.push(s);
-        }
+        let sockets = bind_one_port(&ips, config.media_port).await?;
         let mut advertised = Vec::new();
         for s in &sockets {
             let local = s.local_addr()?;
@@ -120,6 +110,33 @@ impl MediaSockets {
         let i = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
         // UDP: a full socket buffer drops the datagram, as the network would.
         let _ = self.sockets[i].try_send_to(contents, destination);
+    }
+}
+
+/// Binds `port` on every address in `ips`. With port 0 the first socket
+/// picks one and the others follow it, so the server keeps one media port;
+/// if another program holds that port on one of the other addresses, a
+/// few fresh picks are tried before giving up.
+async fn bind_one_port(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<UdpSocket>> {
+    const PICKS: usize = 8;
+    let mut attempt = 0;
+    'pick: loop {
+        attempt += 1;
+        let mut sockets = Vec::new();
+        let mut chosen = port;
+        for ip in ips {
+            match UdpSocket::bind(SocketAddr::new(*ip, chosen)).await {
+                Ok(s) => {
+                    chosen = s.local_addr()?.port();
+                    sockets.push(s);
+                }
+                Err(e) if port == 0 && attempt < PICKS && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    continue 'pick;
+                }
+                Err(e) => return Err(e).with_context(|| format!("binding UDP media port {chosen}")),
+            }
+        }
+        return Ok(sockets);
     }
 }
 
@@ -253,6 +270,19 @@ mod tests {
             assert_eq!(bind_addresses(&config(args), here), here(), "{args:?}");
         }
         assert_eq!(bind_addresses(&config(&["--media-bind", "192.0.2.2"]), here), vec![ip("192.0.2.2")]);
+    }
+
+    #[tokio::test]
+    async fn every_address_gets_the_same_media_port() {
+        let ips = [ip("127.0.0.1"), ip("127.0.0.2")];
+        let sockets = bind_one_port(&ips, 0).await.expect("bound");
+        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().expect("bound").port()).collect();
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0], ports[1]);
+        // A port given explicitly and taken is an error naming it, not a retry.
+        let taken = ports[0];
+        let err = bind_one_port(&ips, taken).await.err().expect("port in use");
+        assert!(err.to_string().contains(&taken.to_string()), "{err}");
     }
 
     #[test]

@@ -71,8 +71,9 @@ pub async fn connection(socket: WebSocket, state: AppState) {
                     Message::Binary(_) => break Some(CloseCode::UnsupportedData),
                     Message::Close(_) => {
                         // Finish the closing handshake (tungstenite queued
-                        // the echo) so the client sees its own close code.
-                        let _ = sink.close().await;
+                        // the echo) so the client sees its own close code;
+                        // bounded, for a client that stops reading.
+                        let _ = tokio::time::timeout(CLOSE_LINGER, sink.close()).await;
                         break None;
                     }
                     Message::Ping(_) | Message::Pong(_) => {}
