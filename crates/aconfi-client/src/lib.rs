@@ -107,6 +107,7 @@ impl ClientPeer {
             audio_muted: false,
             video_muted: false,
             password: None,
+            e2ee: false,
         };
         ClientPeer {
             media: MediaPeer::new(local, now, epoch, config, seed),
@@ -237,6 +238,16 @@ impl ClientPeer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Joins as a client whose link carries an end-to-end key (the key
+    /// itself is the browser's business; this peer only says it has one).
+    pub fn set_e2ee(&mut self, on: bool) {
+        for m in self.join.iter_mut().chain(self.signals.iter_mut()) {
+            if let ClientMsg::Join { e2ee, .. } = m {
+                *e2ee = on;
+            }
+        }
     }
 
     /// The room password to answer `password_required` with.

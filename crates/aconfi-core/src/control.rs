@@ -3,8 +3,13 @@
 //! hand-over; plus chat and raised hands. Every rule is enforced here, in
 //! the server, whatever a client's buttons show.
 //!
-//! Order at the door: a locked room refuses; then the password; then the
-//! lobby. So only someone who knows the password can knock.
+//! Order at the door: a full or locked room refuses; then a joiner whose
+//! link does not match the room's end-to-end encryption (a key for a plain
+//! room, or none for an encrypted one); then the password; then the lobby.
+//! So only someone who knows the password can knock.
+//!
+//! In an end-to-end encrypted room the server relays the clients' key
+//! exchange (`e2ee`) and sealed chat as opaque strings it cannot read.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -15,7 +20,8 @@ use tracing::info;
 use crate::ids::ParticipantId;
 use crate::rate::TokenBucket;
 use crate::protocol::{
-    ClientMsg, CloseCode, ParticipantInfo, ServerMsg, MAX_CHAT_BYTES, MAX_PASSWORD_CHARS,
+    ClientMsg, CloseCode, ParticipantInfo, ServerMsg, MAX_CHAT_BYTES, MAX_E2EE_BYTES, MAX_PASSWORD_CHARS,
+    MAX_SEALED_CHAT_BYTES,
 };
 use crate::room_name::RoomName;
 use crate::sfu::{close_reason, Output, Sfu, SignalError, MAX_PARTICIPANTS_PER_ROOM};
@@ -30,6 +36,11 @@ pub const GUESS_WINDOW: Duration = Duration::from_secs(60);
 const CHAT_BURST: f64 = 5.0;
 /// …then this many per second.
 const CHAT_PER_SECOND: f64 = 1.0;
+/// Key exchange: bytes a participant may relay at once (a new key wrapped
+/// for each of a full room, several times over)…
+const E2EE_BURST_BYTES: f64 = 256.0 * 1024.0;
+/// …then this many bytes per second.
+const E2EE_BYTES_PER_SECOND: f64 = 64.0 * 1024.0;
 
 /// A connection at the door.
 pub(crate) struct Pending {
@@ -38,6 +49,8 @@ pub(crate) struct Pending {
     stage: Stage,
     /// This connection's wrong guesses in the window.
     failures: VecDeque<Instant>,
+    /// Its link had an end-to-end key.
+    e2ee: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +62,11 @@ enum Stage {
 /// A fresh chat rate limit.
 pub(crate) fn chat_bucket(now: Instant) -> TokenBucket {
     TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now)
+}
+
+/// A fresh byte budget for relayed key exchange.
+pub(crate) fn e2ee_bucket(now: Instant) -> TokenBucket {
+    TokenBucket::new(E2EE_BURST_BYTES, E2EE_BYTES_PER_SECOND, now)
 }
 
 /// Drops entries older than the window.
@@ -68,13 +86,15 @@ const NOT_MODERATOR: SignalError = SignalError::Refused("only moderators may do 
 const NOT_HERE: SignalError = SignalError::Refused("that participant is not in this meeting");
 
 impl Sfu {
-    /// A `join`: lock, password and lobby are checked in that order.
+    /// A `join`: capacity, lock, end-to-end encryption, password and lobby
+    /// are checked in that order.
     pub(crate) fn request_join(
         &mut self,
         pid: ParticipantId,
         room: RoomName,
         info: ParticipantInfo,
         password: Option<String>,
+        e2ee: bool,
         now: Instant,
     ) -> Result<(), SignalError> {
         if self.pending.get(&pid).is_some_and(|p| p.stage == Stage::Lobby) {
@@ -82,7 +102,7 @@ impl Sfu {
         }
         let Some(r) = self.rooms.get_mut(&room) else {
             self.pending.remove(&pid);
-            self.join(pid, room, info, now);
+            self.join(pid, room, info, e2ee, now);
             return Ok(());
         };
         if r.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
@@ -91,14 +111,22 @@ impl Sfu {
         if r.locked {
             return Err(SignalError::Locked);
         }
+        // Never a silent downgrade or a joiner who could only see noise.
+        match (r.e2ee, e2ee) {
+            (true, false) => return Err(SignalError::E2eeRequired),
+            (false, true) => return Err(SignalError::NotE2ee),
+            _ => {}
+        }
         let entry = self.pending.entry(pid).or_insert_with(|| Pending {
             room: room.clone(),
             info: info.clone(),
             stage: Stage::Password,
             failures: VecDeque::new(),
+            e2ee,
         });
         entry.room = room.clone();
         entry.info = info.clone();
+        entry.e2ee = e2ee;
         if let Some(expected) = &r.password {
             prune(&mut entry.failures, now);
             prune(&mut r.wrong_guesses, now);
@@ -138,7 +166,7 @@ impl Sfu {
             return Ok(());
         }
         self.pending.remove(&pid);
-        self.join(pid, room, info, now);
+        self.join(pid, room, info, e2ee, now);
         Ok(())
     }
 
@@ -203,6 +231,10 @@ impl Sfu {
         Ok(p.room.clone())
     }
 
+    fn room_of(&self, pid: ParticipantId) -> Option<&crate::sfu::Room> {
+        self.participants.get(&pid).and_then(|p| self.rooms.get(&p.room))
+    }
+
     fn member_of(&self, room: &RoomName, id: ParticipantId) -> Result<(), SignalError> {
         match self.participants.get(&id) {
             Some(p) if &p.room == room => Ok(()),
@@ -234,7 +266,7 @@ impl Sfu {
     fn admit(&mut self, id: ParticipantId, now: Instant) {
         if let Some(p) = self.pending.remove(&id) {
             self.to_moderators(&p.room, ServerMsg::LobbyLeft { id });
-            self.join(id, p.room, p.info, now);
+            self.join(id, p.room, p.info, p.e2ee, now);
         }
     }
 
@@ -248,9 +280,17 @@ impl Sfu {
     /// Chat, hands and the moderator's controls.
     pub(crate) fn handle_control(&mut self, pid: ParticipantId, msg: ClientMsg, now: Instant) -> Result<(), SignalError> {
         match msg {
-            ClientMsg::Chat { text, to } => {
+            ClientMsg::Chat { text, to, sealed } => {
+                let e2ee_room = self.room_of(pid).is_some_and(|r| r.e2ee);
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
-                if text.len() > MAX_CHAT_BYTES {
+                match (e2ee_room, sealed) {
+                    (true, false) => {
+                        return Err(SignalError::Refused("this meeting is end-to-end encrypted: chat must be sealed"))
+                    }
+                    (false, true) => return Err(SignalError::Refused("sealed chat needs an end-to-end encrypted meeting")),
+                    _ => {}
+                }
+                if text.len() > if sealed { MAX_SEALED_CHAT_BYTES } else { MAX_CHAT_BYTES } {
                     return Err(SignalError::Refused("chat message too long (at most 4 KiB)"));
                 }
                 if text.trim().is_empty() {
@@ -264,9 +304,32 @@ impl Sfu {
                     Some(t) if t == pid => return Err(SignalError::Refused("cannot send a private message to yourself")),
                     Some(t) => {
                         self.member_of(&room, t)?;
-                        self.out.push_back(Output::Signal(t, ServerMsg::Chat { from: pid, text, private: true }));
+                        self.out.push_back(Output::Signal(t, ServerMsg::Chat { from: pid, text, private: true, sealed }));
                     }
-                    None => self.broadcast(&room, Some(pid), ServerMsg::Chat { from: pid, text, private: false }),
+                    None => self.broadcast(&room, Some(pid), ServerMsg::Chat { from: pid, text, private: false, sealed }),
+                }
+                Ok(())
+            }
+            ClientMsg::E2ee { to, data } => {
+                let e2ee_room = self.room_of(pid).is_some_and(|r| r.e2ee);
+                let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
+                if !e2ee_room {
+                    return Err(SignalError::Refused("key exchange needs an end-to-end encrypted meeting"));
+                }
+                if data.len() > MAX_E2EE_BYTES {
+                    return Err(SignalError::Refused("key exchange message too long (at most 64 KiB)"));
+                }
+                if !p.e2ee_bytes.take_n(data.len() as f64, now) {
+                    return Err(SignalError::Refused("too much key exchange; wait a moment"));
+                }
+                let room = p.room.clone();
+                match to {
+                    Some(t) if t == pid => return Err(SignalError::Refused("cannot send key exchange to yourself")),
+                    Some(t) => {
+                        self.member_of(&room, t)?;
+                        self.out.push_back(Output::Signal(t, ServerMsg::E2ee { from: pid, data }));
+                    }
+                    None => self.broadcast(&room, Some(pid), ServerMsg::E2ee { from: pid, data }),
                 }
                 Ok(())
             }

@@ -96,6 +96,8 @@ pub(crate) struct Participant {
     pub force_muted: bool,
     /// Chat rate limit.
     pub chat: crate::rate::TokenBucket,
+    /// Bytes of end-to-end key exchange this participant may still relay.
+    pub e2ee_bytes: crate::rate::TokenBucket,
     /// The client's screen-share m-line, if it offered one.
     pub screen_mid: Option<Mid>,
     /// Our ICE username fragment for this session.

@@ -50,6 +50,12 @@ pub enum ClientMsg {
         /// The room password, when the room has one. Never logged.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<String>,
+        /// The client holds a key for an end-to-end encrypted meeting (its
+        /// link had one). The first joiner decides whether the room is
+        /// end-to-end encrypted; later joiners must match. The key itself
+        /// never reaches the server.
+        #[serde(default, skip_serializing_if = "is_false")]
+        e2ee: bool,
     },
     /// The client's one offer, carrying what it publishes. Sent once after `joined`.
     Offer {
@@ -81,11 +87,27 @@ pub enum ClientMsg {
     /// A chat message to the room, or privately to one participant. At most
     /// [`MAX_CHAT_BYTES`]; delivered to those present, never stored.
     Chat {
-        /// The text (rendered as text by clients, never as HTML).
+        /// The text (rendered as text by clients, never as HTML), or, when
+        /// `sealed`, its ciphertext as the client encrypted it.
         text: String,
         /// Private recipient; absent for the whole room.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<ParticipantId>,
+        /// End-to-end encrypted (required in an end-to-end encrypted room,
+        /// refused elsewhere). At most [`MAX_SEALED_CHAT_BYTES`].
+        #[serde(default, skip_serializing_if = "is_false")]
+        sealed: bool,
+    },
+    /// End-to-end encryption key exchange: an opaque message the server
+    /// relays to one participant or, without `to`, to everyone else in the
+    /// room. Only in end-to-end encrypted rooms; at most
+    /// [`MAX_E2EE_BYTES`]. Never logged, never stored.
+    E2ee {
+        /// Recipient; absent for everyone else in the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<ParticipantId>,
+        /// Opaque to the server.
+        data: String,
     },
     /// Raise or lower one's hand.
     RaiseHand {
@@ -153,6 +175,7 @@ impl ClientMsg {
             ClientMsg::MediaState { .. } => "media_state",
             ClientMsg::Leave {} => "leave",
             ClientMsg::Chat { .. } => "chat",
+            ClientMsg::E2ee { .. } => "e2ee",
             ClientMsg::RaiseHand { .. } => "raise_hand",
             ClientMsg::GrantModerator { .. } => "grant_moderator",
             ClientMsg::Mute { .. } => "mute",
@@ -172,6 +195,14 @@ impl ClientMsg {
 /// Longest chat message, in bytes of UTF-8.
 pub const MAX_CHAT_BYTES: usize = 4096;
 
+/// Longest sealed (end-to-end encrypted) chat message: a 4 KiB text's
+/// ciphertext with its key id, nonce and tag, base64url-encoded.
+pub const MAX_SEALED_CHAT_BYTES: usize = 6 * 1024;
+
+/// Longest end-to-end key exchange message: a sender's new key wrapped for
+/// each of a full room's participants fits well within it.
+pub const MAX_E2EE_BYTES: usize = 64 * 1024;
+
 /// Longest room password, in characters.
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
@@ -185,6 +216,8 @@ pub struct RoomState {
     pub lobby: bool,
     /// A password is set (never the password itself).
     pub password: bool,
+    /// Media and chat are end-to-end encrypted (never the key itself).
+    pub e2ee: bool,
 }
 
 /// What the room knows of one participant, as shown to the others.
@@ -291,10 +324,21 @@ pub enum ServerMsg {
     Chat {
         /// Sender.
         from: ParticipantId,
-        /// Text (render as text).
+        /// Text (render as text), or its ciphertext when `sealed`.
         text: String,
         /// Sent to you alone.
         private: bool,
+        /// End-to-end encrypted by the sender.
+        #[serde(default, skip_serializing_if = "is_false")]
+        sealed: bool,
+    },
+    /// An end-to-end key exchange message from another participant, as
+    /// they sent it.
+    E2ee {
+        /// Sender.
+        from: ParticipantId,
+        /// Opaque to the server.
+        data: String,
     },
     /// A request was refused; the connection stays open.
     Refused {
@@ -377,6 +421,12 @@ pub enum CloseCode {
     Ended = 4011,
     /// A moderator refused entry from the lobby.
     LobbyRefused = 4012,
+    /// The meeting is end-to-end encrypted and the joiner has no key: it
+    /// needs the full link.
+    E2eeRequired = 4013,
+    /// The joiner's link is for an end-to-end encrypted meeting, but the
+    /// meeting of that name is not one.
+    NotE2ee = 4014,
 }
 
 impl CloseCode {

@@ -19,11 +19,17 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
+        self.take_n(1.0, now)
+    }
+
+    /// Takes `n` tokens (a budget of bytes, say) if there are that many;
+    /// takes nothing otherwise.
+    pub fn take_n(&mut self, n: f64, now: Instant) -> bool {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + dt * self.per_second).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -48,5 +54,15 @@ mod tests {
         // Never more than the burst, however long the pause.
         let later = t0 + Duration::from_secs(60);
         assert_eq!((0..10).filter(|_| b.take(later)).count(), 3);
+    }
+
+    #[test]
+    fn a_byte_budget_refuses_what_does_not_fit_and_keeps_the_rest() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, 100.0, t0);
+        assert!(b.take_n(800.0, t0));
+        assert!(!b.take_n(300.0, t0), "only 200 left");
+        assert!(b.take_n(200.0, t0), "a refused take took nothing");
+        assert!(b.take_n(100.0, t0 + Duration::from_secs(1)));
     }
 }

@@ -95,15 +95,26 @@ pub(crate) struct Room {
     pub(crate) password: Option<String>,
     /// Wrong password guesses in the last minute, from any connection.
     pub(crate) wrong_guesses: VecDeque<Instant>,
+    /// End-to-end encrypted: set by the first joiner's link, for the room's
+    /// life. The server never holds a key.
+    pub(crate) e2ee: bool,
 }
 
 impl Room {
-    fn new(id: RoomId) -> Self {
-        Room { id, members: Vec::new(), locked: false, lobby: false, password: None, wrong_guesses: VecDeque::new() }
+    fn new(id: RoomId, e2ee: bool) -> Self {
+        Room {
+            id,
+            members: Vec::new(),
+            locked: false,
+            lobby: false,
+            password: None,
+            wrong_guesses: VecDeque::new(),
+            e2ee,
+        }
     }
 
     pub(crate) fn state(&self) -> RoomState {
-        RoomState { locked: self.locked, lobby: self.lobby, password: self.password.is_some() }
+        RoomState { locked: self.locked, lobby: self.lobby, password: self.password.is_some(), e2ee: self.e2ee }
     }
 }
 
@@ -136,6 +147,12 @@ pub enum SignalError {
     /// The room is locked.
     #[error("the meeting is locked")]
     Locked,
+    /// The room is end-to-end encrypted and the joiner has no key.
+    #[error("this meeting is end-to-end encrypted: open it with the full link")]
+    E2eeRequired,
+    /// The joiner has a key, but the room is not end-to-end encrypted.
+    #[error("this meeting is not end-to-end encrypted, but the link is for an encrypted one")]
+    NotE2ee,
     /// Not allowed or not possible; the connection stays open.
     #[error("{0}")]
     Refused(&'static str),
@@ -151,6 +168,8 @@ impl SignalError {
             SignalError::Sdp => CloseCode::BadSdp,
             SignalError::RoomFull => CloseCode::RoomFull,
             SignalError::Locked => CloseCode::Locked,
+            SignalError::E2eeRequired => CloseCode::E2eeRequired,
+            SignalError::NotE2ee => CloseCode::NotE2ee,
             // Not closed; see `is_fatal`.
             SignalError::Refused(_) => CloseCode::UnexpectedMessage,
         }
@@ -263,7 +282,7 @@ impl Sfu {
         now: Instant,
     ) -> Result<(), SignalError> {
         match msg {
-            ClientMsg::Join { version, room, name, audio_muted, video_muted, password } => {
+            ClientMsg::Join { version, room, name, audio_muted, video_muted, password, e2ee } => {
                 if self.participants.contains_key(&pid) {
                     return Err(SignalError::Unexpected);
                 }
@@ -280,7 +299,7 @@ impl Sfu {
                     hand_raised: false,
                     screen_sharing: false,
                 };
-                self.request_join(pid, room, info, password, now)
+                self.request_join(pid, room, info, password, e2ee, now)
             }
             ClientMsg::Offer { sdp, screen_mid } => {
                 let p = self.participants.get_mut(&pid).ok_or(SignalError::Unexpected)?;
@@ -438,7 +457,16 @@ impl Sfu {
         }
     }
 
-    pub(crate) fn join(&mut self, pid: ParticipantId, room: RoomName, mut info: ParticipantInfo, now: Instant) {
+    /// Puts `pid` into `room`, opening it (end-to-end encrypted if `e2ee`)
+    /// when it does not exist.
+    pub(crate) fn join(
+        &mut self,
+        pid: ParticipantId,
+        room: RoomName,
+        mut info: ParticipantInfo,
+        e2ee: bool,
+        now: Instant,
+    ) {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -464,7 +492,7 @@ impl Sfu {
         let entry = self.rooms.entry(room.clone()).or_insert_with(|| {
             let id = RoomId(*next_room);
             *next_room += 1;
-            Room::new(id)
+            Room::new(id, e2ee)
         });
         if entry.members.is_empty() {
             info!(room = %entry.id, "room opened");
@@ -528,6 +556,7 @@ impl Sfu {
                 timeout: now,
                 force_muted: false,
                 chat: crate::control::chat_bucket(now),
+                e2ee_bytes: crate::control::e2ee_bucket(now),
                 screen_mid: None,
                 ufrag,
                 release_due: false,
@@ -722,6 +751,8 @@ pub fn close_reason(code: CloseCode) -> &'static str {
         CloseCode::Locked => "the meeting is locked",
         CloseCode::Ended => "the meeting has ended",
         CloseCode::LobbyRefused => "a moderator did not let you in",
+        CloseCode::E2eeRequired => "this meeting is end-to-end encrypted: open it with the full link",
+        CloseCode::NotE2ee => "this meeting is not end-to-end encrypted, but the link is for an encrypted one",
     }
 }
 

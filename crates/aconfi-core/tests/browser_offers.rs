@@ -30,6 +30,7 @@ fn answer_to(offer: ClientMsg) -> String {
         audio_muted: false,
         video_muted: false,
         password: None,
+        e2ee: false,
     };
     sfu.handle_signal(pid, join, now).expect("joined");
     sfu.handle_signal(pid, offer, now).expect("offer accepted");

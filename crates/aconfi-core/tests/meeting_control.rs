@@ -17,6 +17,7 @@ fn join_msg(password: Option<&str>) -> ClientMsg {
         audio_muted: false,
         video_muted: false,
         password: password.map(str::to_string),
+        e2ee: false,
     }
 }
 
@@ -311,35 +312,35 @@ fn chat_reaches_only_where_it_should_with_limits() {
             .inbox
             .iter()
             .filter_map(|m| match m {
-                ServerMsg::Chat { from, text, private } => Some((*from, text.clone(), *private)),
+                ServerMsg::Chat { from, text, private, .. } => Some((*from, text.clone(), *private)),
                 _ => None,
             })
             .collect()
     };
-    sim.send(0, ClientMsg::Chat { text: "hello <img src=x onerror=alert(1)>".into(), to: None });
+    sim.send(0, ClientMsg::Chat { text: "hello <img src=x onerror=alert(1)>".into(), to: None, sealed: false });
     assert_eq!(chats(&sim, 1), vec![(a, "hello <img src=x onerror=alert(1)>".into(), false)]);
     assert_eq!(chats(&sim, 2).len(), 1);
     assert!(chats(&sim, 0).is_empty(), "not echoed to the sender");
 
-    sim.send(0, ClientMsg::Chat { text: "just for you".into(), to: Some(b) });
+    sim.send(0, ClientMsg::Chat { text: "just for you".into(), to: Some(b), sealed: false });
     assert_eq!(chats(&sim, 1).last(), Some(&(a, "just for you".into(), true)));
     assert_eq!(chats(&sim, 2).len(), 1, "a private message reaches no one else");
 
-    sim.send(1, ClientMsg::Chat { text: "x".repeat(4097), to: None });
+    sim.send(1, ClientMsg::Chat { text: "x".repeat(4097), to: None, sealed: false });
     assert!(refused(&sim, 1).unwrap().contains("too long"));
-    sim.send(1, ClientMsg::Chat { text: "   ".into(), to: None });
+    sim.send(1, ClientMsg::Chat { text: "   ".into(), to: None, sealed: false });
     assert!(refused(&sim, 1).unwrap().contains("empty"));
-    sim.send(1, ClientMsg::Chat { text: "psst".into(), to: Some(ParticipantId(999)) });
+    sim.send(1, ClientMsg::Chat { text: "psst".into(), to: Some(ParticipantId(999)), sealed: false });
     assert!(refused(&sim, 1).unwrap().contains("not in this meeting"));
 
     // A burst of 5, then refused until time passes.
     for i in 0..6 {
-        sim.send(2, ClientMsg::Chat { text: format!("m{i}"), to: None });
+        sim.send(2, ClientMsg::Chat { text: format!("m{i}"), to: None, sealed: false });
     }
     assert_eq!(chats(&sim, 0).iter().filter(|(f, _, _)| *f == sim.peers[2].pid).count(), 5);
     assert!(refused(&sim, 2).unwrap().contains("too many"));
     sim.run_for(Duration::from_secs(2));
-    sim.send(2, ClientMsg::Chat { text: "later".into(), to: None });
+    sim.send(2, ClientMsg::Chat { text: "later".into(), to: None, sealed: false });
     assert_eq!(chats(&sim, 0).last().map(|c| c.1.clone()), Some("later".into()));
     assert!(sim.peers.iter().all(|p| p.open));
 }

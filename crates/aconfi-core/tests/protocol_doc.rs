@@ -21,14 +21,14 @@ fn examples() -> Vec<(String, String)> {
 }
 
 const CLIENT_TYPES: &[&str] = &[
-    "join", "offer", "answer", "media_state", "leave", "chat", "raise_hand", "grant_moderator", "mute",
+    "join", "offer", "answer", "media_state", "leave", "chat", "e2ee", "raise_hand", "grant_moderator", "mute",
     "mute_all", "ask_unmute", "remove", "set_lock", "set_password", "set_lobby", "admit", "refuse",
     "end_meeting",
 ];
 const SERVER_TYPES: &[&str] = &[
     "joined", "participant_joined", "participant_updated", "participant_left", "answer", "offer", "error",
     "room_updated", "password_required", "in_lobby", "lobby_request", "lobby_left", "muted_by",
-    "unmute_request", "chat", "refused",
+    "unmute_request", "chat", "e2ee", "refused",
 ];
 
 #[test]
