@@ -71,6 +71,13 @@ rp=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed
 rf=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 add_counts "$rp" "$rf" "$rust_rc"
 
+step "web client unit tests (node --test tests/js: SFrame vectors and interop, key exchange)"
+node --test --test-reporter=tap tests/js/ 2>&1 | tee "$log_dir/js-test.log"
+js_rc=${PIPESTATUS[0]}
+jp=$(grep -E '^# pass ' "$log_dir/js-test.log" | awk '{print $3}')
+jf=$(grep -E '^# fail ' "$log_dir/js-test.log" | awk '{print $3}')
+add_counts "${jp:-0}" "${jf:-0}" "$js_rc"
+
 step "web client type check (tsc --checkJs)"
 if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then add_counts 1 0 0; else add_counts 0 1 1; fi
 
