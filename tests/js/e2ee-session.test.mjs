@@ -1,0 +1,274 @@
+// The key exchange of end-to-end encrypted meetings (web/js/e2ee/session.js)
+// over a simulated relay with a manual clock: everyone with the link gets
+// everyone's key; a newcomer cannot read what was sent before it came; a
+// leaver cannot read what is sent after the next key; a wrong link gets no
+// key and is told; nothing relayed carries a secret or a key in the clear;
+// chat is sealed, private chat only opens for its recipient.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fromBase64Url, toBase64Url } from '../../web/js/e2ee/link.js';
+import {
+  DELIVERY_BATCH_MS, KeySession, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
+} from '../../web/js/e2ee/session.js';
+import { MEDIA_SUITE, decrypt, encrypt, keyContext } from '../../web/js/e2ee/sframe.js';
+
+globalThis.ACONFI_TEST_HOOKS = true;
+const ROOM = 'kelomari-tusefopa-bidanuve';
+const SECRET = fromBase64Url('q2Xk0mVw9rT4yB1nC8eLpA');
+const OTHER_SECRET = fromBase64Url('Zz9yXw8vUu7tSs6rQq5pOo');
+const utf8 = new TextEncoder();
+/** @param {Uint8Array} b */
+const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+
+/** Timers that run only when the test moves the clock. */
+class Clock {
+  constructor() { this.now = 0; this.id = 0; /** @type {Map<number, {at: number, fn: () => void}>} */ this.timers = new Map(); }
+  /** @param {() => void} fn @param {number} ms */
+  setTimeout(fn, ms) { this.id += 1; this.timers.set(this.id, { at: this.now + ms, fn }); return this.id; }
+  /** @param {number} id */
+  clearTimeout(id) { this.timers.delete(id); }
+}
+
+/** A room on a relay that behaves like the server: in order, to one or all others. */
+class Relay {
+  constructor() {
+    this.clock = new Clock();
+    /** @type {Map<number, Member>} */
+    this.members = new Map();
+    this.nextPid = 1;
+    /** @type {{from: number, to: number|null, data: string}[]} */
+    this.inFlight = [];
+    /** @type {string[]} every relayed message, as the server saw it */
+    this.seen = [];
+    /** @type {Member[]} gone from the room, but a colluding server still shows them everything */
+    this.spies = [];
+  }
+
+  /** @param {Uint8Array} secret */
+  async join(secret) {
+    const pid = this.nextPid++;
+    const present = [...this.members.keys()];
+    const m = new Member(this, pid, secret);
+    this.members.set(pid, m);
+    for (const other of this.members.values()) if (other !== m) other.session.joined(pid);
+    m.session.start(pid, present);
+    await this.settle();
+    return m;
+  }
+
+  /** @param {Member} m @param {{colluding?: boolean}} [opts] the server keeps feeding the leaver every message */
+  async leave(m, opts = {}) {
+    this.members.delete(m.pid);
+    await m.session.stop();
+    if (opts.colluding) this.spies.push(m);
+    for (const other of this.members.values()) other.session.left(m.pid);
+    await this.settle();
+  }
+
+  /** Delivers until nothing is in flight and every session is idle. */
+  async settle() {
+    for (;;) {
+      await Promise.all([...this.members.values(), ...this.spies].map((m) => m.session.queue));
+      const batch = this.inFlight.splice(0);
+      if (batch.length === 0) return;
+      for (const { from, to, data } of batch) {
+        for (const [pid, m] of this.members) {
+          if (pid !== from && (to === null || to === pid)) m.session.handle(from, data);
+        }
+        for (const spy of this.spies) if (spy.pid !== from) spy.session.handle(from, data);
+      }
+    }
+  }
+
+  /** Moves the clock, running what falls due, in order. @param {number} ms */
+  async advance(ms) {
+    const end = this.clock.now + ms;
+    for (;;) {
+      const due = [...this.clock.timers].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.clock.timers.delete(due[0]);
+      this.clock.now = due[1].at;
+      due[1].fn();
+      await this.settle();
+    }
+    this.clock.now = end;
+    await this.settle();
+  }
+}
+
+class Member {
+  /** @param {Relay} relay @param {number} pid @param {Uint8Array} secret */
+  constructor(relay, pid, secret) {
+    this.pid = pid;
+    /** @type {{kid: bigint, key: Uint8Array}|null} what our sender transform would use */
+    this.sending = null;
+    /** @type {Map<bigint, Uint8Array>} keys handed to our receive transform */
+    this.receiving = new Map();
+    this.mismatch = false;
+    this.session = new KeySession({
+      secret,
+      room: ROOM,
+      timers: relay.clock,
+      sink: {
+        send: (to, data) => { relay.inFlight.push({ from: pid, to, data }); relay.seen.push(data); },
+        sendKey: (kid, key) => { this.sending = { kid, key }; },
+        receiveKey: (_from, kid, key) => { this.receiving.set(kid, key); },
+        forget: () => {},
+        change: () => {},
+        mismatch: () => { this.mismatch = true; },
+      },
+    });
+  }
+}
+
+/** A meeting of `n` with the same link, keys delivered. */
+async function meeting(n) {
+  const relay = new Relay();
+  const members = [];
+  for (let i = 0; i < n; i++) members.push(await relay.join(SECRET));
+  await relay.advance(DELIVERY_BATCH_MS);
+  return { relay, members };
+}
+
+/** Whether `receiver` can decrypt a frame `sender` sends now. @param {Member} sender @param {Member} receiver */
+async function canRead(sender, receiver) {
+  const { kid, key } = /** @type {{kid: bigint, key: Uint8Array}} */ (sender.sending);
+  const frame = await encrypt(await keyContext(MEDIA_SUITE, kid, key), 1n, Uint8Array.of(0x90), utf8.encode('a frame'));
+  const theirs = await receiver.session.receivedKey(kid);
+  if (!theirs) return false;
+  return decrypt(await keyContext(MEDIA_SUITE, kid, theirs), Uint8Array.of(0x90), frame).then(() => true, () => false);
+}
+
+test('everyone with the link verifies everyone, gets their keys and sees the same safety code', async () => {
+  const { members } = await meeting(3);
+  for (const a of members) {
+    for (const b of members) {
+      if (a === b) continue;
+      assert.deepEqual(a.session.peerState(b.pid), { status: 'verified', hasKey: true }, `${a.pid} about ${b.pid}`);
+      assert.ok(await canRead(b, a), `${a.pid} reads ${b.pid}`);
+    }
+    assert.equal(splitKid(/** @type {any} */ (a.sending).kid).pid, a.pid, 'a KID names its sender');
+  }
+  const codes = new Set(members.map((m) => m.session.code));
+  assert.equal(codes.size, 1);
+  assert.match([...codes][0], /^\d{4} \d{4} \d{4}$/);
+});
+
+test('a newcomer gets keys one ratchet step on, and cannot go back to what was sent before it came', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  const before = /** @type {{kid: bigint, key: Uint8Array}} */ (a.sending);
+  const d = await relay.join(SECRET);
+  await relay.advance(DELIVERY_BATCH_MS);
+  const after = /** @type {{kid: bigint, key: Uint8Array}} */ (a.sending);
+  assert.equal(splitKid(after.kid).step, splitKid(before.kid).step + 1, 'a ratcheted when d came');
+  assert.ok(await canRead(a, d) && await canRead(a, b), 'd and b read what a sends now');
+  // b follows the ratchet by itself; d holds nothing from before it came.
+  assert.equal(await d.session.receivedKey(before.kid), null);
+  assert.ok(![...d.receiving.values()].some((k) => hex(k) === hex(before.key)));
+  assert.ok(d.session.code === a.session.code && a.session.code === b.session.code, 'one code for three');
+});
+
+test('after a leave everyone switches to new keys the leaver cannot get, even from a colluding server', async () => {
+  const { relay, members: [a, b, c] } = await meeting(3);
+  const oldGen = splitKid(/** @type {any} */ (a.sending).kid).gen;
+  await relay.leave(c, { colluding: true });
+  await relay.advance(ROTATE_AFTER_LEAVE_MS - 1);
+  assert.equal(splitKid(/** @type {any} */ (a.sending).kid).gen, oldGen, 'not before the batching window ends');
+  await relay.advance(1);
+  assert.equal(splitKid(/** @type {any} */ (a.sending).kid).gen, oldGen, 'the new key is sent out first...');
+  assert.ok(b.receiving.has(kidOf(a.pid, oldGen + 1, 0)), '...and b has it before a uses it');
+  await relay.advance(SWITCH_DELAY_MS);
+  const now = /** @type {{kid: bigint, key: Uint8Array}} */ (a.sending);
+  assert.equal(splitKid(now.kid).gen, oldGen + 1);
+  assert.ok(await canRead(a, b) && await canRead(b, a), 'the rest read each other');
+  // Frames sent now do not decrypt with any key the leaver holds, though
+  // it saw every message sent since.
+  assert.ok(!(await canRead(a, c)) && !(await canRead(b, c)));
+  const leaverKeys = c.session.exportKeys();
+  const frame = await encrypt(await keyContext(MEDIA_SUITE, now.kid, now.key), 0n, new Uint8Array(0), utf8.encode('after'));
+  for (const k of leaverKeys.received) {
+    const ctx = await keyContext(MEDIA_SUITE, now.kid, Uint8Array.from(Buffer.from(k.key, 'hex')));
+    await assert.rejects(decrypt(ctx, new Uint8Array(0), frame));
+  }
+  assert.ok(!leaverKeys.received.some((k) => k.key === hex(now.key)));
+});
+
+test('leaves close together share one new key', async () => {
+  const { relay, members: [a, , c, d] } = await meeting(4);
+  const gen = splitKid(/** @type {any} */ (a.sending).kid).gen;
+  await relay.leave(c);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS / 2);
+  await relay.leave(d);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
+  assert.equal(splitKid(/** @type {any} */ (a.sending).kid).gen, gen + 1);
+});
+
+test('a wrong link gets no key, is told, and is marked by the others', async () => {
+  const { relay, members } = await meeting(3);
+  const e = await relay.join(OTHER_SECRET);
+  await relay.advance(DELIVERY_BATCH_MS * 2);
+  assert.equal(e.mismatch, true, 'the joiner learns its key is not this meeting\'s');
+  assert.equal(e.receiving.size, 0, 'and holds no key of anyone');
+  for (const m of members) {
+    assert.equal(m.session.peerState(e.pid).status, 'failed');
+    assert.equal(m.mismatch, false);
+    assert.ok(!(await canRead(m, e)));
+  }
+  // No key message carried anything for e.
+  for (const data of relay.seen) {
+    const msg = JSON.parse(data);
+    if (msg.t === 'keys') for (const k of msg.keys) assert.ok(!(String(e.pid) in k.to));
+  }
+});
+
+test('nothing relayed carries the link secret or a media key in the clear', async () => {
+  const { relay, members } = await meeting(3);
+  await relay.leave(members[2]);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
+  const secrets = [toBase64Url(SECRET), hex(SECRET)];
+  for (const m of members) {
+    const k = m.session.exportKeys();
+    for (const key of [k.sending.key, ...k.received.map((r) => r.key)]) secrets.push(key, toBase64Url(Uint8Array.from(Buffer.from(key, 'hex'))));
+  }
+  assert.ok(relay.seen.length > 5);
+  for (const data of relay.seen) for (const s of secrets) assert.ok(!data.includes(s), 'a secret in a relayed message');
+});
+
+test('chat is sealed: everyone with the key opens it, a private message only its recipient', async () => {
+  const { relay, members: [a, b, c] } = await meeting(3);
+  const sealed = await a.session.sealChat('the numbers are up');
+  assert.ok(!sealed.includes('numbers'));
+  for (const m of [b, c]) assert.equal(await m.session.openChat(a.pid, sealed, false), 'the numbers are up');
+  const priv = await a.session.sealChat('just for b', b.pid);
+  assert.equal(await b.session.openChat(a.pid, priv, true), 'just for b');
+  assert.equal(await c.session.openChat(a.pid, priv, true), null, 'c cannot open what the server might misroute');
+  // Someone else's name on it, or a bit changed, and it does not open.
+  assert.equal(await c.session.openChat(b.pid, sealed, false), null);
+  assert.equal(await b.session.openChat(a.pid, `${sealed.slice(0, -2)}AA`, false), null);
+  // After c left and keys changed, c cannot read the chat that follows.
+  const keysOfC = c.session;
+  await relay.leave(c, { colluding: true });
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
+  const later = await a.session.sealChat('after c left');
+  assert.equal(await b.session.openChat(a.pid, later, false), 'after c left');
+  assert.equal(await keysOfC.openChat(a.pid, later, false), null);
+});
+
+test('forged or damaged key exchange is ignored', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  const held = b.receiving.size;
+  // A key message for b, damaged in transit.
+  const real = relay.seen.find((d) => JSON.parse(d).t === 'keys' && String(b.pid) in JSON.parse(d).keys[0].to);
+  const msg = JSON.parse(/** @type {string} */ (real));
+  const w = msg.keys[0].to[String(b.pid)];
+  msg.keys[0].to[String(b.pid)] = `${w.slice(0, 20)}${w[20] === 'A' ? 'B' : 'A'}${w.slice(21)}`;
+  await b.session.handle(a.pid, JSON.stringify(msg));
+  // A key claiming to be someone else's.
+  msg.keys[0].kid = String(kidOf(99, 0, 0));
+  await b.session.handle(a.pid, JSON.stringify(msg));
+  await b.session.handle(a.pid, 'not json');
+  await b.session.handle(a.pid, JSON.stringify({ t: 'keys', keys: [{ kid: '1e99', to: {} }] }));
+  assert.equal(b.receiving.size, held);
+  assert.ok(await canRead(a, b), 'the real keys still work');
+});
