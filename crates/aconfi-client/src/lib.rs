@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod janus;
 pub mod media;
 pub mod peer;
@@ -166,6 +167,22 @@ impl ClientPeer {
             }
         }
         out
+    }
+
+    /// Keeps every received frame whole, for [`ClientPeer::poll_frame`].
+    pub fn enable_capture(&mut self) {
+        self.media.enable_capture();
+    }
+
+    /// The next received frame with the track it belongs to (frames of
+    /// m-lines the server has not described are skipped).
+    pub fn poll_frame(&mut self) -> Option<(TrackInfo, Vec<u8>)> {
+        while let Some(f) = self.media.poll_frame() {
+            if let Some(t) = self.tracks.get(&f.mid) {
+                return Some((t.clone(), f.data));
+            }
+        }
+        None
     }
 
     /// Video frames sent so far.

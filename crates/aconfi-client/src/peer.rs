@@ -13,6 +13,7 @@ use aconfi_core::str0m::rtp::RtpWrite;
 use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
 use aconfi_core::Kind;
 
+use crate::capture::{Frame, FrameCapture};
 use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL};
 use crate::stats::TrackStats;
 use crate::ClientError;
@@ -50,6 +51,8 @@ pub struct MediaPeer {
     publishing: bool,
     config: MediaConfig,
     seed: u64,
+    /// Whole received frames, when asked for.
+    capture: Option<FrameCapture>,
 }
 
 impl MediaPeer {
@@ -78,6 +81,7 @@ impl MediaPeer {
             publishing: true,
             config,
             seed,
+            capture: None,
         }
     }
 
@@ -146,6 +150,16 @@ impl MediaPeer {
             Kind::Audio => self.audio_frames,
             Kind::Video => self.video.as_ref().map(|(_, v)| v.frames()).unwrap_or(0),
         }
+    }
+
+    /// Keeps every received frame whole, for [`MediaPeer::poll_frame`].
+    pub fn enable_capture(&mut self) {
+        self.capture.get_or_insert_with(FrameCapture::default);
+    }
+
+    /// The next received frame, if capturing.
+    pub fn poll_frame(&mut self) -> Option<Frame> {
+        self.capture.as_mut()?.poll()
     }
 
     /// Next datagram to send.
@@ -262,6 +276,9 @@ impl MediaPeer {
                         _ => Kind::Audio,
                     };
                     let video = kind == Kind::Video;
+                    if let Some(c) = self.capture.as_mut() {
+                        c.push(mid, kind, *p.seq_no, p.header.timestamp, p.header.marker, &p.payload);
+                    }
                     let (_, st) = self.recv.entry(mid).or_insert_with(|| (kind, TrackStats::default()));
                     let fresh = st.record_packet(*p.seq_no, p.payload.len(), !video || p.header.marker, p.timestamp);
                     if fresh {
