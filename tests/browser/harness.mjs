@@ -11,8 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { launch } from './browsers.mjs';
+import { until } from './wait.mjs';
 
-export { until } from './wait.mjs';
+export { until };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../..');
@@ -81,6 +82,25 @@ export function serverAndBrowsers(opts = {}) {
     await ctx.server?.stop();
   });
   return ctx;
+}
+
+/**
+ * Everyone decodes video from and receives audio of every other id, and
+ * both keep growing over a window (not one lucky sample).
+ * @param {import('./browsers.mjs').Participant[]} people @param {number[]} ids
+ */
+export async function everyoneSeesEveryone(people, ids) {
+  const othersOf = (/** @type {number} */ i) => ids.filter((_, j) => j !== i);
+  const first = await Promise.all(people.map((p, i) => until(async () => {
+    const s = await p.stats();
+    return othersOf(i).every((o) => s[o]?.framesDecoded > 0 && s[o]?.audioPacketsReceived > 0) && s;
+  }, `media at ${p} participant ${ids[i]}`, 60000)));
+  await Promise.all(people.map((p, i) => until(async () => {
+    const s = await p.stats();
+    return othersOf(i).every((o) =>
+      s[o].framesDecoded >= first[i][o].framesDecoded + 30
+      && s[o].audioPacketsReceived >= first[i][o].audioPacketsReceived + 50);
+  }, `media growing at ${p} participant ${ids[i]}`, 60000)));
 }
 
 /** A room name no other test uses. @param {string} prefix */

@@ -8,29 +8,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  artifacts, assertCleanPages, assertLogKeepsSecrets, freshRoom, serverAndBrowsers, until,
+  artifacts, assertCleanPages, assertLogKeepsSecrets, everyoneSeesEveryone, freshRoom, serverAndBrowsers, until,
 } from './harness.mjs';
 
 const ctx = serverAndBrowsers();
-
-/**
- * Everyone decodes video from and receives audio of every other id, and
- * both keep growing over a window (not one lucky sample).
- * @param {import('./browsers.mjs').Participant[]} people @param {number[]} ids
- */
-async function everyoneSeesEveryone(people, ids) {
-  const othersOf = (/** @type {number} */ i) => ids.filter((_, j) => j !== i);
-  const first = await Promise.all(people.map((p, i) => until(async () => {
-    const s = await p.stats();
-    return othersOf(i).every((o) => s[o]?.framesDecoded > 0 && s[o]?.audioPacketsReceived > 0) && s;
-  }, `media at ${p} participant ${ids[i]}`, 60000)));
-  await Promise.all(people.map((p, i) => until(async () => {
-    const s = await p.stats();
-    return othersOf(i).every((o) =>
-      s[o].framesDecoded >= first[i][o].framesDecoded + 30
-      && s[o].audioPacketsReceived >= first[i][o].audioPacketsReceived + 50);
-  }, `media growing at ${p} participant ${ids[i]}`, 60000)));
-}
 
 test('Chromium and Firefox users see and hear each other; a Firefox user leaves and rejoins', async () => {
   const { server, chromium, firefox } = ctx;

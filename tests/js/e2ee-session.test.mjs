@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromBase64Url, toBase64Url } from '../../web/js/e2ee/link.js';
 import {
-  DELIVERY_BATCH_MS, KeySession, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
+  DELIVERY_BATCH_MS, KeySession, MISMATCH_WAIT_MS, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
 } from '../../web/js/e2ee/session.js';
 import { MEDIA_SUITE, decrypt, encrypt, keyContext } from '../../web/js/e2ee/sframe.js';
 
@@ -220,6 +220,23 @@ test('a wrong link gets no key, is told, and is marked by the others', async () 
     const msg = JSON.parse(data);
     if (msg.t === 'keys') for (const k of msg.keys) assert.ok(!(String(e.pid) in k.to));
   }
+});
+
+test('a participant who never answers does not keep a wrong link waiting, nor mislead a right one', async () => {
+  const { relay, members: [a] } = await meeting(1);
+  // A silent participant (it joined, but never announces).
+  const silent = relay.nextPid++;
+  a.session.joined(silent);
+  relay.members.set(silent, /** @type {any} */ ({ pid: silent, session: { handle() {}, joined() {}, left() {}, queue: Promise.resolve() } }));
+  await relay.settle();
+  const wrong = await relay.join(OTHER_SECRET);
+  assert.equal(wrong.mismatch, false, 'not while the silent one might still answer');
+  await relay.advance(MISMATCH_WAIT_MS);
+  assert.equal(wrong.mismatch, true, 'told after the wait');
+  const right = await relay.join(SECRET);
+  await relay.advance(MISMATCH_WAIT_MS);
+  assert.equal(right.mismatch, false, 'one verified peer is enough');
+  assert.ok(await canRead(a, right));
 });
 
 test('nothing relayed carries the link secret or a media key in the clear', async () => {

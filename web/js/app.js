@@ -4,9 +4,17 @@
 import { S, lang, setLang } from './i18n.js';
 import { Meeting } from './meeting.js';
 import { appendChat, nameOf, renderPeople, toast, wireSettings } from './panel.js';
-import { CloseCode, normaliseRoomName, parseFragment } from './protocol.js';
+import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './protocol.js';
+import { newSecret, secretFromFragment } from './e2ee/link.js';
+import { frameApi } from './frames.js';
 
 const NAME_KEY = 'aconfi.name';
+/**
+ * The end-to-end key of this meeting's link, if it has one: its bytes and
+ * its text as in the link (kept for "copy link" and "rejoin"; never stored).
+ * @type {{secret: Uint8Array, text: string}|null}
+ */
+let meetingKey = null;
 /** @type {Array<() => void>} re-render hooks for a language switch */
 const rerender = [];
 
@@ -41,6 +49,10 @@ function main() {
   if (!path) return landing();
   const room = normaliseRoomName(path);
   if (!room) return ended(S().failedTitle, S().invalidRoom, false);
+  const secret = secretFromFragment(location.hash);
+  if (secret === 'invalid') return ended(S().failedTitle, S().e2eeBadLink, false);
+  if (secret && !frameApi()) return ended(S().failedTitle, S().e2eeUnsupported, false);
+  if (secret) meetingKey = { secret, text: /** @type {string} */ (new URLSearchParams(location.hash.slice(1)).get('key')) };
   const frag = parseFragment(location.hash);
   const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
   if (frag.autojoin) {
@@ -54,19 +66,28 @@ function main() {
 
 function landing() {
   show('landing');
-  $('start').onclick = () => { location.href = '/new'; };
+  // End-to-end encryption is the default where the browser can do it; the
+  // secret goes into the fragment, which survives the redirect to the
+  // meeting's name and never reaches the server.
+  const e2ee = $('e2ee-start');
+  e2ee.disabled = !frameApi();
+  e2ee.checked = !e2ee.disabled;
+  $('start').onclick = () => { location.href = e2ee.checked ? `/new#key=${newSecret()}` : '/new'; };
   $('join-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const raw = String($('room-input').value).trim();
-    // Accept a pasted link as well as a bare name.
-    const last = raw.split(/[/#?]/).filter(Boolean).pop() ?? '';
-    const room = normaliseRoomName(raw.includes('/') ? last : raw);
+    // Accept a pasted link as well as a bare name; a link keeps its
+    // fragment (the end-to-end key).
+    const [base, ...rest] = raw.split('#');
+    const hash = rest.length > 0 ? `#${rest.join('#')}` : '';
+    const last = base.split('?')[0].split('/').filter(Boolean).pop() ?? '';
+    const room = normaliseRoomName(base.includes('/') ? last : base);
     if (!room) {
       $('room-error').textContent = S().invalidRoom;
       $('room-error').hidden = false;
       return;
     }
-    location.href = `/${room}`;
+    location.href = `/${room}${hash}`;
   };
 }
 
@@ -92,6 +113,7 @@ async function acquire(audio, video, ids = {}) {
 /** @param {string} room @param {string|undefined} name */
 async function prejoin(room, name) {
   show('prejoin');
+  $('prejoin-e2ee').hidden = !meetingKey;
   const nameInput = $('name-input');
   nameInput.value = name ?? '';
   let micOn = true;
@@ -181,23 +203,29 @@ function makeTile(key) {
   muted.className = 'muted-icon';
   const hand = document.createElement('span');
   hand.className = 'hand-icon';
-  label.append(name, muted, hand);
+  const unverified = document.createElement('span');
+  unverified.className = 'unverified-icon';
+  label.append(name, muted, hand, unverified);
   tile.append(video, avatar, label);
-  return { tile, video, name, avatar, muted, hand, stream: new MediaStream() };
+  return { tile, video, name, avatar, muted, hand, unverified, stream: new MediaStream() };
 }
 
 /**
  * @param {ReturnType<typeof makeTile>} t
  * @param {string} displayName @param {boolean} audioMuted @param {boolean} videoMuted @param {boolean} hand
+ * @param {boolean} [unverified] end-to-end: their keys are not confirmed
  */
-function updateTile(t, displayName, audioMuted, videoMuted, hand) {
+function updateTile(t, displayName, audioMuted, videoMuted, hand, unverified = false) {
   t.name.textContent = displayName;
   t.avatar.textContent = (displayName.trim()[0] ?? '?').toUpperCase();
   t.muted.textContent = S().mutedLabel;
   t.hand.textContent = S().handRaised;
+  t.unverified.textContent = S().notVerified;
+  t.unverified.title = S().notVerifiedTitle;
   t.tile.classList.toggle('audio-off', audioMuted);
   t.tile.classList.toggle('video-off', videoMuted);
   t.tile.classList.toggle('hand-up', hand);
+  t.tile.classList.toggle('unverified', unverified);
 }
 
 /** A localised reason for a close code, if we have one. @param {number|undefined} code */
@@ -210,6 +238,9 @@ function closeText(code) {
     case CloseCode.ROOM_FULL: return S().roomFullText;
     case CloseCode.INVALID_ROOM_NAME: return S().invalidRoom;
     case CloseCode.UNSUPPORTED_VERSION: return S().versionText;
+    case CloseCode.E2EE_REQUIRED: return S().e2eeNeedsLink;
+    case CloseCode.NOT_E2EE: return S().e2eeNotEncrypted;
+    case E2EE_WRONG_KEY: return S().e2eeWrongKey;
     default: return undefined;
   }
 }
@@ -254,7 +285,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   show('meeting');
   for (const t of stream.getAudioTracks()) t.enabled = !audioMuted;
   if (videoMuted) for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
-  const meeting = new Meeting({ room, name, stream, audioMuted, videoMuted });
+  const meeting = new Meeting({ room, name, stream, audioMuted, videoMuted, secret: meetingKey?.secret });
   /** @type {any} */ (window).aconfi = meeting; // for debugging and the browser tests
 
   const grid = $('grid');
@@ -293,13 +324,32 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     return t;
   };
   const renderCount = () => { $('count').textContent = S().participantsCount(tiles.size + 1); };
+  /** End-to-end: a participant whose keys are not (yet) confirmed. @param {number} id */
+  function unverified(id) {
+    if (!meeting.e2ee) return false;
+    const s = meeting.e2ee.peerState(id);
+    return s.status !== 'verified' || !s.hasKey;
+  }
+  const renderE2ee = () => {
+    $('e2ee-badge').hidden = !meeting.e2ee;
+    $('e2ee-panel').hidden = !meeting.e2ee;
+    if (!meeting.e2ee) return;
+    $('e2ee-badge').textContent = S().e2eeBadge;
+    $('e2ee-badge').title = S().e2eeBadgeTitle;
+    $('safety-code').textContent = meeting.e2ee.code;
+    for (const [id, t] of tiles) t.tile.classList.toggle('unverified', unverified(id));
+  };
+  rerender.push(renderE2ee);
+  renderE2ee();
 
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
     for (const [id, t] of tiles) {
       if (!ps.has(id)) { t.tile.remove(); tiles.delete(id); }
     }
-    for (const p of ps.values()) updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised);
+    for (const p of ps.values()) {
+      updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised, unverified(p.id));
+    }
     layoutGrid(grid);
     renderCount();
   });
@@ -364,7 +414,11 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
     else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
     else if (state === 'left') ended(S().leftTitle, '', true);
-    else if (state === 'failed') ended(S().failedTitle, closeText(code) ?? reason ?? '', code !== CloseCode.REMOVED);
+    else if (state === 'failed') {
+      // Coming back cannot help after these.
+      const final = [CloseCode.REMOVED, CloseCode.E2EE_REQUIRED, CloseCode.NOT_E2EE, E2EE_WRONG_KEY].includes(code);
+      ended(S().failedTitle, closeText(code) ?? reason ?? '', !final);
+    }
     else if (state === 'password') show('password-view');
     else if (state === 'lobby') show('lobby-view');
     if (state === 'joined') show('meeting');
@@ -386,11 +440,13 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   const renderPanel = () => { renderPeople(meeting, name); renderSelf(); };
   rerender.push(renderPanel, renderCount);
   wireSettings(meeting);
-  for (const ev of ['self', 'room', 'lobby', 'participants']) meeting.addEventListener(ev, renderPanel);
+  for (const ev of ['self', 'room', 'lobby', 'participants', 'e2ee']) meeting.addEventListener(ev, renderPanel);
+  meeting.addEventListener('e2ee', renderE2ee);
   meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) $('side').hidden = false; });
   meeting.addEventListener('chat', (ev) => {
     const { from, text, private: priv } = /** @type {CustomEvent} */ (ev).detail;
-    appendChat(priv ? S().privateFrom(nameOf(meeting, from)) : nameOf(meeting, from), text, priv, false);
+    const label = priv ? S().privateFrom(nameOf(meeting, from)) : nameOf(meeting, from);
+    appendChat(label, text ?? S().chatUndecryptable, priv, false, text === null);
     $('side').hidden = false;
   });
   meeting.addEventListener('notice', (ev) => {
@@ -421,9 +477,12 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     const text = String($('chat-input').value);
     if (!text.trim()) return;
     const to = $('chat-to').value ? Number($('chat-to').value) : undefined;
-    meeting.sendChat(text, to);
-    appendChat(to === undefined ? `${name ?? S().guest} (${S().you})` : S().privateTo(nameOf(meeting, to)), text, to !== undefined, true);
+    const label = to === undefined ? `${name ?? S().guest} (${S().you})` : S().privateTo(nameOf(meeting, to));
     $('chat-input').value = '';
+    meeting.sendChat(text, to).then(
+      () => appendChat(label, text, to !== undefined, true),
+      () => { toast(S().chatNotSealed); $('chat-input').value = text; },
+    );
   };
 
   $('mic').onclick = () => { meeting.setAudioMuted(!meeting.audioMuted); renderSelf(); };
@@ -440,7 +499,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     renderSelf();
   };
   $('copy').onclick = async () => {
-    const link = `${location.origin}${location.pathname}`;
+    // The key travels with the link; nothing else of the fragment does.
+    const link = `${location.origin}${location.pathname}${meetingKey ? `#key=${meetingKey.text}` : ''}`;
     try { await navigator.clipboard.writeText(link); } catch { /* clipboard denied: show it instead */ }
     setBanner(`${S().linkCopied}: ${link}`);
     setTimeout(() => { if (banner.textContent?.startsWith(S().linkCopied)) setBanner(null); }, 3000);
@@ -462,7 +522,7 @@ function ended(title, detail, canRejoin) {
   $('ended-title').textContent = title;
   $('ended-detail').textContent = detail;
   $('rejoin').hidden = !canRejoin;
-  $('rejoin').onclick = () => { location.hash = ''; location.reload(); };
+  $('rejoin').onclick = () => { location.hash = meetingKey ? `key=${meetingKey.text}` : ''; location.reload(); };
 }
 
 main();

@@ -1,6 +1,8 @@
 // Encoded-frame transforms: every encoded audio/video frame a sender sends
 // or a receiver gets passes through a worker (frame-worker.js) before it is
-// packetized or decoded. End-to-end encryption is built on this. No DOM here.
+// packetized or decoded; in an end-to-end encrypted meeting the worker
+// encrypts and decrypts them (SFrame) with the keys handed to it here.
+// No DOM here.
 //
 // Browsers offer two APIs for it, found by feature detection, never by the
 // user agent:
@@ -31,7 +33,9 @@ export function frameApi() {
 export const peerConnectionOptions = (api) => (api === 'encoded-streams' ? { encodedInsertableStreams: true } : {});
 
 /**
- * @typedef {{frames: number, bytes: number}} FrameCounter
+ * Per stream: frames and bytes seen; frames dropped (no key, or failing to
+ * authenticate); time spent in SFrame.
+ * @typedef {{frames: number, bytes: number, dropped: number, noKey: number, failed: number, cryptoMs: number}} FrameCounter
  */
 
 /** One worker that the frames of many senders and receivers go through. */
@@ -39,7 +43,8 @@ export class FrameTransforms {
   /** @param {FrameApi} api */
   constructor(api) {
     this.api = api;
-    this.worker = new Worker('/static/js/frame-worker.js');
+    // A module worker: it imports the SFrame module.
+    this.worker = new Worker('/static/js/frame-worker.js', { type: 'module' });
     /** @type {Array<(c: Record<string, FrameCounter>) => void>} */
     this.waiting = [];
     this.worker.onmessage = (ev) => {
@@ -52,7 +57,9 @@ export class FrameTransforms {
    * a sender before it sends and for a receiver in `ontrack`, before
    * frames arrive.
    * @param {RTCRtpSender|RTCRtpReceiver} target
-   * @param {{id: string, direction: 'send'|'receive', kind: string}} options
+   * @param {{id: string, direction: 'send'|'receive', kind: string, participant?: number, sframe?: boolean}} options
+   *   `sframe`: encrypt (send) or decrypt (receive) every frame; a
+   *   receiver names the `participant` whose frames it carries
    */
   attach(target, options) {
     if (this.api === 'script-transform') {
@@ -61,6 +68,21 @@ export class FrameTransforms {
     }
     const { readable, writable } = /** @type {any} */ (target).createEncodedStreams();
     this.worker.postMessage({ op: 'attach', readable, writable, options }, [readable, writable]);
+  }
+
+  /** Our media is encrypted with this key from now on. @param {bigint} kid @param {Uint8Array} key */
+  setSendKey(kid, key) {
+    this.worker.postMessage({ op: 'send-key', kid: String(kid), key });
+  }
+
+  /** Frames of a sender may carry this key (or its ratchet). @param {bigint} kid @param {Uint8Array} key */
+  addReceiveKey(kid, key) {
+    this.worker.postMessage({ op: 'receive-key', kid: String(kid), key });
+  }
+
+  /** A sender left; its keys go once late frames are through. @param {number} participant */
+  forget(participant) {
+    this.worker.postMessage({ op: 'forget', participant });
   }
 
   /**

@@ -3,8 +3,11 @@
 // listens to the events this class dispatches.
 
 import {
-  CloseCode, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg, parseServerMsg,
+  CloseCode, E2EE_WRONG_KEY, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg,
+  parseServerMsg,
 } from './protocol.js';
+import { KeySession } from './e2ee/session.js';
+import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').TrackInfo} TrackInfo */
@@ -32,11 +35,14 @@ const RECONNECT_MAX_MS = 8000;
  * - `lobby`        detail: {waiting: Map<number, string|undefined>}  (moderators)
  * - `chat`         detail: {from: number, text: string, private: boolean}
  * - `media`        detail: {connected: true}  (audio/video connected; see `mediaFailing`)
+ * - `e2ee`         detail: {}  (end-to-end encryption: who is verified, or the safety code, changed)
  * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string}
  */
 export class Meeting extends EventTarget {
   /**
-   * @param {{room: string, name?: string, stream: MediaStream, audioMuted: boolean, videoMuted: boolean, wsUrl?: string}} opts
+   * @param {{room: string, name?: string, stream: MediaStream, audioMuted: boolean, videoMuted: boolean, wsUrl?: string, secret?: Uint8Array}} opts
+   *   `secret`: the link's end-to-end key; the meeting is then end-to-end
+   *   encrypted (the browser must offer encoded-frame transforms)
    */
   constructor(opts) {
     super();
@@ -82,6 +88,12 @@ export class Meeting extends EventTarget {
     this.roomState = { locked: false, lobby: false, password: false };
     /** @type {Map<number, string|undefined>} people waiting in the lobby (moderators see them) */
     this.waiting = new Map();
+    /** @type {import('./frames.js').FrameApi|null} */
+    this.frameApi = opts.secret ? frameApi() : null;
+    /** @type {KeySession|null} the key exchange of an end-to-end encrypted meeting */
+    this.e2ee = opts.secret ? new KeySession({ secret: opts.secret, room: this.room, sink: this.keySink() }) : null;
+    /** @type {FrameTransforms|null} the frame worker of the current connection */
+    this.frames = null;
   }
 
   /** Connects and joins; reconnects by itself until `leave()`. */
@@ -118,7 +130,7 @@ export class Meeting extends EventTarget {
   }
 
   sendJoin() {
-    this.send(joinMsg(this.room, this.name, this.audioMuted, this.videoMuted, this.password));
+    this.send(joinMsg(this.room, this.name, this.audioMuted, this.videoMuted, this.password, this.e2ee !== null));
   }
 
   /** Answers `password_required`. @param {string} password */
@@ -132,9 +144,36 @@ export class Meeting extends EventTarget {
     this.send({ type, ...fields });
   }
 
-  /** @param {string} text @param {number} [to] private recipient */
-  sendChat(text, to) {
-    this.send(chatMsg(text, to));
+  /**
+   * Sends a chat message; sealed first in an end-to-end encrypted meeting.
+   * Rejects if it cannot be sealed (no verified key of the recipient yet).
+   * @param {string} text @param {number} [to] private recipient
+   */
+  async sendChat(text, to) {
+    if (!this.e2ee) {
+      this.send(chatMsg(text, to));
+      return;
+    }
+    this.send(chatMsg(await this.e2ee.sealChat(text, to), to, true));
+  }
+
+  /** What the key exchange asks of the meeting. @returns {import('./e2ee/session.js').Sink} */
+  keySink() {
+    return {
+      send: (to, data) => this.send(to === null ? { type: 'e2ee', data } : { type: 'e2ee', to, data }),
+      sendKey: (kid, key) => this.frames?.setSendKey(kid, key),
+      receiveKey: (_from, kid, key) => this.frames?.addReceiveKey(kid, key),
+      forget: (pid) => this.frames?.forget(pid),
+      change: () => this.dispatchEvent(new CustomEvent('e2ee', { detail: {} })),
+      // Everyone here failed to verify our link: it is not this meeting's.
+      mismatch: () => {
+        this.closing = true;
+        this.send(leaveMsg());
+        this.ws?.close(1000);
+        this.teardown();
+        this.setState('failed', E2EE_WRONG_KEY);
+      },
+    };
   }
 
   /** @param {boolean} raised */
@@ -195,6 +234,11 @@ export class Meeting extends EventTarget {
         this.emitParticipants();
         this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
         this.emitSelf();
+        if (this.e2ee) {
+          // A fresh worker per connection; keys start afresh too.
+          this.frames = new FrameTransforms(/** @type {import('./frames.js').FrameApi} */ (this.frameApi));
+          this.e2ee.start(msg.you, msg.participants.map((p) => p.id));
+        }
         await this.publish();
         this.setState('joined');
         // A rejoin keeps a raised hand.
@@ -202,6 +246,7 @@ export class Meeting extends EventTarget {
         break;
       }
       case 'participant_joined':
+        this.e2ee?.joined(msg.participant.id);
         this.participants.set(msg.participant.id, msg.participant);
         this.emitParticipants();
         this.notice('joined', { id: msg.participant.id });
@@ -217,6 +262,7 @@ export class Meeting extends EventTarget {
         }
         break;
       case 'participant_left':
+        this.e2ee?.left(msg.id);
         this.notice('left', { id: msg.id, name: this.participants.get(msg.id)?.name });
         this.participants.delete(msg.id);
         this.dispatchEvent(new CustomEvent('left', { detail: { id: msg.id } }));
@@ -248,8 +294,15 @@ export class Meeting extends EventTarget {
       case 'unmute_request':
         this.notice('unmute_request', { id: msg.by });
         break;
-      case 'chat':
-        this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text: msg.text, private: msg.private } }));
+      case 'chat': {
+        // Sealed chat opens with the sender's key; what does not open is
+        // shown as such, never as ciphertext.
+        const text = msg.sealed ? await this.e2ee?.openChat(msg.from, msg.text, msg.private) ?? null : msg.text;
+        this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text, private: msg.private } }));
+        break;
+      }
+      case 'e2ee':
+        this.e2ee?.handle(msg.from, msg.data);
         break;
       case 'refused':
         this.notice('refused', { request: msg.request, message: msg.message });
@@ -277,7 +330,8 @@ export class Meeting extends EventTarget {
 
   /** Creates the peer connection and sends our one offer (what we publish). */
   async publish() {
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const config = /** @type {RTCConfiguration} */ ({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require', ...peerConnectionOptions(this.frameApi) });
+    const pc = new RTCPeerConnection(config);
     this.pc = pc;
     const audio = this.stream.getAudioTracks()[0];
     const video = this.stream.getVideoTracks()[0];
@@ -285,9 +339,24 @@ export class Meeting extends EventTarget {
     this.videoTx = pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [this.stream] });
     this.screenTx = pc.addTransceiver('video', { direction: 'sendonly' });
     this.screenSharing = false;
+    // End-to-end: every frame we send is encrypted before it leaves (and
+    // dropped while there is no key), every frame we get decrypted.
+    const frames = this.frames;
+    if (frames) {
+      for (const [id, tx, kind] of /** @type {const} */ ([['send-audio', this.audioTx, 'audio'], ['send-video', this.videoTx, 'video'], ['send-screen', this.screenTx, 'video']])) {
+        frames.attach(tx.sender, { id, direction: 'send', kind, sframe: true });
+      }
+    }
     pc.ontrack = (ev) => {
       const info = ev.transceiver.mid ? this.tracks.get(ev.transceiver.mid) : undefined;
       if (!info) return;
+      frames?.attach(ev.receiver, {
+        id: `receive-${info.participant}-${info.screen ? 'screen' : info.kind}-${ev.transceiver.mid}`,
+        direction: 'receive',
+        kind: info.kind,
+        participant: info.participant,
+        sframe: true,
+      });
       this.dispatchEvent(new CustomEvent('track', {
         detail: { participant: info.participant, kind: info.kind, screen: Boolean(info.screen), track: ev.track },
       }));
@@ -387,6 +456,9 @@ export class Meeting extends EventTarget {
   }
 
   teardown() {
+    this.e2ee?.stop();
+    this.frames?.close();
+    this.frames = null;
     this.screenTx?.sender.track?.stop();
     this.screenSharing = false;
     this.pc?.close();

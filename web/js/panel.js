@@ -48,6 +48,10 @@ export function renderPeople(m, myName) {
     if (p.moderator) li.append(el('span', { class: 'badge moderator' }, [S().moderatorBadge]));
     if (p.audio_muted) li.append(el('span', { class: 'badge muted' }, [S().mutedLabel]));
     if (p.hand_raised) li.append(el('span', { class: 'badge hand' }, [S().handRaised]));
+    const e2ee = m.e2ee?.peerState(p.id);
+    if (e2ee && (e2ee.status !== 'verified' || !e2ee.hasKey)) {
+      li.append(el('span', { class: 'badge unverified', title: S().notVerifiedTitle }, [S().notVerified]));
+    }
     if (m.moderator) {
       if (p.audio_muted) li.append(button(S().askUnmute, 'ask-unmute', () => m.request('ask_unmute', { id: p.id })));
       else li.append(button(S().mute, 'mute', () => m.request('mute', { id: p.id })));
@@ -129,10 +133,12 @@ export function linkify(text) {
 /**
  * @param {string} from a label (already localised)
  * @param {string} text @param {boolean} isPrivate @param {boolean} mine
+ * @param {boolean} [undecryptable] a sealed message that did not open (`text` says so)
  */
-export function appendChat(from, text, isPrivate, mine) {
+export function appendChat(from, text, isPrivate, mine, undecryptable = false) {
   const list = /** @type {HTMLElement} */ (document.getElementById('messages'));
-  const li = el('li', { class: `${isPrivate ? 'private' : ''} ${mine ? 'mine' : ''}`.trim() }, [
+  const classes = [isPrivate && 'private', mine && 'mine', undecryptable && 'undecryptable'].filter(Boolean).join(' ');
+  const li = el('li', { class: classes }, [
     el('span', { class: 'from' }, [from]),
     ...linkify(text),
   ]);

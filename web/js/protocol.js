@@ -22,7 +22,15 @@ export const CloseCode = Object.freeze({
   LOCKED: 4010,
   ENDED: 4011,
   LOBBY_REFUSED: 4012,
+  E2EE_REQUIRED: 4013,
+  NOT_E2EE: 4014,
 });
+
+/**
+ * Not a close code on the wire: the client's own conclusion that its link's
+ * end-to-end key is not the meeting's (nobody in it could verify it).
+ */
+export const E2EE_WRONG_KEY = 4990;
 
 /** Close codes after which reconnecting cannot help. */
 /** @type {Set<number>} */
@@ -35,11 +43,14 @@ export const FATAL_CLOSE_CODES = new Set([
   CloseCode.LOCKED,
   CloseCode.ENDED,
   CloseCode.LOBBY_REFUSED,
+  CloseCode.E2EE_REQUIRED,
+  CloseCode.NOT_E2EE,
+  E2EE_WRONG_KEY,
 ]);
 
 /**
  * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean, moderator: boolean, hand_raised: boolean, screen_sharing?: boolean}} ParticipantInfo
- * @typedef {{locked: boolean, lobby: boolean, password: boolean}} RoomState
+ * @typedef {{locked: boolean, lobby: boolean, password: boolean, e2ee?: boolean}} RoomState
  * @typedef {{mid: string, participant: number, kind: 'audio'|'video', screen?: boolean}} TrackInfo
  * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[], moderator: boolean, room: RoomState}
  *   | {type: 'room_updated', room: RoomState}
@@ -49,7 +60,8 @@ export const FATAL_CLOSE_CODES = new Set([
  *   | {type: 'lobby_left', id: number}
  *   | {type: 'muted_by', by: number}
  *   | {type: 'unmute_request', by: number}
- *   | {type: 'chat', from: number, text: string, private: boolean}
+ *   | {type: 'chat', from: number, text: string, private: boolean, sealed?: boolean}
+ *   | {type: 'e2ee', from: number, data: string}
  *   | {type: 'refused', request: string, message: string}
  *   | {type: 'participant_joined', participant: ParticipantInfo}
  *   | {type: 'participant_updated', participant: ParticipantInfo}
@@ -65,20 +77,23 @@ export const FATAL_CLOSE_CODES = new Set([
  * @param {boolean} audioMuted
  * @param {boolean} videoMuted
  * @param {string} [password]
+ * @param {boolean} [e2ee] the link carries an end-to-end key
  */
-export function joinMsg(room, name, audioMuted, videoMuted, password) {
+export function joinMsg(room, name, audioMuted, videoMuted, password, e2ee = false) {
   /** @type {Record<string, unknown>} */
   const m = { type: 'join', version: PROTOCOL_VERSION, room, audio_muted: audioMuted, video_muted: videoMuted };
   if (name) m.name = name;
   if (password) m.password = password;
+  if (e2ee) m.e2ee = true;
   return m;
 }
 
-/** @param {string} text @param {number|undefined} to */
-export function chatMsg(text, to) {
+/** @param {string} text @param {number|undefined} to @param {boolean} [sealed] text is the sealed ciphertext */
+export function chatMsg(text, to, sealed = false) {
   /** @type {Record<string, unknown>} */
   const m = { type: 'chat', text };
   if (to !== undefined) m.to = to;
+  if (sealed) m.sealed = true;
   return m;
 }
 

@@ -42,6 +42,12 @@ export const ROTATE_AFTER_LEAVE_MS = 2000;
 export const SWITCH_DELAY_MS = 1000;
 /** Key deliveries are gathered this long into one message. */
 export const DELIVERY_BATCH_MS = 50;
+/**
+ * After someone already here failed to verify us while nobody has, we
+ * conclude our link is wrong when the rest have answered or after this
+ * long: a participant who never answers must not keep us waiting.
+ */
+export const MISMATCH_WAIT_MS = 3000;
 
 /**
  * What the session asks of its surroundings.
@@ -106,6 +112,8 @@ export class KeySession {
     this.rotationTimer = null;
     /** @type {unknown} */
     this.switchTimer = null;
+    /** @type {unknown} */
+    this.mismatchTimer = null;
     this.mismatchReported = false;
     /** The safety code, once computed ("1234 5678 9012"). */
     this.code = '';
@@ -484,18 +492,40 @@ export class KeySession {
     this.sink.change();
   }
 
-  /** Everyone who was here when we came failed to verify: our secret is not theirs. */
+  /**
+   * Those who were here when we came failed to verify and none verified:
+   * our secret is not theirs. Decided once all of them answered, or a
+   * while after the first failure (someone may never answer).
+   */
   checkMismatch() {
     if (this.mismatchReported) return;
     const present = [...this.peers.values()].filter((p) => p.present);
-    if (present.length === 0 || present.some((p) => p.status !== 'failed')) return;
+    const failed = present.some((p) => p.status === 'failed');
+    if (!failed || present.some((p) => p.status === 'verified')) return;
+    if (present.every((p) => p.status === 'failed')) {
+      this.reportMismatch();
+      return;
+    }
+    if (this.mismatchTimer === null) {
+      this.mismatchTimer = this.timers.setTimeout(() => {
+        this.mismatchTimer = null;
+        this.run(() => {
+          const still = [...this.peers.values()].filter((p) => p.present);
+          if (!still.some((p) => p.status === 'verified') && still.some((p) => p.status === 'failed')) this.reportMismatch();
+        });
+      }, MISMATCH_WAIT_MS);
+    }
+  }
+
+  reportMismatch() {
+    if (this.mismatchReported) return;
     this.mismatchReported = true;
     this.sink.mismatch();
   }
 
   stopTimers() {
-    for (const t of [this.deliveryTimer, this.rotationTimer, this.switchTimer]) if (t !== null) this.timers.clearTimeout(t);
-    this.deliveryTimer = this.rotationTimer = this.switchTimer = null;
+    for (const t of [this.deliveryTimer, this.rotationTimer, this.switchTimer, this.mismatchTimer]) if (t !== null) this.timers.clearTimeout(t);
+    this.deliveryTimer = this.rotationTimer = this.switchTimer = this.mismatchTimer = null;
   }
 
   /**

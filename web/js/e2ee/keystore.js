@@ -1,0 +1,96 @@
+// The keys a receiver decrypts frames with: per sender, the base keys it
+// was given, the ratchet steps it follows by itself, and the retirement of
+// a sender's older generations once a newer one is in, after a grace time
+// for late frames. Used by the frame worker. Timers come from outside.
+// No DOM here.
+
+import { MEDIA_SUITE, keyContext, ratchet } from './sframe.js';
+
+/** Keys of a generation a sender has moved on from stay this long. */
+export const KEEP_OLD_KEYS_MS = 5000;
+/** Ratchet steps a receiver follows by itself, at most, to reach a frame's key. */
+export const MAX_RATCHET_AHEAD = 16;
+
+// A KID is pid << 24 | generation << 8 | step (see session.js).
+/** @param {bigint} kid */
+export const pidOf = (kid) => Number(kid >> 24n);
+/** @param {bigint} kid */
+const genOf = (kid) => Number((kid >> 8n) & 0xffffn);
+/** @param {bigint} kid */
+const stepOf = (kid) => Number(kid & 0xffn);
+/** @param {bigint} kid @param {number} step */
+const withStep = (kid, step) => (kid & ~0xffn) | BigInt(step);
+
+/**
+ * @typedef {{setTimeout: (fn: () => void, ms: number) => unknown}} Timers
+ * @typedef {import('./sframe.js').KeyContext} KeyContext
+ */
+
+export class ReceiveKeys {
+  /** @param {Timers} [timers] */
+  constructor(timers) {
+    this.timers = /** @type {Timers} */ (timers ?? globalThis);
+    /** Base keys, by KID. @type {Map<bigint, Uint8Array>} */
+    this.bases = new Map();
+    /** Derived contexts, by KID. @type {Map<bigint, Promise<KeyContext>>} */
+    this.contexts = new Map();
+    /** The generation of each sender's newest key. @type {Map<number, number>} */
+    this.newest = new Map();
+  }
+
+  /** A sender's key (a new generation, or the step we start from). @param {bigint} kid @param {Uint8Array} key */
+  add(kid, key) {
+    this.bases.set(kid, key);
+    this.contexts.delete(kid);
+    const pid = pidOf(kid);
+    const gen = genOf(kid);
+    this.newest.set(pid, gen);
+    // Older generations go once late frames are through, unless a newer
+    // generation came meanwhile (its own timer takes over then).
+    this.timers.setTimeout(() => {
+      if (this.newest.get(pid) !== gen) return;
+      for (const k of [...this.bases.keys()]) if (pidOf(k) === pid && genOf(k) !== gen) this.drop(k);
+    }, KEEP_OLD_KEYS_MS);
+  }
+
+  /** A sender left: its keys go once its last frames are through. @param {number} pid */
+  forget(pid) {
+    this.timers.setTimeout(() => {
+      for (const k of [...this.bases.keys()]) if (pidOf(k) === pid) this.drop(k);
+      this.newest.delete(pid);
+    }, KEEP_OLD_KEYS_MS);
+  }
+
+  /** @param {bigint} kid */
+  drop(kid) {
+    this.bases.delete(kid);
+    this.contexts.delete(kid);
+  }
+
+  /**
+   * The context for `kid`, following the sender's ratchet from a key of
+   * the same generation we hold; null if there is none.
+   * @param {bigint} kid
+   * @returns {Promise<KeyContext>|null}
+   */
+  contextFor(kid) {
+    const ctx = this.contexts.get(kid);
+    if (ctx) return ctx;
+    const step = stepOf(kid);
+    for (let s = step; s >= Math.max(0, step - MAX_RATCHET_AHEAD); s--) {
+      const base = this.bases.get(withStep(kid, s));
+      if (!base) continue;
+      const derived = (async () => {
+        let k = base;
+        for (let t = s + 1; t <= step; t++) {
+          k = await ratchet(MEDIA_SUITE, k);
+          this.bases.set(withStep(kid, t), k);
+        }
+        return keyContext(MEDIA_SUITE, kid, k);
+      })();
+      this.contexts.set(kid, derived);
+      return derived;
+    }
+    return null;
+  }
+}
