@@ -169,6 +169,17 @@ test('an end-to-end encrypted meeting: decoded by everyone with the link, cipher
   assert.ok(keyframe, 'a keyframe went by');
   assert.equal(hex(keyframe.data.subarray(3, 6)), '9d012a', 'its VP8 start code is clear, for the SFU');
 
+  // A shared screen is encrypted like the camera and decodes for everyone.
+  await alice.click('#share');
+  for (const p of [bob, fiona]) {
+    await until(async () => (await p.stats())[ids[1]]?.screenFramesDecoded > 10, `alice's screen decoded at ${p}`);
+  }
+  await until(() => tap.frames.some((f) => f.participant === ids[1] && f.screen), 'the tap saw the screen');
+  for (const f of tap.frames.filter((x) => x.screen)) {
+    assert.equal(splitKid(/** @type {any} */ (decodeHeader(f.data, clearBytes('video', f.data))).kid).pid, ids[1], 'the screen is sealed too');
+  }
+  await alice.click('#share');
+
   // Chat is sealed; a private message reaches only its recipient.
   await alice.click('#side-btn');
   await alice.fill('#chat-input', 'launch code 1234');
@@ -226,9 +237,13 @@ test('an end-to-end encrypted meeting: decoded by everyone with the link, cipher
 
 test('after someone leaves, the others switch to keys the leaver never held, and media goes on', async () => {
   const { server, chromium, firefox } = ctx;
-  const room = `rotate-${Math.random().toString(36).slice(2, 10)}`;
-  const link = `${server.origin}/${room}#key=q2Xk0mVw9rT4yB1nC8eLpA`;
-  const alice = await chromium.open(`${link}&name=Alice&autojoin=1`, { init: instrument });
+  // Alice starts the meeting from the landing page, in Chromium this time.
+  const alice = await chromium.open(`${server.origin}/`, { init: instrument });
+  await alice.click('#start');
+  await alice.waitFor('#prejoin');
+  const link = await alice.evaluate(() => location.href);
+  const [, room, linkKey] = /** @type {RegExpExecArray} */ (/\/([a-z0-9-]+)#key=([A-Za-z0-9_-]{22})$/.exec(link));
+  await alice.click('#join-now');
   const bob = await firefox.open(`${link}&name=Bob&autojoin=1`, { init: instrument });
   const carol = await chromium.open(`${link}&name=Carol&autojoin=1`, { init: instrument });
   const people = [alice, bob, carol];
@@ -269,7 +284,7 @@ test('after someone leaves, the others switch to keys the leaver never held, and
   // The link Alice copies carries the key; Carol's "Rejoin" keeps it and
   // brings her back into the encrypted meeting.
   await alice.click('#copy');
-  await until(async () => (await alice.text('#banner'))?.includes(`/${room}#key=q2Xk0mVw9rT4yB1nC8eLpA`), 'copied link with its key');
+  await until(async () => (await alice.text('#banner'))?.includes(`/${room}#key=${linkKey}`), 'copied link with its key');
   await carol.click('#rejoin');
   await carol.waitFor('#prejoin');
   assert.ok(await carol.isVisible('#prejoin-e2ee'));

@@ -82,6 +82,10 @@ fn browser_offers_get_answers_every_browser_can_decode() {
             let want = if kind == "audio" { "opus" } else { "VP8" };
             assert_eq!(codec, want, "{browser}: first codec of {kind} m-line {mid}\n{answer}");
         }
+        // Opus RED would carry earlier frames inside later ones, around
+        // the frame encryption of end-to-end encrypted meetings: never
+        // accepted, though browsers offer it.
+        assert!(!answer.to_ascii_lowercase().contains(" red/"), "{browser}: no RED in the answer\n{answer}");
     }
 }
 
