@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromBase64Url, toBase64Url } from '../../web/js/e2ee/link.js';
 import {
-  DELIVERY_BATCH_MS, KeySession, MISMATCH_WAIT_MS, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
+  DELIVERY_BATCH_MS, KeySession, REVEAL_WAIT_MS, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
 } from '../../web/js/e2ee/session.js';
 import { MEDIA_SUITE, decrypt, encrypt, keyContext } from '../../web/js/e2ee/sframe.js';
 
@@ -43,6 +43,17 @@ class Relay {
     this.seen = [];
     /** @type {Member[]} gone from the room, but a colluding server still shows them everything */
     this.spies = [];
+    /** Messages the relay holds back while `hold` says so. @type {(from: number, to: number) => boolean} */
+    this.hold = () => false;
+    /** @type {{from: number, to: number, data: string}[]} */
+    this.held = [];
+  }
+
+  /** Delivers what was held back. */
+  async release() {
+    this.hold = () => false;
+    for (const { from, to, data } of this.held.splice(0)) this.members.get(to)?.session.handle(from, data);
+    await this.settle();
   }
 
   /** @param {Uint8Array} secret */
@@ -74,7 +85,9 @@ class Relay {
       if (batch.length === 0) return;
       for (const { from, to, data } of batch) {
         for (const [pid, m] of this.members) {
-          if (pid !== from && (to === null || to === pid)) m.session.handle(from, data);
+          if (pid === from || (to !== null && to !== pid)) continue;
+          if (this.hold(from, pid)) this.held.push({ from, to: pid, data });
+          else m.session.handle(from, data);
         }
         for (const spy of this.spies) if (spy.pid !== from) spy.session.handle(from, data);
       }
@@ -103,8 +116,12 @@ class Member {
     this.pid = pid;
     /** @type {{kid: bigint, key: Uint8Array}|null} what our sender transform would use */
     this.sending = null;
+    /** @type {{kid: bigint, key: Uint8Array}[]} every key our sender transform was given */
+    this.sent = [];
     /** @type {Map<bigint, Uint8Array>} keys handed to our receive transform */
     this.receiving = new Map();
+    /** @type {{kid: bigint, key: Uint8Array}[]} every key handed to it, in order */
+    this.receivedLog = [];
     this.mismatch = false;
     this.session = new KeySession({
       secret,
@@ -112,8 +129,8 @@ class Member {
       timers: relay.clock,
       sink: {
         send: (to, data) => { relay.inFlight.push({ from: pid, to, data }); relay.seen.push(data); },
-        sendKey: (kid, key) => { this.sending = { kid, key }; },
-        receiveKey: (_from, kid, key) => { this.receiving.set(kid, key); },
+        sendKey: (kid, key) => { this.sending = { kid, key }; this.sent.push({ kid, key }); },
+        receiveKey: (_from, kid, key) => { this.receiving.set(kid, key); this.receivedLog.push({ kid, key }); },
         forget: () => {},
         change: () => {},
         mismatch: () => { this.mismatch = true; },
@@ -231,10 +248,10 @@ test('a participant who never answers does not keep a wrong link waiting, nor mi
   await relay.settle();
   const wrong = await relay.join(OTHER_SECRET);
   assert.equal(wrong.mismatch, false, 'not while the silent one might still answer');
-  await relay.advance(MISMATCH_WAIT_MS);
+  await relay.advance(REVEAL_WAIT_MS);
   assert.equal(wrong.mismatch, true, 'told after the wait');
   const right = await relay.join(SECRET);
-  await relay.advance(MISMATCH_WAIT_MS);
+  await relay.advance(REVEAL_WAIT_MS + DELIVERY_BATCH_MS);
   assert.equal(right.mismatch, false, 'one verified peer is enough');
   assert.ok(await canRead(a, right));
 });
@@ -288,4 +305,85 @@ test('forged or damaged key exchange is ignored', async () => {
   await b.session.handle(a.pid, JSON.stringify({ t: 'keys', keys: [{ kid: '1e99', to: {} }] }));
   assert.equal(b.receiving.size, held);
   assert.ok(await canRead(a, b), 'the real keys still work');
+});
+
+test('a joiner shows its key only once it holds the keys of those already there, and takes none of theirs after', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  const n = relay.nextPid;
+  relay.hold = (from, to) => from === b.pid && to === n;
+  const newcomer = await relay.join(SECRET);
+  // It heard a, but not b: it waits.
+  assert.equal(newcomer.session.revealed, false);
+  const shown = () => relay.seen.findIndex((d) => { const m = JSON.parse(d); return m.t === 'announce' && m.pub === newcomer.session.pubText; });
+  assert.equal(shown(), -1, 'its key is not out yet');
+  await relay.advance(REVEAL_WAIT_MS);
+  assert.equal(newcomer.session.revealed, true, 'it shows its key when the wait is over');
+  const aShowed = relay.seen.findIndex((d) => JSON.parse(d).pub === a.session.pubText);
+  assert.ok(aShowed >= 0 && aShowed < shown(), 'after a showed its key to it');
+  // b's key, arriving after the joiner showed its own, is not taken.
+  await relay.release();
+  await relay.advance(DELIVERY_BATCH_MS);
+  assert.equal(newcomer.session.peerState(b.pid).status, 'pending');
+  assert.equal(newcomer.session.peerState(a.pid).status, 'verified');
+  assert.ok(await canRead(a, newcomer));
+  assert.ok(!(await canRead(b, newcomer)), 'no key taken from b');
+  assert.equal(newcomer.mismatch, false);
+});
+
+test('a hostile participant cannot make a rightful joiner believe its link is wrong', async () => {
+  const { relay, members: [honest] } = await meeting(1);
+  // A participant without the link that answers newcomers with garbage.
+  const hostile = relay.nextPid++;
+  honest.session.joined(hostile);
+  relay.members.set(hostile, /** @type {any} */ ({
+    pid: hostile,
+    session: {
+      handle() {}, left() {}, queue: Promise.resolve(),
+      joined(/** @type {number} */ pid) { relay.inFlight.push({ from: hostile, to: pid, data: JSON.stringify({ t: 'announce', pub: 'AAAA', mac: 'AAAA' }) }); },
+    },
+  }));
+  await relay.settle();
+  const n = await relay.join(SECRET);
+  await relay.advance(DELIVERY_BATCH_MS);
+  assert.equal(n.session.peerState(hostile).status, 'failed');
+  assert.equal(n.session.peerState(honest.pid).status, 'verified');
+  await relay.leave(honest);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
+  assert.equal(n.mismatch, false, 'once anyone verified, never "wrong link"');
+});
+
+test('a stopped session does nothing more: no timer fires, nothing queued runs', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  const sentBefore = relay.seen.length;
+  const keyBefore = a.sending;
+  a.session.left(b.pid);
+  a.session.stop();
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS + REVEAL_WAIT_MS);
+  assert.equal(relay.seen.length, sentBefore, 'no new key sent');
+  assert.equal(a.sending, keyBefore, 'no switch');
+});
+
+test('running out of ratchet steps while a new key waits keeps one key per KID', async () => {
+  const { relay, members: [a, b, c] } = await meeting(3);
+  a.session.step = 255;
+  await relay.leave(c);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS);
+  assert.ok(a.session.next, 'a new generation waits to be used');
+  const d = await relay.join(SECRET);
+  await relay.advance(DELIVERY_BATCH_MS * 2);
+  await relay.advance(SWITCH_DELAY_MS + DELIVERY_BATCH_MS);
+  /** @type {Map<bigint, string>} */
+  const byKid = new Map();
+  for (const { kid, key } of a.sent) {
+    assert.ok(!byKid.has(kid) || byKid.get(kid) === hex(key), `KID ${kid} names two keys`);
+    byKid.set(kid, hex(key));
+  }
+  for (const m of [b, d]) {
+    for (const { kid, key } of m.receivedLog) {
+      if (splitKid(kid).pid !== a.pid) continue;
+      assert.ok(!byKid.has(kid) || byKid.get(kid) === hex(key), `KID ${kid} named two keys at ${m.pid}`);
+      byKid.set(kid, hex(key));
+    }
+    assert.ok(await canRead(a, m), `${m.pid} reads a after the rollover`);
+  }
 });

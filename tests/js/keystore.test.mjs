@@ -41,8 +41,33 @@ test('a receiver follows the ratchet ahead, within bounds, never back', async ()
   for (let s = 4; s <= 6; s++) k = await ratchet(MEDIA_SUITE, k);
   assert.ok(await opens(keys, kidOf(7, 0, 6), k), 'three steps ahead');
   assert.equal(keys.contextFor(kidOf(7, 0, 2)), null, 'not back');
-  assert.equal(keys.contextFor(kidOf(7, 0, 6 + MAX_RATCHET_AHEAD + 1)), null, 'not beyond the window');
   assert.equal(keys.contextFor(kidOf(8, 0, 3)), null, 'not another sender\'s');
+  assert.equal(keys.contextFor(kidOf(7, 1, 3)), null, 'not another generation');
+  // A sender that sent nothing while many joined is still followed, to
+  // the end of its generation.
+  assert.equal(MAX_RATCHET_AHEAD, 255);
+  const far = new ReceiveKeys(new Clock());
+  far.add(kidOf(9, 0, 0), k0);
+  let kf = k0;
+  for (let s = 1; s <= 255; s++) kf = await ratchet(MEDIA_SUITE, kf);
+  assert.ok(await opens(far, kidOf(9, 0, 255), kf), '255 steps ahead');
+});
+
+test('an older generation replayed changes nothing', async () => {
+  const clock = new Clock();
+  const keys = new ReceiveKeys(clock);
+  keys.add(kidOf(5, 1, 0), key(1));
+  keys.add(kidOf(5, 2, 0), key(2));
+  keys.add(kidOf(5, 1, 0), key(1));
+  clock.advance(KEEP_OLD_KEYS_MS);
+  assert.ok(await opens(keys, kidOf(5, 2, 0), key(2)), 'the newest survives');
+  assert.equal(keys.contextFor(kidOf(5, 1, 0)), null, 'the replayed one went with the rest');
+  // Generations wrap: 0 comes after 65535.
+  keys.add(kidOf(6, 0xffff, 0), key(3));
+  keys.add(kidOf(6, 0, 0), key(4));
+  clock.advance(KEEP_OLD_KEYS_MS);
+  assert.ok(await opens(keys, kidOf(6, 0, 0), key(4)));
+  assert.equal(keys.contextFor(kidOf(6, 0xffff, 0)), null);
 });
 
 test('two new generations in quick succession: the newest stays, the older go after the grace time', async () => {

@@ -296,8 +296,11 @@ export class Meeting extends EventTarget {
         break;
       case 'chat': {
         // Sealed chat opens with the sender's key; what does not open is
-        // shown as such, never as ciphertext.
-        const text = msg.sealed ? await this.e2ee?.openChat(msg.from, msg.text, msg.private) ?? null : msg.text;
+        // shown as such, never as ciphertext. In an encrypted meeting chat
+        // that is not sealed comes from no participant: not shown as theirs.
+        const text = this.e2ee
+          ? (msg.sealed ? await this.e2ee.openChat(msg.from, msg.text, msg.private) : null)
+          : msg.text;
         this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text, private: msg.private } }));
         break;
       }

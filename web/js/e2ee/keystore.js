@@ -8,8 +8,12 @@ import { MEDIA_SUITE, keyContext, ratchet } from './sframe.js';
 
 /** Keys of a generation a sender has moved on from stay this long. */
 export const KEEP_OLD_KEYS_MS = 5000;
-/** Ratchet steps a receiver follows by itself, at most, to reach a frame's key. */
-export const MAX_RATCHET_AHEAD = 16;
+/**
+ * Ratchet steps a receiver follows by itself to reach a frame's key: a
+ * whole generation (a sender that sent nothing while many joined must not
+ * become undecodable; the derived keys are kept).
+ */
+export const MAX_RATCHET_AHEAD = 255;
 
 // A KID is pid << 24 | generation << 8 | step (see session.js).
 /** @param {bigint} kid */
@@ -20,6 +24,8 @@ const genOf = (kid) => Number((kid >> 8n) & 0xffffn);
 const stepOf = (kid) => Number(kid & 0xffn);
 /** @param {bigint} kid @param {number} step */
 const withStep = (kid, step) => (kid & ~0xffn) | BigInt(step);
+/** Generation `a` is after `b` (they wrap at 2^16). @param {number} a @param {number} b */
+const after = (a, b) => { const d = (a - b) & 0xffff; return d > 0 && d < 0x8000; };
 
 /**
  * @typedef {{setTimeout: (fn: () => void, ms: number) => unknown}} Timers
@@ -40,10 +46,13 @@ export class ReceiveKeys {
 
   /** A sender's key (a new generation, or the step we start from). @param {bigint} kid @param {Uint8Array} key */
   add(kid, key) {
-    this.bases.set(kid, key);
-    this.contexts.delete(kid);
     const pid = pidOf(kid);
     const gen = genOf(kid);
+    const newest = this.newest.get(pid);
+    // An older generation again (a replay) changes nothing.
+    if (newest !== undefined && newest !== gen && !after(gen, newest)) return;
+    this.bases.set(kid, key);
+    this.contexts.delete(kid);
     this.newest.set(pid, gen);
     // Older generations go once late frames are through, unless a newer
     // generation came meanwhile (its own timer takes over then).

@@ -43,11 +43,13 @@ export const SWITCH_DELAY_MS = 1000;
 /** Key deliveries are gathered this long into one message. */
 export const DELIVERY_BATCH_MS = 50;
 /**
- * After someone already here failed to verify us while nobody has, we
- * conclude our link is wrong when the rest have answered or after this
- * long: a participant who never answers must not keep us waiting.
+ * A joiner shows its key only once it holds the keys of everyone already
+ * there, or after this long (someone may never answer). Keys of those
+ * already there that come later are not accepted: a server in the middle
+ * must commit to the keys it shows the joiner before it sees the joiner's,
+ * which is what makes the short safety code hard to match (docs/e2ee.md).
  */
-export const MISMATCH_WAIT_MS = 3000;
+export const REVEAL_WAIT_MS = 3000;
 
 /**
  * What the session asks of its surroundings.
@@ -73,11 +75,13 @@ export const MISMATCH_WAIT_MS = 3000;
  * @typedef {{
  *   pub: Uint8Array|null, pubText: string, status: PeerStatus,
  *   pairKey: CryptoKey|null, present: boolean, served: boolean, hasKey: boolean,
- *   early: string[],
+ *   early: string[], tooLate: boolean, gens: number[],
  * }} Peer
  *   present: was in the room when we joined (else joined after us)
  *   served: has been sent our current key
  *   early: their key messages that came before we could verify them
+ *   tooLate: was here when we came but showed no key before we showed ours
+ *   gens: generations of theirs we hold keys of, newest last (at most two)
  */
 
 export class KeySession {
@@ -113,8 +117,14 @@ export class KeySession {
     /** @type {unknown} */
     this.switchTimer = null;
     /** @type {unknown} */
-    this.mismatchTimer = null;
+    this.revealTimer = null;
     this.mismatchReported = false;
+    /** Whether we have shown our key yet (see REVEAL_WAIT_MS). */
+    this.revealed = false;
+    /** Someone verified once: our link is this meeting's. */
+    this.everVerified = false;
+    /** Bumped by every start and stop: work queued or timed before is dropped. */
+    this.epoch = 0;
     /** The safety code, once computed ("1234 5678 9012"). */
     this.code = '';
     /** @type {CryptoKeyPair|null} */
@@ -137,9 +147,29 @@ export class KeySession {
    * @returns {Promise<T>}
    */
   run(fn) {
-    const next = this.queue.then(() => this.ready).then(fn);
+    const epoch = this.epoch;
+    const next = this.queue.then(() => this.ready).then(() => (this.epoch === epoch ? fn() : undefined));
     this.queue = next.then(() => {}, (e) => console.error('e2ee', e));
-    return next;
+    return /** @type {Promise<T>} */ (next);
+  }
+
+  /**
+   * An input: queued like `run`, its failures logged by the queue rather
+   * than left to the caller. @param {() => Promise<void>|void} fn
+   */
+  input(fn) {
+    return this.run(fn).catch(() => {});
+  }
+
+  /**
+   * Runs `fn` on the queue after `ms`, unless the session started afresh or
+   * stopped meanwhile. @param {number} ms @param {() => Promise<void>|void} fn
+   */
+  later(ms, fn) {
+    const epoch = this.epoch;
+    return this.timers.setTimeout(() => {
+      if (this.epoch === epoch) this.input(fn);
+    }, ms);
   }
 
   // ---- inputs ----
@@ -150,13 +180,17 @@ export class KeySession {
    * @param {number} you @param {number[]} present
    */
   start(you, present) {
-    return this.run(async () => {
-      this.stopTimers();
+    // Anything of a previous connection still queued or timed is dropped.
+    this.epoch += 1;
+    this.stopTimers();
+    return this.input(async () => {
       this.you = you;
       this.peers = new Map(present.map((pid) => [pid, newPeer(true)]));
       this.received.clear();
       this.toDeliver.clear();
       this.mismatchReported = false;
+      this.everVerified = false;
+      this.revealed = false;
       this.ecdh = /** @type {CryptoKeyPair} */ (await subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']));
       this.pubText = toBase64Url(new Uint8Array(await subtle.exportKey('raw', this.ecdh.publicKey)));
       this.gen = 0;
@@ -164,46 +198,68 @@ export class KeySession {
       this.next = null;
       this.key = this.random(32);
       this.sink.sendKey(this.kid(), this.key);
-      this.sink.send(null, JSON.stringify(await this.announce()));
       await this.updateCode();
+      if (present.length === 0) await this.reveal();
+      else this.revealTimer = this.later(REVEAL_WAIT_MS, () => this.reveal());
     });
+  }
+
+  /**
+   * Shows our key to everyone in the room: once those already here showed
+   * theirs, or when the wait is over. Those who have not by then are not
+   * accepted later (see REVEAL_WAIT_MS).
+   */
+  async reveal() {
+    if (this.revealed) return;
+    this.revealed = true;
+    if (this.revealTimer !== null) this.timers.clearTimeout(this.revealTimer);
+    this.revealTimer = null;
+    for (const p of this.peers.values()) if (p.present && p.status === 'pending') p.tooLate = true;
+    this.sink.send(null, JSON.stringify(await this.announce()));
+    this.sink.change();
+    this.checkMismatch();
   }
 
   /** Someone joined after us. @param {number} pid */
   joined(pid) {
-    return this.run(async () => {
+    return this.input(async () => {
       if (pid === this.you) return;
       this.peers.set(pid, newPeer(false));
-      this.sink.send(pid, JSON.stringify(await this.announce()));
+      // Not yet revealed: our coming broadcast reaches them too.
+      if (this.revealed) this.sink.send(pid, JSON.stringify(await this.announce()));
       this.sink.change();
     });
   }
 
   /** Someone left: after a short wait, everyone still here gets a new key. @param {number} pid */
   left(pid) {
-    return this.run(async () => {
+    return this.input(async () => {
       if (!this.peers.delete(pid)) return;
       this.toDeliver.delete(pid);
+      for (const kid of [...this.received.keys()]) if (splitKid(kid).pid === pid) this.received.delete(kid);
       this.sink.forget(pid);
       if (this.rotationTimer === null) {
-        this.rotationTimer = this.timers.setTimeout(() => {
+        this.rotationTimer = this.later(ROTATE_AFTER_LEAVE_MS, () => {
           this.rotationTimer = null;
-          this.run(() => this.rotate());
-        }, ROTATE_AFTER_LEAVE_MS);
+          return this.rotate();
+        });
       }
       await this.updateCode();
+      if (!this.revealed && [...this.peers.values()].every((p) => !p.present || p.status !== 'pending')) await this.reveal();
       this.checkMismatch();
     });
   }
 
   /** A key exchange message relayed from `from`. @param {number} from @param {string} data */
   handle(from, data) {
-    return this.run(() => this.receive(from, data));
+    return this.input(() => this.receive(from, data));
   }
 
-  /** Stops the timers (when leaving). */
+  /** Stops at once (when leaving): nothing queued or timed runs after. */
   stop() {
-    return this.run(() => this.stopTimers());
+    this.epoch += 1;
+    this.stopTimers();
+    return Promise.resolve();
   }
 
   // ---- what the UI asks ----
@@ -250,25 +306,27 @@ export class KeySession {
 
   /** @param {number} from @param {Peer} peer @param {any} m */
   async onAnnounce(from, peer, m) {
-    if (peer.status !== 'pending' || typeof m.pub !== 'string' || typeof m.mac !== 'string') return;
+    if (peer.status !== 'pending' || peer.tooLate || typeof m.pub !== 'string' || typeof m.mac !== 'string') return;
     const mac = fromBase64Url(m.mac);
     const pub = fromBase64Url(m.pub);
     const authentic = Boolean(mac && pub)
       && await subtle.verify('HMAC', /** @type {CryptoKey} */ (this.authKey), /** @type {BufferSource} */ (mac), this.announceInput(from, m.pub));
     const pairKey = authentic ? await this.pairKeyWith(from, /** @type {Uint8Array} */ (pub), m.pub).catch(() => null) : null;
-    if (!pairKey) {
+    if (pairKey) {
+      peer.status = 'verified';
+      peer.pub = pub;
+      peer.pubText = m.pub;
+      peer.pairKey = pairKey;
+      this.everVerified = true;
+      this.deliverTo(from);
+      await this.updateCode();
+    } else {
       peer.status = 'failed';
       this.sink.change();
-      this.checkMismatch();
-      return;
     }
-    peer.status = 'verified';
-    peer.pub = pub;
-    peer.pubText = m.pub;
-    peer.pairKey = pairKey;
-    this.deliverTo(from);
-    await this.updateCode();
-    for (const early of peer.early.splice(0)) await this.receive(from, early);
+    if (!this.revealed && [...this.peers.values()].every((p) => !p.present || p.status !== 'pending')) await this.reveal();
+    this.checkMismatch();
+    if (pairKey) for (const early of peer.early.splice(0)) await this.receive(from, early);
   }
 
   /** @param {number} from @param {Peer} peer @param {any} m */
@@ -281,8 +339,18 @@ export class KeySession {
       // Only the sender's own keys: a KID names its owner.
       if (splitKid(kid).pid !== from) continue;
       const key = await this.unwrap(/** @type {CryptoKey} */ (peer.pairKey), wrapped, this.keyAad(from, /** @type {number} */ (this.you), kid));
-      if (!key) continue;
+      if (key?.length !== 32) continue;
       this.received.set(kid, key);
+      // A sender's two newest generations are kept (the older for late
+      // chat); anything older goes.
+      const gen = splitKid(kid).gen;
+      if (!peer.gens.includes(gen)) {
+        peer.gens.push(gen);
+        const old = peer.gens.length > 2 ? peer.gens.shift() : undefined;
+        if (old !== undefined) {
+          for (const k of [...this.received.keys()]) if (splitKid(k).pid === from && splitKid(k).gen === old) this.received.delete(k);
+        }
+      }
       this.sink.receiveKey(from, kid, key);
       if (!peer.hasKey) {
         peer.hasKey = true;
@@ -301,10 +369,10 @@ export class KeySession {
   deliverTo(pid) {
     this.toDeliver.add(pid);
     if (this.deliveryTimer !== null) return;
-    this.deliveryTimer = this.timers.setTimeout(() => {
+    this.deliveryTimer = this.later(DELIVERY_BATCH_MS, () => {
       this.deliveryTimer = null;
-      this.run(() => this.deliver());
-    }, DELIVERY_BATCH_MS);
+      return this.deliver();
+    });
   }
 
   async deliver() {
@@ -326,11 +394,15 @@ export class KeySession {
       this.sink.sendKey(this.kid(), this.key);
       return;
     }
-    // 256 joins without a leave: start a new generation at once; everyone
-    // verified gets it with this delivery.
-    this.gen = (this.gen + 1) & GEN_MASK;
+    // 256 joins without a leave: start a new generation at once (beyond
+    // one waiting to be used, which it replaces: one key per KID); everyone
+    // verified gets it with this delivery or the next.
+    this.gen = ((this.next?.gen ?? this.gen) + 1) & GEN_MASK;
     this.step = 0;
     this.key = this.random(32);
+    this.next = null;
+    if (this.switchTimer !== null) this.timers.clearTimeout(this.switchTimer);
+    this.switchTimer = null;
     this.sink.sendKey(this.kid(), this.key);
     for (const [pid, p] of this.peers) if (p.status === 'verified') this.deliverTo(pid);
   }
@@ -343,17 +415,15 @@ export class KeySession {
     const to = [...this.peers].filter(([, p]) => p.status === 'verified').map(([pid]) => pid);
     await this.sendKeys(to, [{ kid: kidOf(/** @type {number} */ (this.you), gen, 0), key: next.key }]);
     if (this.switchTimer !== null) this.timers.clearTimeout(this.switchTimer);
-    this.switchTimer = this.timers.setTimeout(() => {
+    this.switchTimer = this.later(SWITCH_DELAY_MS, () => {
       this.switchTimer = null;
-      this.run(() => {
-        if (!this.next) return;
-        this.gen = this.next.gen;
-        this.step = 0;
-        this.key = this.next.key;
-        this.next = null;
-        this.sink.sendKey(this.kid(), this.key);
-      });
-    }, SWITCH_DELAY_MS);
+      if (!this.next) return;
+      this.gen = this.next.gen;
+      this.step = 0;
+      this.key = this.next.key;
+      this.next = null;
+      this.sink.sendKey(this.kid(), this.key);
+    });
   }
 
   /**
@@ -423,6 +493,7 @@ export class KeySession {
    */
   sealChat(text, to) {
     return this.run(async () => {
+      if (!this.revealed) throw new Error('keys not exchanged yet');
       const me = /** @type {number} */ (this.you);
       if (to !== undefined) {
         const peer = this.peers.get(to);
@@ -432,6 +503,9 @@ export class KeySession {
       const kid = this.kid();
       const k = await chatKey(this.key);
       return `g${kid}.${await this.wrap(k, utf8.encode(text), utf8.encode(`${TAG} chat|${this.room}|${me}|${kid}`))}`;
+    }).then((sealed) => {
+      if (sealed === undefined) throw new Error('the meeting connection started afresh');
+      return sealed;
     });
   }
 
@@ -459,7 +533,7 @@ export class KeySession {
         plain = await this.unwrap(await chatKey(key), m[2], utf8.encode(`${TAG} chat|${this.room}|${from}|${kid}`));
       }
       return plain && utf8d.decode(plain);
-    });
+    }).then((text) => text ?? null, () => null);
   }
 
   /** A sender's base key for `kid`, ratcheting forward from one we hold. @param {bigint} kid */
@@ -493,39 +567,23 @@ export class KeySession {
   }
 
   /**
-   * Those who were here when we came failed to verify and none verified:
-   * our secret is not theirs. Decided once all of them answered, or a
-   * while after the first failure (someone may never answer).
+   * Our secret is not this meeting's: we have shown our key, nobody has
+   * ever verified, and of those who were here when we came at least one
+   * failed and none is still to answer. Once anyone verified, never (a
+   * hostile participant's failures must not throw us out).
    */
   checkMismatch() {
-    if (this.mismatchReported) return;
+    if (this.mismatchReported || this.everVerified || !this.revealed) return;
     const present = [...this.peers.values()].filter((p) => p.present);
-    const failed = present.some((p) => p.status === 'failed');
-    if (!failed || present.some((p) => p.status === 'verified')) return;
-    if (present.every((p) => p.status === 'failed')) {
-      this.reportMismatch();
-      return;
-    }
-    if (this.mismatchTimer === null) {
-      this.mismatchTimer = this.timers.setTimeout(() => {
-        this.mismatchTimer = null;
-        this.run(() => {
-          const still = [...this.peers.values()].filter((p) => p.present);
-          if (!still.some((p) => p.status === 'verified') && still.some((p) => p.status === 'failed')) this.reportMismatch();
-        });
-      }, MISMATCH_WAIT_MS);
-    }
-  }
-
-  reportMismatch() {
-    if (this.mismatchReported) return;
+    if (!present.some((p) => p.status === 'failed')) return;
+    if (present.some((p) => p.status === 'pending' && !p.tooLate)) return;
     this.mismatchReported = true;
     this.sink.mismatch();
   }
 
   stopTimers() {
-    for (const t of [this.deliveryTimer, this.rotationTimer, this.switchTimer, this.mismatchTimer]) if (t !== null) this.timers.clearTimeout(t);
-    this.deliveryTimer = this.rotationTimer = this.switchTimer = this.mismatchTimer = null;
+    for (const t of [this.deliveryTimer, this.rotationTimer, this.switchTimer, this.revealTimer]) if (t !== null) this.timers.clearTimeout(t);
+    this.deliveryTimer = this.rotationTimer = this.switchTimer = this.revealTimer = null;
   }
 
   /**
@@ -545,7 +603,7 @@ export class KeySession {
 
 /** @param {boolean} present @returns {Peer} */
 function newPeer(present) {
-  return { pub: null, pubText: '', status: 'pending', pairKey: null, present, served: false, hasKey: false, early: [] };
+  return { pub: null, pubText: '', status: 'pending', pairKey: null, present, served: false, hasKey: false, early: [], tooLate: false, gens: [] };
 }
 
 /** The chat key of a media base key. @param {Uint8Array} base */
