@@ -1,7 +1,9 @@
 // The prejoin screen, the toolbar toggles as others see them, and the
 // automatic rejoin when the server goes away and comes back — once with a
 // Firefox user going through the prejoin screen and a Chromium user
-// watching, once the other way round.
+// watching, once the other way round in an end-to-end encrypted meeting
+// (a camera turned off and on again under the frame encryption, and keys
+// exchanged afresh after the restart).
 
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -37,16 +39,19 @@ after(async () => {
   await drivers.firefox?.close();
 });
 
-for (const [aliceKind, bobKind] of [['firefox', 'chromium'], ['chromium', 'firefox']]) {
-  test(`prejoin and toggles in ${aliceKind}, seen from ${bobKind}; both rejoin after a server restart`, async () => {
+for (const [aliceKind, bobKind, e2ee] of /** @type {const} */ ([['firefox', 'chromium', false], ['chromium', 'firefox', true]])) {
+  const what = e2ee ? 'an end-to-end encrypted meeting' : 'a meeting';
+  test(`prejoin and toggles in ${aliceKind}, seen from ${bobKind}; both rejoin ${what} after a server restart`, async () => {
     const [tcp, udp] = [await freeTcpPort(), await freeUdpPort()];
     const args = ['--listen', `127.0.0.1:${tcp}`, '--media-port', String(udp)];
     let server = await startServer(args);
     const room = freshRoom('controls');
 
+    const key = e2ee ? '#key=q2Xk0mVw9rT4yB1nC8eLpA' : '';
     // Alice goes through the prejoin screen: types her name, turns the camera off.
-    const alice = await drivers[aliceKind].open(`${server.origin}/${room}`);
+    const alice = await drivers[aliceKind].open(`${server.origin}/${room}${key}`);
     await alice.waitFor('#prejoin');
+    assert.equal(await alice.isVisible('#prejoin-e2ee'), e2ee, 'the prejoin screen says whether it is encrypted');
     await until(() => alice.evaluate(() => /** @type {HTMLVideoElement} */ (document.getElementById('preview')).videoWidth > 0), 'camera preview');
     assert.ok(await alice.count('#camera-select option') >= 1, 'camera choice offered');
     assert.ok(await alice.count('#mic-select option') >= 1, 'microphone choice offered');
@@ -58,7 +63,7 @@ for (const [aliceKind, bobKind] of [['firefox', 'chromium'], ['chromium', 'firef
     // The name stays in the browser for next time.
     assert.equal(await alice.evaluate(() => localStorage.getItem('aconfi.name')), 'Alice');
 
-    const bob = await drivers[bobKind].open(`${server.origin}/${room}#name=Bob&autojoin=1`);
+    const bob = await drivers[bobKind].open(`${server.origin}/${room}${key ? `${key}&` : '#'}name=Bob&autojoin=1`);
     await bob.joined();
     const aliceTile = `.tile[data-participant="${aliceId}"]`;
     await bob.waitFor(aliceTile, 'attached');
@@ -95,6 +100,7 @@ for (const [aliceKind, bobKind] of [['firefox', 'chromium'], ['chromium', 'firef
     assert.ok(!(await alice.isVisible('#banner')));
     // Her mute state survived the rejoin.
     await until(async () => /audio-off/.test(await bob.attr(`.tile[data-participant="${aliceId2}"]`, 'class') ?? ''), 'mute state after rejoin');
+    assert.equal(await bob.isVisible('#e2ee-badge'), e2ee, 'still (or still not) end-to-end encrypted');
 
     assertCleanPages([alice, bob], server.origin);
     await alice.close();
