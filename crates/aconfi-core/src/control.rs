@@ -231,6 +231,31 @@ impl Sfu {
         Ok(p.room.clone())
     }
 
+    /// Sends `msg` from `from` to `to` alone (told it is private), which
+    /// must be someone else in `room`; or, without `to`, to everyone else in
+    /// `room`.
+    fn relay(
+        &mut self,
+        from: ParticipantId,
+        room: &RoomName,
+        to: Option<ParticipantId>,
+        not_to_self: &'static str,
+        msg: impl FnOnce(bool) -> ServerMsg,
+    ) -> Result<(), SignalError> {
+        match to {
+            Some(t) if t == from => Err(SignalError::Refused(not_to_self)),
+            Some(t) => {
+                self.member_of(room, t)?;
+                self.out.push_back(Output::Signal(t, msg(true)));
+                Ok(())
+            }
+            None => {
+                self.broadcast(room, Some(from), msg(false));
+                Ok(())
+            }
+        }
+    }
+
     fn room_of(&self, pid: ParticipantId) -> Option<&crate::sfu::Room> {
         self.participants.get(&pid).and_then(|p| self.rooms.get(&p.room))
     }
@@ -300,15 +325,9 @@ impl Sfu {
                     return Err(SignalError::Refused("too many chat messages; wait a moment"));
                 }
                 let room = p.room.clone();
-                match to {
-                    Some(t) if t == pid => return Err(SignalError::Refused("cannot send a private message to yourself")),
-                    Some(t) => {
-                        self.member_of(&room, t)?;
-                        self.out.push_back(Output::Signal(t, ServerMsg::Chat { from: pid, text, private: true, sealed }));
-                    }
-                    None => self.broadcast(&room, Some(pid), ServerMsg::Chat { from: pid, text, private: false, sealed }),
-                }
-                Ok(())
+                self.relay(pid, &room, to, "cannot send a private message to yourself", |private| {
+                    ServerMsg::Chat { from: pid, text, private, sealed }
+                })
             }
             ClientMsg::E2ee { to, data } => {
                 let e2ee_room = self.room_of(pid).is_some_and(|r| r.e2ee);
@@ -323,15 +342,7 @@ impl Sfu {
                     return Err(SignalError::Refused("too much key exchange; wait a moment"));
                 }
                 let room = p.room.clone();
-                match to {
-                    Some(t) if t == pid => return Err(SignalError::Refused("cannot send key exchange to yourself")),
-                    Some(t) => {
-                        self.member_of(&room, t)?;
-                        self.out.push_back(Output::Signal(t, ServerMsg::E2ee { from: pid, data }));
-                    }
-                    None => self.broadcast(&room, Some(pid), ServerMsg::E2ee { from: pid, data }),
-                }
-                Ok(())
+                self.relay(pid, &room, to, "cannot send key exchange to yourself", |_| ServerMsg::E2ee { from: pid, data })
             }
             ClientMsg::RaiseHand { raised } => {
                 if !self.participants.contains_key(&pid) {
