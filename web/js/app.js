@@ -49,10 +49,10 @@ function main() {
   if (!path) return landing();
   const room = normaliseRoomName(path);
   if (!room) return ended(S().failedTitle, S().invalidRoom, false);
-  const secret = secretFromFragment(location.hash);
-  if (secret === 'invalid') return ended(S().failedTitle, S().e2eeBadLink, false);
-  if (secret && !frameApi()) return ended(S().failedTitle, S().e2eeUnsupported, false);
-  if (secret) meetingKey = { secret, text: /** @type {string} */ (new URLSearchParams(location.hash.slice(1)).get('key')) };
+  const key = secretFromFragment(location.hash);
+  if (key === 'invalid') return ended(S().failedTitle, S().e2eeBadLink, false);
+  if (key && !frameApi()) return ended(S().failedTitle, S().e2eeUnsupported, false);
+  meetingKey = key;
   const frag = parseFragment(location.hash);
   const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
   if (frag.autojoin) {
@@ -326,9 +326,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   const renderCount = () => { $('count').textContent = S().participantsCount(tiles.size + 1); };
   /** End-to-end: a participant whose keys are not (yet) confirmed. @param {number} id */
   function unverified(id) {
-    if (!meeting.e2ee) return false;
-    const s = meeting.e2ee.peerState(id);
-    return s.status !== 'verified' || !s.hasKey;
+    return meeting.e2ee !== null && !meeting.e2ee.confirmed(id);
   }
   const renderE2ee = () => {
     $('e2ee-badge').hidden = !meeting.e2ee;

@@ -12,7 +12,7 @@
 // Keys come from the page (e2ee/session.js); this worker holds no other
 // secret. Other streams pass unchanged. Every stream is counted.
 
-import { ReceiveKeys, pidOf } from './e2ee/keystore.js';
+import { ReceiveKeys, splitKid } from './e2ee/keystore.js';
 import { MEDIA_SUITE, concat, decodeHeader, decrypt, encrypt, keyContext } from './e2ee/sframe.js';
 
 const scope = /** @type {any} */ (self);
@@ -38,7 +38,7 @@ const senderTransformers = [];
 /** @param {bigint} kid @param {Uint8Array} key */
 async function setSendKey(kid, key) {
   const ctx = await keyContext(MEDIA_SUITE, kid, key);
-  const newGeneration = sending !== null && ((sending.kid >> 8n) & 0xffffn) !== ((kid >> 8n) & 0xffffn);
+  const newGeneration = sending !== null && splitKid(sending.kid).gen !== splitKid(kid).gen;
   sending = { kid, ctx, ctr: 0n };
   // After a new key, a keyframe lets everyone start clean where the
   // browser can be asked for one (Chrome's transformer cannot).
@@ -83,7 +83,7 @@ async function open(frame, o, c) {
   const h = decodeHeader(data, n);
   if (!h || h.length + n > data.length) return null;
   // Only the sender's own keys on its own track.
-  if (pidOf(h.kid) !== o.participant) return null;
+  if (splitKid(h.kid).pid !== o.participant) return null;
   const ctx = receiving.contextFor(h.kid);
   if (!ctx) {
     c.noKey += 1;

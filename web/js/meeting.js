@@ -166,13 +166,7 @@ export class Meeting extends EventTarget {
       forget: (pid) => this.frames?.forget(pid),
       change: () => this.dispatchEvent(new CustomEvent('e2ee', { detail: {} })),
       // Everyone here failed to verify our link: it is not this meeting's.
-      mismatch: () => {
-        this.closing = true;
-        this.send(leaveMsg());
-        this.ws?.close(1000);
-        this.teardown();
-        this.setState('failed', E2EE_WRONG_KEY);
-      },
+      mismatch: () => this.leave('failed', E2EE_WRONG_KEY),
     };
   }
 
@@ -449,13 +443,17 @@ export class Meeting extends EventTarget {
     this.emitSelf();
   }
 
-  /** Leaves for good. */
-  leave() {
+  /**
+   * Leaves for good: as asked (`left`), or because staying cannot work
+   * (`failed`, for the reason `code`).
+   * @param {'left'|'failed'} [state] @param {number} [code]
+   */
+  leave(state = 'left', code) {
     this.closing = true;
     this.send(leaveMsg());
     this.ws?.close(1000);
     this.teardown();
-    this.setState('left');
+    this.setState(state, code);
   }
 
   teardown() {

@@ -48,8 +48,7 @@ export function renderPeople(m, myName) {
     if (p.moderator) li.append(el('span', { class: 'badge moderator' }, [S().moderatorBadge]));
     if (p.audio_muted) li.append(el('span', { class: 'badge muted' }, [S().mutedLabel]));
     if (p.hand_raised) li.append(el('span', { class: 'badge hand' }, [S().handRaised]));
-    const e2ee = m.e2ee?.peerState(p.id);
-    if (e2ee && (e2ee.status !== 'verified' || !e2ee.hasKey)) {
+    if (m.e2ee && !m.e2ee.confirmed(p.id)) {
       li.append(el('span', { class: 'badge unverified', title: S().notVerifiedTitle }, [S().notVerified]));
     }
     if (m.moderator) {

@@ -26,16 +26,16 @@ export function newSecret() {
 }
 
 /**
- * The secret named by `key` in a fragment: its bytes, `null` when the
- * fragment has none, or `'invalid'` when it has one that cannot be a secret
- * (a link cut short, say).
+ * The secret named by `key` in a fragment: its bytes and its text as in
+ * the link, `null` when the fragment has none, or `'invalid'` when it has
+ * one that cannot be a secret (a link cut short, say).
  * @param {string} hash e.g. `#key=…&name=Ada`
- * @returns {Uint8Array|null|'invalid'}
+ * @returns {{secret: Uint8Array, text: string}|null|'invalid'}
  */
 export function secretFromFragment(hash) {
-  const value = new URLSearchParams(hash.replace(/^#/, '')).get('key');
-  if (value === null) return null;
-  const bytes = fromBase64Url(value);
-  if (!bytes || bytes.length < MIN_BYTES || bytes.length > MAX_BYTES) return 'invalid';
-  return bytes;
+  const text = new URLSearchParams(hash.replace(/^#/, '')).get('key');
+  if (text === null) return null;
+  const secret = fromBase64Url(text);
+  if (!secret || secret.length < MIN_BYTES || secret.length > MAX_BYTES) return 'invalid';
+  return { secret, text };
 }

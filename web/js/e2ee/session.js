@@ -10,31 +10,21 @@
 // outside, so tests run a whole meeting's key exchange deterministically.
 // Every operation runs in order on one queue. No DOM here.
 
-import { SUITES, concat, hkdfExpand, hkdfExtract, ratchet } from './sframe.js';
+import { MEDIA_SUITE, SUITES, concat, hkdfExpand, hkdfExtract, ratchet } from './sframe.js';
 import { fromBase64Url, toBase64Url } from './link.js';
+import { GEN_MASK, MAX_STEP, baseFor, kidOf, splitKid } from './keystore.js';
+
+export { kidOf, splitKid };
 
 const subtle = globalThis.crypto.subtle;
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
+/** HKDF over SHA-256, as the media suite's. */
 const SHA256 = SUITES[4];
-const MEDIA_SUITE = SUITES[4];
 const TAG = 'aconfi-e2ee-v1';
 
-// A KID is the sender's participant id, its key generation and the ratchet
-// step (RFC 9605, 5.1, with R = 8): pid << 24 | generation << 8 | step.
-const STEP_BITS = 8n;
-const GEN_BITS = 16n;
-const MAX_STEP = 255;
-const GEN_MASK = 0xffff;
-
-/** @param {number} pid @param {number} gen @param {number} step */
-export const kidOf = (pid, gen, step) => (BigInt(pid) << (GEN_BITS + STEP_BITS)) | (BigInt(gen) << STEP_BITS) | BigInt(step);
-/** @param {bigint} kid */
-export const splitKid = (kid) => ({
-  pid: Number(kid >> (GEN_BITS + STEP_BITS)),
-  gen: Number((kid >> STEP_BITS) & BigInt(GEN_MASK)),
-  step: Number(kid & BigInt(MAX_STEP)),
-});
+// KIDs (pid << 24 | generation << 8 | ratchet step) are laid out in
+// keystore.js.
 
 /** Leaves within this window share one new key. */
 export const ROTATE_AFTER_LEAVE_MS = 2000;
@@ -130,6 +120,8 @@ export class KeySession {
     /** @type {CryptoKeyPair|null} */
     this.ecdh = null;
     this.pubText = '';
+    /** Our announcement of this connection's key (the same for everyone). */
+    this.announcement = '';
     this.ready = this.init();
   }
 
@@ -193,6 +185,7 @@ export class KeySession {
       this.revealed = false;
       this.ecdh = /** @type {CryptoKeyPair} */ (await subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']));
       this.pubText = toBase64Url(new Uint8Array(await subtle.exportKey('raw', this.ecdh.publicKey)));
+      this.announcement = JSON.stringify(await this.announce());
       this.gen = 0;
       this.step = 0;
       this.next = null;
@@ -215,9 +208,14 @@ export class KeySession {
     if (this.revealTimer !== null) this.timers.clearTimeout(this.revealTimer);
     this.revealTimer = null;
     for (const p of this.peers.values()) if (p.present && p.status === 'pending') p.tooLate = true;
-    this.sink.send(null, JSON.stringify(await this.announce()));
+    this.sink.send(null, this.announcement);
     this.sink.change();
     this.checkMismatch();
+  }
+
+  /** Reveals once everyone who was here when we came has answered. */
+  async revealIfAllAnswered() {
+    if (!this.revealed && [...this.peers.values()].every((p) => !p.present || p.status !== 'pending')) await this.reveal();
   }
 
   /** Someone joined after us. @param {number} pid */
@@ -226,7 +224,7 @@ export class KeySession {
       if (pid === this.you) return;
       this.peers.set(pid, newPeer(false));
       // Not yet revealed: our coming broadcast reaches them too.
-      if (this.revealed) this.sink.send(pid, JSON.stringify(await this.announce()));
+      if (this.revealed) this.sink.send(pid, this.announcement);
       this.sink.change();
     });
   }
@@ -245,7 +243,7 @@ export class KeySession {
         });
       }
       await this.updateCode();
-      if (!this.revealed && [...this.peers.values()].every((p) => !p.present || p.status !== 'pending')) await this.reveal();
+      await this.revealIfAllAnswered();
       this.checkMismatch();
     });
   }
@@ -272,6 +270,12 @@ export class KeySession {
   peerState(pid) {
     const p = this.peers.get(pid);
     return { status: p?.status ?? 'pending', hasKey: p?.hasKey ?? false };
+  }
+
+  /** Whether `pid` is confirmed: verified, and we hold their key. @param {number} pid */
+  confirmed(pid) {
+    const { status, hasKey } = this.peerState(pid);
+    return status === 'verified' && hasKey;
   }
 
   // ---- messages ----
@@ -324,7 +328,7 @@ export class KeySession {
       peer.status = 'failed';
       this.sink.change();
     }
-    if (!this.revealed && [...this.peers.values()].every((p) => !p.present || p.status !== 'pending')) await this.reveal();
+    await this.revealIfAllAnswered();
     this.checkMismatch();
     if (pairKey) for (const early of peer.early.splice(0)) await this.receive(from, early);
   }
@@ -538,19 +542,7 @@ export class KeySession {
 
   /** A sender's base key for `kid`, ratcheting forward from one we hold. @param {bigint} kid */
   async receivedKey(kid) {
-    const have = this.received.get(kid);
-    if (have) return have;
-    const { pid, gen, step } = splitKid(kid);
-    for (let s = step - 1; s >= 0; s--) {
-      let key = this.received.get(kidOf(pid, gen, s));
-      if (!key) continue;
-      for (let t = s + 1; t <= step; t++) {
-        key = await ratchet(MEDIA_SUITE, key);
-        this.received.set(kidOf(pid, gen, t), key);
-      }
-      return key;
-    }
-    return null;
+    return (await baseFor(this.received, kid, MAX_STEP)) ?? null;
   }
 
   // ---- safety code, mismatch ----
