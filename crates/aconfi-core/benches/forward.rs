@@ -5,8 +5,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aconfi_client::sim::Sim;
-use aconfi_client::ClientOutput;
+use aconfi_testpeer::sim::Sim;
+use aconfi_testpeer::ClientOutput;
 use aconfi_core::{Kind, Output};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -37,8 +37,8 @@ fn packets(sim: &mut Sim, p: usize, kind: Kind, count: usize) -> Vec<(Instant, V
         now += Duration::from_micros(20);
         sim.peers[p].peer.send_frame(kind, now).expect("publisher writes");
         while let Some(o) = sim.peers[p].peer.poll_output() {
-            if let ClientOutput::Transmit { contents, .. } = o {
-                out.push((now, contents));
+            if let ClientOutput::Transmit(d) = o {
+                out.push((now, d.contents));
             }
         }
     }

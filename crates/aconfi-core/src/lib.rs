@@ -1,28 +1,42 @@
 //! A-Confi's sans-IO core: rooms, participants, RTP forwarding and the
 //! signaling message types. No sockets, no clock, no randomness in here:
 //! the server crate (or a test) feeds inputs with the time and drains
-//! outputs. See `docs/protocol.md` for the wire protocol.
+//! outputs. `docs/architecture.md` is the map; `docs/protocol.md` the wire
+//! protocol.
+//!
+//! Modules, each importing only those below it:
+//! `sfu` (the shard: finds the room) → `room` (members, door, control,
+//! forwarding) → `participant` (one session) → `downtrack` (one track to one
+//! subscriber); `endpoint` (datagram demux), `timers`, `output`, `error`,
+//! `codec`, `protocol`, `ids`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod control;
-mod forward;
-mod negotiation;
+pub mod codec;
+mod downtrack;
+mod endpoint;
+mod error;
+mod guard;
 pub mod ids;
+mod output;
 mod participant;
 pub mod protocol;
 pub mod rate;
+mod room;
 pub mod room_name;
 mod sfu;
+mod timers;
 
-pub use ids::{ParticipantId, RoomId, TrackId};
+pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
+pub use error::SignalError;
+pub use ids::{NodeId, ParticipantId, RoomId, TrackId};
+pub use output::{Datagram, Output};
+pub use participant::MAX_PUBLISHED_TRACKS;
 pub use protocol::{ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, TrackInfo};
+pub use room::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM};
 pub use room_name::{RoomName, RoomNameError};
-pub use sfu::{
-    close_reason, Event, Output, Sfu, SfuConfig, SignalError, Transmit, MAX_PARTICIPANTS_PER_ROOM,
-    MAX_PUBLISHED_TRACKS,
-};
+pub use sfu::{Sfu, SfuConfig};
 
 /// Re-exported so the shell and tests use the same str0m as the core.
 pub use str0m;

@@ -1,22 +1,47 @@
-//! One participant: its WebRTC session, what it publishes, what it receives,
-//! and where its SDP negotiation stands.
+//! One participant: its WebRTC session (str0m), what it publishes, what it
+//! receives (its [`DownTrack`]s) and where its SDP negotiation stands.
+//! The room decides; the participant carries it out on its own session.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::change::SdpPendingOffer;
-use str0m::media::{Mid, Pt};
-use str0m::Rtc;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::CodecSpec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid};
+use str0m::rtp::RtpPacket;
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
+use tracing::debug;
 
+use crate::codec::spec_of;
+use crate::downtrack::{DownState, DownTrack, Incoming};
+use crate::error::SignalError;
+use crate::guard::guarded;
 use crate::ids::{ParticipantId, TrackId};
-use crate::protocol::{Kind, ParticipantInfo};
-use crate::room_name::RoomName;
+use crate::output::{Datagram, Outbox};
+use crate::protocol::{CloseCode, Kind, ParticipantInfo, ServerMsg};
+use crate::rate::TokenBucket;
+
+/// Most tracks one participant may publish (microphone, camera, and room for
+/// a screen share with its audio).
+pub const MAX_PUBLISHED_TRACKS: usize = 4;
+
+/// Holding space between write and send, and the NACK source: str0m's
+/// default of 1000 video packets per session is several seconds of video
+/// and most of a subscriber's memory.
+const SEND_BUFFER_VIDEO: usize = 256;
+
+/// Chat: a burst of this many messages, then one a second.
+const CHAT_BURST: f64 = 5.0;
+const CHAT_PER_SECOND: f64 = 1.0;
+/// Key exchange: bytes a participant may relay at once (a new key wrapped
+/// for each of a full room, several times over), then per second.
+const E2EE_BURST_BYTES: f64 = 256.0 * 1024.0;
+const E2EE_BYTES_PER_SECOND: f64 = 64.0 * 1024.0;
 
 /// Where a participant's SDP negotiation stands. The client offers exactly
 /// once (what it publishes); every later change is a server offer, so there
 /// is never glare.
-pub(crate) enum Phase {
+enum Phase {
     /// Joined; waiting for the client's offer.
     AwaitingOffer,
     /// Nothing outstanding: the server may offer.
@@ -25,89 +50,404 @@ pub(crate) enum Phase {
     AwaitingAnswer(SdpPendingOffer),
 }
 
-/// A track this participant receives from someone else.
-pub(crate) struct Sub {
-    pub track: TrackId,
-    pub publisher: ParticipantId,
-    pub kind: Kind,
-    pub screen: bool,
-    pub state: SubState,
-    /// Subtracted from the publisher's extended sequence number, so every
-    /// outgoing stream starts near zero and its SRTP rollover counter with it.
-    pub seq_base: Option<u64>,
-    /// Publisher payload type → ours, learnt on the first packet of each PT.
-    pub pt_map: Vec<(Pt, Option<Pt>)>,
+/// What the session reported that concerns the room.
+pub(crate) enum SessionEvent {
+    /// Media from this participant.
+    Rtp(RtpPacket),
+    /// This participant wants a keyframe on an m-line it receives.
+    KeyframeRequest { mid: Mid, kind: KeyframeRequestKind },
+}
+
+/// An m-line this participant publishes on. Its track is announced to the
+/// others only once media arrives: a camera that is off, or a screen that
+/// is not shared, costs nobody an m-line.
+#[derive(Debug, Clone, Copy)]
+struct Published {
+    mid: Mid,
+    kind: Kind,
+    screen: bool,
+    state: PubState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SubState {
-    /// Wanted, not yet in an offer.
-    Wanted,
-    /// In an offer that is not answered yet; `mid` is its m-line.
-    Offered(Mid),
-    /// Negotiated: packets flow on `mid`.
-    Active(Mid),
-    /// The publisher left; the m-line is stopped in the next offer.
-    Stopping(Option<Mid>),
+enum PubState {
+    /// No media yet.
+    Silent,
+    /// Media arrived; the room announces it after the current batch.
+    Announcing,
+    Track(TrackId),
 }
 
-impl Sub {
-    pub fn new(track: TrackId, publisher: ParticipantId, kind: Kind, screen: bool) -> Self {
-        Sub { track, publisher, kind, screen, state: SubState::Wanted, seq_base: None, pt_map: Vec::new() }
-    }
-
-    pub fn mid(&self) -> Option<Mid> {
-        match self.state {
-            SubState::Wanted => None,
-            SubState::Offered(m) | SubState::Active(m) => Some(m),
-            SubState::Stopping(m) => m,
-        }
-    }
-}
-
-/// An m-line this participant publishes on. The track is announced to
-/// the others only once media arrives on it: a camera that is off, or a
-/// screen that is not shared, costs nobody an m-line.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Published {
-    pub track: Option<TrackId>,
-    pub kind: Kind,
-    pub screen: bool,
+/// What an incoming RTP packet is, for the forwarding path.
+pub(crate) enum Source {
+    /// Media of an announced track.
+    Track { track: TrackId, spec: CodecSpec },
+    /// The first media on this m-line: the room must announce it.
+    New(Mid),
 }
 
 pub(crate) struct Participant {
-    pub id: ParticipantId,
-    pub room: RoomName,
-    pub info: ParticipantInfo,
-    pub rtc: Rtc,
-    pub phase: Phase,
-    /// What the client publishes, by the m-line it arrives on.
-    pub published: HashMap<Mid, Published>,
-    /// What it receives, in the order the tracks appeared.
-    pub subs: Vec<Sub>,
-    /// Subscriptions changed since the last offer.
-    pub renegotiate: bool,
-    /// Remote addresses learnt for this participant (for the address map).
-    pub addrs: Vec<SocketAddr>,
+    id: ParticipantId,
+    info: ParticipantInfo,
+    rtc: Rtc,
+    /// Our ICE username fragment for this session.
+    ufrag: String,
+    phase: Phase,
+    /// What the client publishes (at most [`MAX_PUBLISHED_TRACKS`]).
+    published: Vec<Published>,
+    /// What it receives, ordered by track id (tracks of a room are numbered
+    /// in the order they appear, so a push keeps the order).
+    down: Vec<DownTrack>,
+    /// Its down tracks changed since the last offer.
+    renegotiate: bool,
+    /// The client's screen-share m-line, if it offered one.
+    screen_mid: Option<Mid>,
     /// When str0m next wants `Input::Timeout`.
-    pub timeout: Instant,
+    timeout: Instant,
+    /// Packets were written that only advancing the session releases.
+    release_due: bool,
     /// A moderator muted the microphone: its audio is not forwarded until
     /// the participant unmutes themselves.
-    pub force_muted: bool,
-    /// Chat rate limit.
-    pub chat: crate::rate::TokenBucket,
-    /// Bytes of end-to-end key exchange this participant may still relay.
-    pub e2ee_bytes: crate::rate::TokenBucket,
-    /// The client's screen-share m-line, if it offered one.
-    pub screen_mid: Option<Mid>,
-    /// Our ICE username fragment for this session.
-    pub ufrag: String,
-    /// Packets were written that only advancing the session releases.
-    pub release_due: bool,
+    force_muted: bool,
+    chat: TokenBucket,
+    e2ee_bytes: TokenBucket,
 }
 
 impl Participant {
-    pub fn sub_by_mid(&self, mid: Mid) -> Option<&Sub> {
-        self.subs.iter().find(|s| s.mid() == Some(mid))
+    /// A fresh session offering `candidates`.
+    pub fn new(id: ParticipantId, info: ParticipantInfo, candidates: &[SocketAddr], now: Instant) -> Self {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_send_buffer_video(SEND_BUFFER_VIDEO)
+            .build(now);
+        for addr in candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Participant {
+            id,
+            info,
+            rtc,
+            ufrag,
+            phase: Phase::AwaitingOffer,
+            published: Vec::new(),
+            down: Vec::new(),
+            renegotiate: false,
+            screen_mid: None,
+            timeout: now,
+            release_due: false,
+            force_muted: false,
+            chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now),
+            e2ee_bytes: TokenBucket::new(E2EE_BURST_BYTES, E2EE_BYTES_PER_SECOND, now),
+        }
+    }
+
+    // ---- who they are ----
+
+    pub fn info(&self) -> &ParticipantInfo {
+        &self.info
+    }
+
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    pub fn is_moderator(&self) -> bool {
+        self.info.moderator
+    }
+
+    pub fn set_moderator(&mut self, on: bool) {
+        self.info.moderator = on;
+    }
+
+    pub fn set_hand(&mut self, raised: bool) {
+        self.info.hand_raised = raised;
+    }
+
+    /// The client's own microphone, camera and screen state. Unmuting
+    /// oneself lifts a moderator's mute.
+    pub fn set_media_state(&mut self, audio_muted: bool, video_muted: bool, screen_sharing: bool) {
+        self.info.audio_muted = audio_muted;
+        self.info.video_muted = video_muted;
+        self.info.screen_sharing = screen_sharing;
+        if !audio_muted {
+            self.force_muted = false;
+        }
+    }
+
+    /// A moderator muted them: their audio stops until they unmute.
+    pub fn force_mute(&mut self) {
+        self.info.audio_muted = true;
+        self.force_muted = true;
+    }
+
+    /// Takes a chat token; false when they chat too fast.
+    pub fn take_chat(&mut self, now: Instant) -> bool {
+        self.chat.take(now)
+    }
+
+    /// Takes `n` bytes of key-exchange budget; false when over it.
+    pub fn take_e2ee_bytes(&mut self, n: usize, now: Instant) -> bool {
+        self.e2ee_bytes.take_n(n as f64, now)
+    }
+
+    // ---- the session ----
+
+    /// Whether the session would take this datagram (a STUN request for
+    /// its ICE credentials), before its address is known.
+    pub fn accepts(&self, input: &Input<'_>) -> bool {
+        guarded(|| self.rtc.accepts(input)).unwrap_or(false)
+    }
+
+    /// A datagram for this session.
+    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), CloseCode> {
+        match guarded(|| self.rtc.handle_input(input)) {
+            Ok(Ok(())) => Ok(()),
+            // str0m refuses packets it cannot use (bad SRTP, wrong state):
+            // the session stays usable.
+            Ok(Err(e)) => {
+                debug!(participant = %self.id, error = %e, "datagram refused");
+                Ok(())
+            }
+            Err(()) => Err(CloseCode::InternalError),
+        }
+    }
+
+    /// Moves the session's clock to `now`; polling then releases what it holds.
+    pub fn advance(&mut self, now: Instant) -> Result<(), CloseCode> {
+        self.release_due = false;
+        match guarded(|| self.rtc.handle_input(Input::Timeout(now))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(CloseCode::MediaFailed),
+            Err(()) => Err(CloseCode::InternalError),
+        }
+    }
+
+    /// Whether the session wants advancing at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.release_due || self.timeout <= now
+    }
+
+    /// When the session next wants advancing, if nothing is written to it.
+    pub fn deadline(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Drains the session: datagrams go to `out`, what concerns the room to
+    /// `events`. An m-line the client added to publish on is noted here.
+    pub fn poll(&mut self, out: &mut Outbox, events: &mut Vec<SessionEvent>) -> Result<(), CloseCode> {
+        loop {
+            let polled = guarded(|| self.rtc.poll_output());
+            match polled {
+                Ok(Ok(RtcOutput::Timeout(t))) => {
+                    self.timeout = t;
+                    break;
+                }
+                Ok(Ok(RtcOutput::Transmit(t))) => out.transmit(Datagram {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Ok(Ok(RtcOutput::Event(e))) => match e {
+                    RtcEvent::RtpPacket(p) => events.push(SessionEvent::Rtp(p)),
+                    RtcEvent::KeyframeRequest(r) => {
+                        events.push(SessionEvent::KeyframeRequest { mid: r.mid, kind: r.kind })
+                    }
+                    RtcEvent::MediaAdded(added) => self.publish(added),
+                    RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return Err(CloseCode::MediaFailed);
+                    }
+                    RtcEvent::Connected => debug!(participant = %self.id, "media connected"),
+                    _ => {}
+                },
+                Ok(Err(_)) => return Err(CloseCode::MediaFailed),
+                Err(()) => return Err(CloseCode::InternalError),
+            }
+        }
+        if self.rtc.is_alive() {
+            Ok(())
+        } else {
+            Err(CloseCode::MediaFailed)
+        }
+    }
+
+    // ---- what it publishes ----
+
+    /// The client's offer added an m-line we receive on.
+    fn publish(&mut self, added: MediaAdded) {
+        if !added.direction.is_receiving() || self.published.len() >= MAX_PUBLISHED_TRACKS {
+            return;
+        }
+        let kind = match added.kind {
+            MediaKind::Audio => Kind::Audio,
+            MediaKind::Video => Kind::Video,
+        };
+        let screen = self.screen_mid == Some(added.mid) && kind == Kind::Video;
+        self.published.push(Published { mid: added.mid, kind, screen, state: PubState::Silent });
+    }
+
+    /// What an RTP packet from this participant is. `None` for packets of
+    /// m-lines it does not publish on, codecs it did not negotiate, media
+    /// already waiting to be announced, and a moderator-muted microphone.
+    pub fn classify(&mut self, pkt: &RtpPacket) -> Option<Source> {
+        let ssrc = pkt.header.ssrc;
+        let mid = guarded(|| self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())).ok()??;
+        let published = self.published.iter_mut().find(|p| p.mid == mid)?;
+        match published.state {
+            PubState::Silent => {
+                published.state = PubState::Announcing;
+                Some(Source::New(mid))
+            }
+            PubState::Announcing => None,
+            PubState::Track(_) if published.kind == Kind::Audio && self.force_muted => None,
+            PubState::Track(track) => {
+                let spec = spec_of(&self.rtc, pkt.header.payload_type)?;
+                Some(Source::Track { track, spec })
+            }
+        }
+    }
+
+    /// Gives the m-line announced as `track` its id; returns its kind and
+    /// whether it is a screen share.
+    pub fn announced(&mut self, mid: Mid, track: TrackId) -> Option<(Kind, bool)> {
+        let p = self.published.iter_mut().find(|p| p.mid == mid && p.state == PubState::Announcing)?;
+        p.state = PubState::Track(track);
+        Some((p.kind, p.screen))
+    }
+
+    /// Its announced tracks: (track, kind, screen).
+    pub fn tracks(&self) -> impl Iterator<Item = (TrackId, Kind, bool)> + '_ {
+        self.published.iter().filter_map(|p| match p.state {
+            PubState::Track(t) => Some((t, p.kind, p.screen)),
+            _ => None,
+        })
+    }
+
+    /// Asks the client for a keyframe of `track` (the PLI leaves when the
+    /// session is next advanced).
+    pub fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind) -> Result<(), CloseCode> {
+        let Some(mid) = self.published.iter().find(|p| p.state == PubState::Track(track)).map(|p| p.mid) else {
+            return Ok(());
+        };
+        guarded(|| {
+            if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_keyframe(kind);
+            }
+        })
+        .map_err(|()| CloseCode::InternalError)
+    }
+
+    // ---- what it receives ----
+
+    /// Starts receiving a track (offered with the next server offer).
+    pub fn subscribe(&mut self, down: DownTrack) {
+        debug_assert!(self.down.last().is_none_or(|d| d.track() < down.track()), "tracks in id order");
+        self.down.push(down);
+        self.renegotiate = true;
+    }
+
+    /// Stops receiving everything `publisher` sent (they left).
+    pub fn unsubscribe_from(&mut self, publisher: ParticipantId) {
+        for d in self.down.iter_mut().filter(|d| d.publisher() == publisher) {
+            d.stop();
+            self.renegotiate = true;
+        }
+    }
+
+    /// The track it receives on `mid`, with its publisher.
+    pub fn received_on(&self, mid: Mid) -> Option<(TrackId, ParticipantId)> {
+        self.down.iter().find(|d| d.mid() == Some(mid)).map(|d| (d.track(), d.publisher()))
+    }
+
+    /// The hot path: one packet of `track` to this subscriber. `Ok(true)`
+    /// when it is the first written since the session was last advanced
+    /// (the caller schedules the advance that sends it).
+    pub fn forward(&mut self, track: TrackId, inc: &Incoming<'_>) -> Result<bool, ()> {
+        let Ok(i) = self.down.binary_search_by_key(&track, DownTrack::track) else { return Ok(false) };
+        let written = self.down[i].write(&mut self.rtc, inc)?;
+        let first = written && !self.release_due;
+        self.release_due |= written;
+        Ok(first)
+    }
+
+    // ---- negotiation ----
+
+    /// The client's one offer: what it publishes. Returns our answer.
+    pub fn accept_offer(&mut self, sdp: &str, screen_mid: Option<&str>) -> Result<ServerMsg, SignalError> {
+        if !matches!(self.phase, Phase::AwaitingOffer) {
+            return Err(SignalError::UNEXPECTED);
+        }
+        self.screen_mid = screen_mid.map(Mid::from);
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|_| SignalError::SDP)?;
+        let answer = guarded(|| self.rtc.sdp_api().accept_offer(offer))
+            .map_err(|()| SignalError::SDP)?
+            .map_err(|_| SignalError::SDP)?;
+        self.phase = Phase::Stable;
+        Ok(ServerMsg::Answer { sdp: answer.to_sdp_string() })
+    }
+
+    /// The client's answer to our offer. Returns the video tracks that just
+    /// became active (their publishers should send a keyframe).
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<(TrackId, ParticipantId)>, SignalError> {
+        if !matches!(self.phase, Phase::AwaitingAnswer(_)) {
+            return Err(SignalError::UNEXPECTED);
+        }
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|_| SignalError::SDP)?;
+        let Phase::AwaitingAnswer(pending) = std::mem::replace(&mut self.phase, Phase::Stable) else {
+            return Err(SignalError::UNEXPECTED);
+        };
+        guarded(|| self.rtc.sdp_api().accept_answer(pending, answer))
+            .map_err(|()| SignalError::SDP)?
+            .map_err(|_| SignalError::SDP)?;
+        let mut keyframes = Vec::new();
+        for d in &mut self.down {
+            if d.answered(&mut self.rtc) {
+                keyframes.push((d.track(), d.publisher()));
+            }
+        }
+        Ok(keyframes)
+    }
+
+    /// A server offer, when its down tracks changed and no offer is out:
+    /// new m-lines for wanted tracks, stopped ones for tracks whose
+    /// publisher left.
+    pub fn offer_if_due(&mut self) -> Result<Option<ServerMsg>, CloseCode> {
+        if !self.renegotiate || !matches!(self.phase, Phase::Stable) {
+            return Ok(None);
+        }
+        self.renegotiate = false;
+        let Participant { rtc, down, .. } = self;
+        let applied = guarded(|| {
+            let mut api = rtc.sdp_api();
+            for d in down.iter_mut() {
+                match d.state() {
+                    DownState::Wanted => {
+                        let kind = match d.kind() {
+                            Kind::Audio => MediaKind::Audio,
+                            Kind::Video => MediaKind::Video,
+                        };
+                        let stream = Some(d.publisher().to_string());
+                        let mid = api.add_media(kind, Direction::SendOnly, stream, Some(d.track().to_string()), None);
+                        d.offered(mid);
+                    }
+                    DownState::Stopping(Some(mid)) => api.stop_media(mid),
+                    _ => {}
+                }
+            }
+            down.retain(|d| !matches!(d.state(), DownState::Stopping(_)));
+            api.apply()
+        })
+        .map_err(|()| CloseCode::InternalError)?;
+        let Some((offer, pending)) = applied else { return Ok(None) };
+        self.phase = Phase::AwaitingAnswer(pending);
+        let tracks = self.down.iter().filter_map(DownTrack::info).collect();
+        Ok(Some(ServerMsg::Offer { sdp: offer.to_sdp_string(), tracks }))
     }
 }

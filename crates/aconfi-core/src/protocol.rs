@@ -430,8 +430,64 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every close code, in numeric order (for tests and the web client's copy).
+    pub const ALL: [CloseCode; 19] = [
+        CloseCode::Normal,
+        CloseCode::GoingAway,
+        CloseCode::UnsupportedData,
+        CloseCode::TooBig,
+        CloseCode::Malformed,
+        CloseCode::UnexpectedMessage,
+        CloseCode::UnsupportedVersion,
+        CloseCode::InvalidRoomName,
+        CloseCode::BadSdp,
+        CloseCode::MediaFailed,
+        CloseCode::InternalError,
+        CloseCode::RateLimited,
+        CloseCode::RoomFull,
+        CloseCode::Removed,
+        CloseCode::Locked,
+        CloseCode::Ended,
+        CloseCode::LobbyRefused,
+        CloseCode::E2eeRequired,
+        CloseCode::NotE2ee,
+    ];
+
     /// The numeric close code.
     pub fn code(self) -> u16 {
         self as u16
+    }
+
+    /// The English reason sent with it (in the `error` message and the
+    /// close frame). The one place these texts live.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "bye",
+            CloseCode::GoingAway => "the server is shutting down",
+            CloseCode::UnsupportedData => "binary messages are not supported",
+            CloseCode::TooBig => "message too big",
+            CloseCode::Malformed => "malformed message",
+            CloseCode::UnexpectedMessage => "unexpected message",
+            CloseCode::UnsupportedVersion => "unsupported protocol version",
+            CloseCode::InvalidRoomName => "invalid room name",
+            CloseCode::BadSdp => "invalid SDP",
+            CloseCode::MediaFailed => "media connection failed",
+            CloseCode::InternalError => "internal error in this connection",
+            CloseCode::RateLimited => "too many messages",
+            CloseCode::RoomFull => "the meeting is full",
+            CloseCode::Removed => "a moderator removed you from the meeting",
+            CloseCode::Locked => "the meeting is locked",
+            CloseCode::Ended => "the meeting has ended",
+            CloseCode::LobbyRefused => "a moderator did not let you in",
+            CloseCode::E2eeRequired => "this meeting is end-to-end encrypted: open it with the full link",
+            CloseCode::NotE2ee => {
+                "this meeting is not end-to-end encrypted, but the link is for an encrypted one"
+            }
+        }
+    }
+
+    /// The `error` message that goes before closing with this code.
+    pub fn error_msg(self) -> ServerMsg {
+        ServerMsg::Error { code: self.code(), message: self.reason().to_string() }
     }
 }

@@ -20,7 +20,7 @@ const OFFERS: &[(&str, &str)] = &[
 /// Joins one participant and hands it `offer`; returns the answer's SDP.
 fn answer_to(offer: ClientMsg) -> String {
     let addr: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
-    let mut sfu = Sfu::new(SfuConfig { candidates: vec![addr] });
+    let mut sfu = Sfu::new(SfuConfig { candidates: vec![addr], ..SfuConfig::default() });
     let pid = ParticipantId(1);
     let now = Instant::now();
     let join = ClientMsg::Join {

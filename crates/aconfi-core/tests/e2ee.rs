@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use aconfi_client::sim::Sim;
+use aconfi_testpeer::sim::Sim;
 use aconfi_core::protocol::{MAX_E2EE_BYTES, MAX_SEALED_CHAT_BYTES};
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
 

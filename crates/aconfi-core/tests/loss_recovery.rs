@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aconfi_client::sim::Sim;
+use aconfi_testpeer::sim::Sim;
 use aconfi_core::Kind;
 
 #[test]

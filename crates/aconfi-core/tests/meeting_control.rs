@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aconfi_client::sim::Sim;
+use aconfi_testpeer::sim::Sim;
 use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
 

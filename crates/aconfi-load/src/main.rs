@@ -15,7 +15,7 @@ mod tls;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aconfi_client::MediaConfig;
+use aconfi_testpeer::MediaConfig;
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use tokio::sync::watch;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aconfi_client::janus::{JanusOutput, JanusParticipant, Leg};
-use aconfi_client::{ClientOutput, ClientPeer, MediaConfig, MediaPeer};
+use aconfi_testpeer::janus::{JanusOutput, JanusParticipant, Leg};
+use aconfi_testpeer::{ClientOutput, ClientPeer, MediaConfig, MediaPeer};
 use aconfi_core::ServerMsg;
 use anyhow::{anyhow, Context};
 use futures_util::{SinkExt, StreamExt};
@@ -93,8 +93,8 @@ pub async fn run_aconfi(
     loop {
         while let Some(o) = peer.poll_output() {
             match o {
-                ClientOutput::Transmit { destination, contents, .. } => {
-                    let _ = sock.send_to(&contents, destination).await;
+                ClientOutput::Transmit(d) => {
+                    let _ = sock.send_to(&d.contents, d.destination).await;
                 }
                 ClientOutput::Signal(m) => ws.send(Message::Text(serde_json::to_string(&m)?.into())).await?,
             }
@@ -209,7 +209,7 @@ fn progress_of(media: &MediaPeer, feed: Option<u64>) -> Progress {
     pr
 }
 
-fn outcome<'a>(stats: impl Iterator<Item = &'a aconfi_client::TrackStats>, opened: Instant) -> Outcome {
+fn outcome<'a>(stats: impl Iterator<Item = &'a aconfi_testpeer::TrackStats>, opened: Instant) -> Outcome {
     Outcome {
         tracks: stats
             .filter(|s| s.packets > 0 || s.expected() > 0)

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use aconfi_client::stats::{percentiles, Percentiles};
-use aconfi_client::TrackStats;
+use aconfi_testpeer::stats::{percentiles, Percentiles};
+use aconfi_testpeer::TrackStats;
 use serde::Serialize;
 
 /// One remote track as a participant saw it.

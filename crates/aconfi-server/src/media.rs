@@ -178,7 +178,7 @@ pub async fn run(
     mut cmds: mpsc::Receiver<CoreCmd>,
     cancel: CancellationToken,
 ) {
-    let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates() });
+    let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates(), ..SfuConfig::default() });
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let far = Duration::from_secs(3600);
@@ -243,7 +243,6 @@ pub async fn run(
                         let _ = tx.try_send(ToClient::Close(code));
                     }
                 }
-                Output::Event(e) => debug!(?e, "core event"),
             }
         }
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::rate::TokenBucket;
-use aconfi_core::{close_reason, ClientMsg, CloseCode, ParticipantId, ServerMsg};
+use aconfi_core::{ClientMsg, CloseCode, ParticipantId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -106,8 +106,7 @@ pub async fn connection(socket: WebSocket, state: AppState) {
     let _ = state.core.send(CoreCmd::Closed(pid)).await;
     if let Some(code) = close_code {
         if code != CloseCode::GoingAway && code != CloseCode::Normal {
-            let err = ServerMsg::Error { code: code.code(), message: close_reason(code).to_string() };
-            if let Ok(t) = serde_json::to_string(&err) {
+            if let Ok(t) = serde_json::to_string(&code.error_msg()) {
                 let _ = sink.send(Message::Text(t.into())).await;
             }
         }
@@ -140,6 +139,6 @@ pub async fn connection(socket: WebSocket, state: AppState) {
 fn close_frame(code: CloseCode) -> Message {
     Message::Close(Some(CloseFrame {
         code: code.code(),
-        reason: Utf8Bytes::from_static(close_reason(code)),
+        reason: Utf8Bytes::from_static(code.reason()),
     }))
 }

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aconfi_client::{ClientOutput, ClientPeer};
+use aconfi_testpeer::{ClientOutput, ClientPeer};
 use aconfi_core::{Kind, ServerMsg};
 use anyhow::Context;
 use clap::Parser;
@@ -77,8 +77,8 @@ async fn main() -> anyhow::Result<()> {
     let closed = loop {
         while let Some(o) = peer.poll_output() {
             match o {
-                ClientOutput::Transmit { destination, contents, .. } => {
-                    let _ = sock.send_to(&contents, destination).await;
+                ClientOutput::Transmit(d) => {
+                    let _ = sock.send_to(&d.contents, d.destination).await;
                 }
                 ClientOutput::Signal(m) => ws.send(Message::Text(serde_json::to_string(&m)?.into())).await?,
             }

@@ -1,5 +1,5 @@
 //! Server tests against the real binary's code: HTTPS + WebSocket on
-//! loopback, media over real UDP, clients built on str0m (aconfi-client).
+//! loopback, media over real UDP, clients built on str0m (aconfi-testpeer).
 
 #![allow(dead_code)]
 
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aconfi_client::{ClientOutput, ClientPeer};
+use aconfi_testpeer::{ClientOutput, ClientPeer};
 use aconfi_core::{Kind, ParticipantId, ServerMsg, TrackInfo};
 use aconfi_server::{start, Config, Server};
 use futures_util::{SinkExt, StreamExt};
@@ -173,8 +173,8 @@ impl RealPeer {
 async fn flush(peer: &mut ClientPeer, ws: &mut Ws, udp: &UdpSocket) {
     while let Some(o) = peer.poll_output() {
         match o {
-            ClientOutput::Transmit { destination, contents, .. } => {
-                let _ = udp.send_to(&contents, destination).await;
+            ClientOutput::Transmit(d) => {
+                let _ = udp.send_to(&d.contents, d.destination).await;
             }
             ClientOutput::Signal(m) => {
                 let text = serde_json::to_string(&m).unwrap();

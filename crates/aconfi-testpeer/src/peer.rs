@@ -11,23 +11,13 @@ use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt};
 use aconfi_core::str0m::net::{Protocol, Receive};
 use aconfi_core::str0m::rtp::RtpWrite;
 use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
-use aconfi_core::Kind;
+use aconfi_core::codec::negotiated_pt;
+use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
 use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL};
 use crate::stats::TrackStats;
 use crate::ClientError;
-
-/// A datagram to send.
-#[derive(Debug)]
-pub struct Datagram {
-    /// From.
-    pub source: SocketAddr,
-    /// To.
-    pub destination: SocketAddr,
-    /// Bytes.
-    pub contents: Vec<u8>,
-}
 
 struct Sender {
     mid: Mid,
@@ -46,7 +36,6 @@ pub struct MediaPeer {
     pending: Option<SdpPendingOffer>,
     audio: Option<(Sender, AudioSource)>,
     video: Option<(Sender, VideoSource)>,
-    audio_frames: u64,
     recv: HashMap<Mid, (Kind, TrackStats)>,
     publishing: bool,
     config: MediaConfig,
@@ -76,7 +65,6 @@ impl MediaPeer {
             pending: None,
             audio: None,
             video: None,
-            audio_frames: 0,
             recv: HashMap::new(),
             publishing: true,
             config,
@@ -123,9 +111,6 @@ impl MediaPeer {
     }
 
     /// Whether ICE and DTLS are up.
-    pub fn is_connected(&self) -> bool {
-        self.rtc.is_connected()
-    }
 
     /// Stops or resumes sending on the timer (`send_frame` still works).
     pub fn set_publishing(&mut self, on: bool) {
@@ -141,14 +126,6 @@ impl MediaPeer {
     pub fn reset_latency(&mut self) {
         for (_, st) in self.recv.values_mut() {
             st.reset_latency();
-        }
-    }
-
-    /// Frames sent so far of `kind`.
-    pub fn frames_sent(&self, kind: Kind) -> u64 {
-        match kind {
-            Kind::Audio => self.audio_frames,
-            Kind::Video => self.video.as_ref().map(|(_, v)| v.frames()).unwrap_or(0),
         }
     }
 
@@ -216,7 +193,6 @@ impl MediaPeer {
             Kind::Audio => {
                 let Some((s, src)) = self.audio.as_mut() else { return Ok(()) };
                 s.next_due += AUDIO_INTERVAL;
-                self.audio_frames += 1;
                 (s, src.frame(stamp))
             }
             Kind::Video => {
@@ -231,7 +207,7 @@ impl MediaPeer {
         }
         let codec = if kind == Kind::Video { Codec::Vp8 } else { Codec::Opus };
         if sender.pt.is_none() {
-            sender.pt = negotiated_pt(&self.rtc, sender.mid, codec);
+            sender.pt = negotiated_pt(&self.rtc, sender.mid, |s| s.codec == codec);
         }
         let Some(pt) = sender.pt else { return Ok(()) };
         let mid = sender.mid;
@@ -296,15 +272,4 @@ impl MediaPeer {
             }
         }
     }
-}
-
-/// The payload type the remote side accepted for `codec` on `mid`.
-fn negotiated_pt(rtc: &Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
-    let remote: &[Pt] = rtc.media(mid).map(|m| m.remote_pts()).unwrap_or(&[]);
-    rtc.codec_config()
-        .params()
-        .iter()
-        .filter(|p| remote.is_empty() || remote.contains(&p.pt()))
-        .find(|p| p.spec().codec == codec)
-        .map(|p| p.pt())
 }

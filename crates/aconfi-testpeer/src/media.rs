@@ -90,11 +90,6 @@ impl VideoSource {
         Duration::from_secs(1) / self.config.fps.max(1)
     }
 
-    /// Frames produced so far.
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
     /// The next frame, stamped `stamp_us`.
     pub fn frame(&mut self, stamp_us: u64) -> Frame {
         let fps = u64::from(self.config.fps.max(1));

@@ -60,7 +60,7 @@ impl Sim {
     pub fn new() -> Self {
         let server: SocketAddr = SERVER_ADDR.parse().expect("constant address parses");
         Sim {
-            sfu: Sfu::new(SfuConfig { candidates: vec![server] }),
+            sfu: Sfu::new(SfuConfig { candidates: vec![server], ..SfuConfig::default() }),
             peers: Vec::new(),
             now: Instant::now(),
             server,
@@ -73,7 +73,8 @@ impl Sim {
     }
 
     /// From now on, lose about one in `n` RTP datagrams in each direction
-    /// (STUN, DTLS and RTCP always pass). `None` stops the loss.
+    /// (STUN, DTLS and RTCP, NACKs and PLIs included, always pass). `None`
+    /// stops the loss.
     pub fn set_rtp_loss(&mut self, one_in: Option<u64>) {
         self.rtp_loss_one_in = one_in;
     }
@@ -81,8 +82,10 @@ impl Sim {
     /// Whether this datagram is lost.
     fn lose(&mut self, d: &[u8]) -> bool {
         let Some(n) = self.rtp_loss_one_in else { return false };
-        // RTP: version 2, and not an RTCP packet type (200–204 with the marker bit).
-        let is_rtp = d.len() > 12 && d[0] >> 6 == 2 && !(200..=204).contains(&d[1]);
+        // RTP: version 2, and not RTCP, whose second byte (marker bit and
+        // payload type together) is 192–223 (RFC 5761: SR, RR, SDES, BYE, APP,
+        // and the feedback messages that carry NACK and PLI).
+        let is_rtp = d.len() > 12 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]);
         if !is_rtp {
             return false;
         }
@@ -153,9 +156,9 @@ impl Sim {
                 while let Some(o) = self.peers[idx].peer.poll_output() {
                     busy = true;
                     match o {
-                        ClientOutput::Transmit { source, contents, .. } => {
+                        ClientOutput::Transmit(d) => {
                             if self.peers[idx].open {
-                                self.to_server.push_back((source, contents));
+                                self.to_server.push_back((d.source, d.contents));
                             }
                         }
                         ClientOutput::Signal(m) => {
@@ -202,7 +205,6 @@ impl Sim {
                         }
                     }
                     Output::Close(pid, code) => self.close(pid, code.code()),
-                    Output::Event(_) => {}
                 }
             }
             if !busy {

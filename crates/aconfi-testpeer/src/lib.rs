@@ -19,10 +19,10 @@ use std::time::Instant;
 
 use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::str0m::media::Mid;
-use aconfi_core::{ClientMsg, Kind, ParticipantId, ParticipantInfo, ServerMsg, TrackInfo};
+use aconfi_core::{ClientMsg, Datagram, Kind, ParticipantId, ParticipantInfo, ServerMsg, TrackInfo};
 
 pub use media::MediaConfig;
-pub use peer::{Datagram, MediaPeer};
+pub use peer::MediaPeer;
 pub use stats::TrackStats;
 
 /// What went wrong talking to the server.
@@ -51,14 +51,7 @@ pub enum ClientError {
 #[derive(Debug)]
 pub enum ClientOutput {
     /// Send a datagram to the server's media port.
-    Transmit {
-        /// From.
-        source: SocketAddr,
-        /// To.
-        destination: SocketAddr,
-        /// Bytes.
-        contents: Vec<u8>,
-    },
+    Transmit(Datagram),
     /// Send a signaling message on the WebSocket.
     Signal(ClientMsg),
 }
@@ -70,7 +63,6 @@ pub struct ClientPeer {
     id: Option<ParticipantId>,
     signals: VecDeque<ClientMsg>,
     publish: bool,
-    password: Option<String>,
     /// The server's m-lines and whose media they carry.
     tracks: HashMap<Mid, TrackInfo>,
     participants: BTreeMap<ParticipantId, ParticipantInfo>,
@@ -116,7 +108,6 @@ impl ClientPeer {
             id: None,
             signals: VecDeque::from([join]),
             publish,
-            password: None,
             tracks: HashMap::new(),
             participants: BTreeMap::new(),
         }
@@ -125,11 +116,6 @@ impl ClientPeer {
     /// Our id, once joined.
     pub fn id(&self) -> Option<ParticipantId> {
         self.id
-    }
-
-    /// Whether ICE and DTLS are up.
-    pub fn is_connected(&self) -> bool {
-        self.media.is_connected()
     }
 
     /// Others in the room, as the server last described them.
@@ -185,11 +171,6 @@ impl ClientPeer {
         None
     }
 
-    /// Video frames sent so far.
-    pub fn video_frames_sent(&self) -> u64 {
-        self.media.frames_sent(Kind::Video)
-    }
-
     /// Stops (or resumes) sending media on the timer.
     pub fn set_publishing(&mut self, on: bool) {
         self.media.set_publishing(on);
@@ -205,11 +186,7 @@ impl ClientPeer {
         if let Some(m) = self.signals.pop_front() {
             return Some(ClientOutput::Signal(m));
         }
-        self.media.poll_transmit().map(|d| ClientOutput::Transmit {
-            source: d.source,
-            destination: d.destination,
-            contents: d.contents,
-        })
+        self.media.poll_transmit().map(ClientOutput::Transmit)
     }
 
     /// When `handle_timeout` should next be called.
@@ -242,13 +219,6 @@ impl ClientPeer {
             ServerMsg::ParticipantLeft { id } => {
                 self.participants.remove(&id);
             }
-            ServerMsg::PasswordRequired { wrong: false, retry_after_ms: None } => {
-                // Answer the door with the password we were given, once.
-                if let (Some(pw), Some(ClientMsg::Join { password, .. })) = (self.password.take(), self.join.as_mut()) {
-                    *password = Some(pw);
-                    self.signals.push_back(self.join.clone().expect("checked above"));
-                }
-            }
             ServerMsg::Error { code, message } => return Err(ClientError::Server { code, message }),
             // The rest concern a user interface; tests read them from the
             // simulation's inbox.
@@ -265,11 +235,6 @@ impl ClientPeer {
                 *e2ee = on;
             }
         }
-    }
-
-    /// The room password to answer `password_required` with.
-    pub fn set_password(&mut self, password: &str) {
-        self.password = Some(password.to_string());
     }
 
     /// A datagram from the server.

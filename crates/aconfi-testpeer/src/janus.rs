@@ -11,10 +11,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use aconfi_core::str0m::media::Mid;
-use aconfi_core::Kind;
+use aconfi_core::{Datagram, Kind};
 use serde_json::{json, Value};
 
-use crate::peer::{Datagram, MediaPeer};
+use crate::peer::MediaPeer;
 use crate::ClientError;
 
 /// Which of the two peer connections.

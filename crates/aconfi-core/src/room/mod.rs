@@ -1,0 +1,441 @@
+//! A room: its members and their sessions, the tracks they publish, the
+//! door, moderators, chat and hands, and when a member's session must be
+//! renegotiated. Rooms share no mutable state; what a room needs from its
+//! shard (the outbox, the timers, the address map) comes in a [`Cx`].
+//!
+//! Media path: a member's session is drained ([`Room::drain`]); each RTP
+//! packet goes to [`Room::forward`], which hands it to every other
+//! member's [`DownTrack`](crate::downtrack::DownTrack) and does nothing
+//! else. The first packet of a new track is queued ([`Room::announce`]
+//! runs it after the batch, from a room timer).
+
+mod control;
+mod door;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use indexmap::IndexMap;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket};
+use str0m::Input;
+use tracing::{debug, info, warn};
+
+pub use door::{
+    GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM,
+};
+
+use crate::downtrack::{DownTrack, Incoming};
+use crate::endpoint::{Endpoint, Route};
+use crate::error::SignalError;
+use crate::ids::{ParticipantId, RoomId, TrackId};
+use crate::output::Outbox;
+use crate::participant::{Participant, SessionEvent, Source};
+use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, PROTOCOL_VERSION};
+use crate::room_name::RoomName;
+use crate::timers::{Key, Timers};
+use door::{Door, Knock};
+
+/// What a room may touch outside itself, lent by its shard for one call.
+pub(crate) struct Cx<'a> {
+    pub now: Instant,
+    pub out: &'a mut Outbox,
+    pub timers: &'a mut Timers,
+    pub endpoint: &'a mut Endpoint,
+    /// Addresses put into ICE candidates.
+    pub candidates: &'a [SocketAddr],
+    /// Connections this room let go of (left, removed, refused at the door).
+    pub departed: &'a mut Vec<ParticipantId>,
+}
+
+pub(crate) struct Room {
+    id: RoomId,
+    name: RoomName,
+    /// In join order (the longest present is first).
+    members: IndexMap<ParticipantId, Participant>,
+    door: Door,
+    /// End-to-end encrypted: set by the first joiner's link, for the room's
+    /// life. The server never holds a key.
+    e2ee: bool,
+    next_track: u64,
+    /// New tracks seen by the forwarding path, announced after the batch.
+    announce: Vec<(ParticipantId, Mid)>,
+    /// Reused between drains, so draining allocates nothing.
+    events: Vec<SessionEvent>,
+}
+
+impl Room {
+    pub fn new(id: RoomId, name: RoomName, e2ee: bool) -> Self {
+        info!(room = %id, "room opened");
+        Room {
+            id,
+            name,
+            members: IndexMap::new(),
+            door: Door::default(),
+            e2ee,
+            next_track: 1,
+            announce: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &RoomName {
+        &self.name
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Nobody in: the shard closes the room.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn is_member(&self, pid: ParticipantId) -> bool {
+        self.members.contains_key(&pid)
+    }
+
+    fn state(&self) -> RoomState {
+        RoomState {
+            locked: self.door.locked,
+            lobby: self.door.lobby,
+            password: self.door.has_password(),
+            e2ee: self.e2ee,
+        }
+    }
+
+    // ---- coming and going ----
+
+    /// A `join` at this room's door.
+    pub fn knock(
+        &mut self,
+        pid: ParticipantId,
+        info: ParticipantInfo,
+        password: Option<String>,
+        e2ee: bool,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), SignalError> {
+        let knock =
+            self.door.knock(self.id, pid, info, password, (e2ee, self.e2ee), self.members.len(), cx.out, cx.now)?;
+        match knock {
+            Knock::Enter(info) => self.enter(pid, info, cx),
+            Knock::Password => {}
+            Knock::Lobby(name) => self.to_moderators(cx.out, ServerMsg::LobbyRequest { id: pid, name }),
+        }
+        Ok(())
+    }
+
+    /// Whether `pid` may send another `join` (it waits at the password, not
+    /// in the lobby, and is not in).
+    pub fn may_knock_again(&self, pid: ParticipantId) -> bool {
+        !self.is_member(pid) && !self.door.in_lobby(pid)
+    }
+
+    /// Puts `pid` in: a fresh session, the tracks already published, and
+    /// everyone told.
+    pub fn enter(&mut self, pid: ParticipantId, mut info: ParticipantInfo, cx: &mut Cx<'_>) {
+        // The first participant of an empty room is its moderator.
+        info.moderator = self.members.is_empty();
+        let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.now);
+        cx.endpoint.register(p.ufrag().to_string(), Route { room: self.id, pid });
+        // The newcomer receives every track already published, in id order.
+        let mut tracks: Vec<DownTrack> = self
+            .members
+            .iter()
+            .flat_map(|(id, o)| o.tracks().map(|(t, kind, screen)| DownTrack::new(t, *id, kind, screen)))
+            .collect();
+        tracks.sort_by_key(DownTrack::track);
+        for d in tracks {
+            p.subscribe(d);
+        }
+        let participants = self.members.values().map(|o| o.info().clone()).collect();
+        cx.out.signal(
+            pid,
+            ServerMsg::Joined { version: PROTOCOL_VERSION, you: pid, participants, moderator: info.moderator, room: self.state() },
+        );
+        self.broadcast(cx.out, None, ServerMsg::ParticipantJoined { participant: info });
+        info!(participant = %pid, room = %self.id, "joined");
+        self.members.insert(pid, p);
+        self.drain(pid, cx);
+    }
+
+    /// Forgets a member; tells the others; stops their tracks from it.
+    /// The shard closes the room when it empties.
+    pub fn remove(&mut self, pid: ParticipantId, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.shift_remove(&pid) else { return };
+        cx.endpoint.forget(pid, p.ufrag());
+        cx.timers.cancel(Key::Session(pid));
+        cx.departed.push(pid);
+        self.announce.retain(|(from, _)| *from != pid);
+        info!(participant = %pid, room = %self.id, "left");
+        if self.members.is_empty() {
+            return;
+        }
+        self.ensure_moderator(cx.out);
+        let ids: Vec<ParticipantId> = self.members.keys().copied().collect();
+        for m in ids {
+            cx.out.signal(m, ServerMsg::ParticipantLeft { id: pid });
+            if let Some(o) = self.members.get_mut(&m) {
+                o.unsubscribe_from(pid);
+            }
+            self.offer_if_due(m, cx);
+        }
+    }
+
+    /// Takes `pid` off the door (it went away or was turned away).
+    pub fn leave_door(&mut self, pid: ParticipantId, cx: &mut Cx<'_>) {
+        if self.door.leave(pid) {
+            self.to_moderators(cx.out, ServerMsg::LobbyLeft { id: pid });
+        }
+        cx.departed.push(pid);
+    }
+
+    /// The room emptied: everyone still at the door is sent away.
+    pub fn close(&mut self, cx: &mut Cx<'_>) {
+        for pid in self.door.clear() {
+            cx.out.close(pid, CloseCode::Ended);
+            cx.departed.push(pid);
+        }
+        cx.timers.cancel(Key::Room(self.id));
+        info!(room = %self.id, "room closed");
+    }
+
+    /// A member's session broke: drop it, tell it why, keep the room.
+    fn fault(&mut self, pid: ParticipantId, code: CloseCode, cx: &mut Cx<'_>) {
+        if !self.is_member(pid) {
+            return;
+        }
+        warn!(participant = %pid, ?code, "participant dropped");
+        self.remove(pid, cx);
+        cx.out.close(pid, code);
+    }
+
+    // ---- signaling ----
+
+    /// A message from a member (or someone at the door) other than `join`.
+    pub fn handle(&mut self, pid: ParticipantId, msg: ClientMsg, cx: &mut Cx<'_>) -> Result<(), SignalError> {
+        match msg {
+            ClientMsg::Leave {} => {
+                if self.is_member(pid) {
+                    self.remove(pid, cx);
+                } else if self.door.is_waiting(pid) {
+                    self.leave_door(pid, cx);
+                } else {
+                    return Err(SignalError::UNEXPECTED);
+                }
+                cx.out.close(pid, CloseCode::Normal);
+                Ok(())
+            }
+            ClientMsg::Offer { sdp, screen_mid } => {
+                let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                let answer = p.accept_offer(&sdp, screen_mid.as_deref())?;
+                cx.out.signal(pid, answer);
+                self.drain(pid, cx);
+                self.offer_if_due(pid, cx);
+                Ok(())
+            }
+            ClientMsg::Answer { sdp } => {
+                let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                let keyframes = p.accept_answer(&sdp)?;
+                self.drain(pid, cx);
+                for (track, publisher) in keyframes {
+                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, cx);
+                }
+                self.offer_if_due(pid, cx);
+                Ok(())
+            }
+            ClientMsg::MediaState { audio_muted, video_muted, screen_sharing } => {
+                let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                p.set_media_state(audio_muted, video_muted, screen_sharing);
+                let info = p.info().clone();
+                self.broadcast(cx.out, Some(pid), ServerMsg::ParticipantUpdated { participant: info });
+                Ok(())
+            }
+            ClientMsg::Join { .. } => Err(SignalError::UNEXPECTED),
+            other => self.handle_control(pid, other, cx),
+        }
+    }
+
+    /// Sends a server offer to `pid` if its down tracks changed and no
+    /// offer is out.
+    fn offer_if_due(&mut self, pid: ParticipantId, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.get_mut(&pid) else { return };
+        match p.offer_if_due() {
+            Ok(Some(offer)) => cx.out.signal(pid, offer),
+            Ok(None) => return,
+            Err(code) => return self.fault(pid, code, cx),
+        }
+        self.drain(pid, cx);
+    }
+
+    // ---- media ----
+
+    /// A datagram for member `pid`. `claim` is set when it comes from an
+    /// address not yet known: it is taken only if the session accepts it.
+    pub fn receive(
+        &mut self,
+        pid: ParticipantId,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        claim: bool,
+        cx: &mut Cx<'_>,
+    ) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else { return };
+        let input = Input::Receive(cx.now, receive);
+        let Some(p) = self.members.get_mut(&pid) else { return };
+        if claim {
+            if !p.accepts(&input) {
+                return;
+            }
+            cx.endpoint.claim(source, Route { room: self.id, pid }, cx.now);
+        }
+        if let Err(code) = p.handle_input(input) {
+            return self.fault(pid, code, cx);
+        }
+        self.drain(pid, cx);
+    }
+
+    /// A session's timer fired: advance it if it is due, else wait again.
+    pub fn on_timer(&mut self, pid: ParticipantId, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.get_mut(&pid) else { return };
+        if !p.is_due(cx.now) {
+            cx.timers.schedule(Key::Session(pid), p.deadline());
+            return;
+        }
+        if let Err(code) = p.advance(cx.now) {
+            return self.fault(pid, code, cx);
+        }
+        self.drain(pid, cx);
+    }
+
+    /// Polls one member's session until its next deadline and handles what
+    /// it reports: media is forwarded, keyframe requests passed on.
+    fn drain(&mut self, pid: ParticipantId, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.get_mut(&pid) else { return };
+        let mut events = std::mem::take(&mut self.events);
+        let polled = p.poll(cx.out, &mut events);
+        cx.timers.schedule(Key::Session(pid), p.deadline());
+        if let Err(code) = polled {
+            events.clear();
+            self.events = events;
+            return self.fault(pid, code, cx);
+        }
+        for ev in events.drain(..) {
+            match ev {
+                SessionEvent::Rtp(pkt) => self.forward(pid, &pkt, cx),
+                SessionEvent::KeyframeRequest { mid, kind } => {
+                    let wanted = self.members.get(&pid).and_then(|p| p.received_on(mid));
+                    if let Some((track, publisher)) = wanted {
+                        self.request_keyframe(publisher, track, kind, cx);
+                    }
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    /// The hot path: one packet from `from` to every other member. No
+    /// control work here: a new track is only queued.
+    fn forward(&mut self, from: ParticipantId, pkt: &RtpPacket, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.get_mut(&from) else { return };
+        let (track, spec) = match p.classify(pkt) {
+            None => return,
+            Some(Source::New(mid)) => {
+                self.announce.push((from, mid));
+                cx.timers.schedule(Key::Room(self.id), cx.now);
+                return;
+            }
+            Some(Source::Track { track, spec, .. }) => (track, spec),
+        };
+        let inc = Incoming {
+            pkt,
+            spec: &spec,
+            ext: ExtensionValues {
+                audio_level: pkt.header.ext_vals.audio_level,
+                voice_activity: pkt.header.ext_vals.voice_activity,
+                video_orientation: pkt.header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+        };
+        // Allocated only if a session breaks.
+        let mut broken = Vec::new();
+        for (id, m) in self.members.iter_mut() {
+            if *id == from {
+                continue;
+            }
+            match m.forward(track, &inc) {
+                // str0m holds written packets until the session's time
+                // advances: one advance per subscriber per batch sends them.
+                Ok(true) => cx.timers.schedule(Key::Session(*id), cx.now),
+                Ok(false) => {}
+                Err(()) => broken.push(*id),
+            }
+        }
+        for id in broken {
+            self.fault(id, CloseCode::InternalError, cx);
+        }
+    }
+
+    /// Control work the forwarding path queued: announce new tracks, so
+    /// every other member subscribes and gets an offer.
+    pub fn on_room_timer(&mut self, cx: &mut Cx<'_>) {
+        for (pid, mid) in std::mem::take(&mut self.announce) {
+            self.announce_track(pid, mid, cx);
+        }
+    }
+
+    fn announce_track(&mut self, pid: ParticipantId, mid: Mid, cx: &mut Cx<'_>) {
+        let track = TrackId(self.next_track);
+        let Some((kind, screen)) = self.members.get_mut(&pid).and_then(|p| p.announced(mid, track)) else {
+            return;
+        };
+        self.next_track += 1;
+        debug!(participant = %pid, %track, ?kind, screen, "track published");
+        let ids: Vec<ParticipantId> = self.members.keys().copied().filter(|m| *m != pid).collect();
+        for m in ids {
+            if let Some(o) = self.members.get_mut(&m) {
+                o.subscribe(DownTrack::new(track, pid, kind, screen));
+            }
+            self.offer_if_due(m, cx);
+        }
+    }
+
+    /// Asks `publisher` for a keyframe of `track`; the request leaves with
+    /// its session's next advance, scheduled now.
+    fn request_keyframe(&mut self, publisher: ParticipantId, track: TrackId, kind: KeyframeRequestKind, cx: &mut Cx<'_>) {
+        let Some(p) = self.members.get_mut(&publisher) else { return };
+        match p.request_keyframe(track, kind) {
+            Ok(()) => cx.timers.schedule(Key::Session(publisher), cx.now),
+            Err(code) => self.fault(publisher, code, cx),
+        }
+    }
+
+    // ---- messages to members ----
+
+    fn broadcast(&self, out: &mut Outbox, except: Option<ParticipantId>, msg: ServerMsg) {
+        for m in self.members.keys().filter(|m| Some(**m) != except) {
+            out.signal(*m, msg.clone());
+        }
+    }
+
+    fn to_moderators(&self, out: &mut Outbox, msg: ServerMsg) {
+        for (id, _) in self.members.iter().filter(|(_, p)| p.is_moderator()) {
+            out.signal(*id, msg.clone());
+        }
+    }
+
+    /// After someone left: if no moderator remains, the one present
+    /// longest becomes moderator.
+    fn ensure_moderator(&mut self, out: &mut Outbox) {
+        if self.members.values().any(Participant::is_moderator) {
+            return;
+        }
+        let Some((_, first)) = self.members.get_index_mut(0) else { return };
+        first.set_moderator(true);
+        let info = first.info().clone();
+        self.broadcast(out, None, ServerMsg::ParticipantUpdated { participant: info });
+    }
+}
