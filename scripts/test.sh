@@ -63,6 +63,13 @@ add_counts() { # passed failed exit-code
   if [ "$3" -ne 0 ] && [ "$2" -eq 0 ]; then failed=$((failed + 1)); fi
 }
 
+step "lint (cargo fmt --check; cargo clippy, warnings are errors)"
+if cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings; then
+  add_counts 1 0 0
+else
+  add_counts 0 1 1
+fi
+
 step "Rust tests"
 cargo test --locked --workspace --all-targets 2>&1 | tee "$log_dir/cargo-test.log"
 rust_rc=${PIPESTATUS[0]}

@@ -5,9 +5,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use aconfi_core::{Kind, Output};
 use aconfi_testpeer::sim::Sim;
 use aconfi_testpeer::ClientOutput;
-use aconfi_core::{Kind, Output};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// A room with one publisher and `n` viewers (they publish nothing, so each
@@ -18,9 +18,8 @@ fn room(n: usize) -> (Sim, usize) {
     let subs: Vec<usize> = (0..n).map(|_| sim.join_viewer("bench-room")).collect();
     let pid = sim.peers[p].pid;
     let ready = sim.run_until(Duration::from_secs(120), |s| {
-        subs.iter().all(|&i| {
-            s.peers[i].peer.received(pid, Kind::Audio) > 0 && s.peers[i].peer.received(pid, Kind::Video) > 0
-        })
+        subs.iter()
+            .all(|&i| s.peers[i].peer.received(pid, Kind::Audio) > 0 && s.peers[i].peer.received(pid, Kind::Video) > 0)
     });
     assert!(ready, "all {n} subscribers receive the publisher");
     sim.peers[p].peer.set_publishing(false);

@@ -78,11 +78,8 @@ impl Endpoint {
         }
         if list.len() >= MAX_ADDRS_PER_PARTICIPANT {
             let by_addr = &self.by_addr;
-            let stalest = list
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, a)| by_addr.get(a).map(|c| c.last_seen))
-                .map(|(i, _)| i);
+            let stalest =
+                list.iter().enumerate().min_by_key(|(_, a)| by_addr.get(a).map(|c| c.last_seen)).map(|(i, _)| i);
             if let Some(i) = stalest {
                 let gone = list.swap_remove(i);
                 self.by_addr.remove(&gone);

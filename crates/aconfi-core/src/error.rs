@@ -56,6 +56,9 @@ mod tests {
         assert_eq!(SignalError::UNEXPECTED.close_code(), Some(CloseCode::UnexpectedMessage));
         assert_eq!(SignalError::Close(CloseCode::RoomFull).to_string(), CloseCode::RoomFull.reason());
         let e = SignalError::RoomName(RoomNameError::Reserved);
-        assert_eq!(e.to_msg("join"), ServerMsg::Error { code: 4003, message: "invalid room name: that name is reserved".into() });
+        assert_eq!(
+            e.to_msg("join"),
+            ServerMsg::Error { code: 4003, message: "invalid room name: that name is reserved".into() }
+        );
     }
 }

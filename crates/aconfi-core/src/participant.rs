@@ -51,6 +51,9 @@ enum Phase {
 }
 
 /// What the session reported that concerns the room.
+// Nearly every event is a packet, kept in a reused buffer: boxing it would
+// allocate once per packet to save space that is not wasted.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SessionEvent {
     /// Media from this participant.
     Rtp(RtpPacket),
@@ -250,11 +253,9 @@ impl Participant {
                     self.timeout = t;
                     break;
                 }
-                Ok(Ok(RtcOutput::Transmit(t))) => out.transmit(Datagram {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
+                Ok(Ok(RtcOutput::Transmit(t))) => {
+                    out.transmit(Datagram { source: t.source, destination: t.destination, contents: t.contents.into() })
+                }
                 Ok(Ok(RtcOutput::Event(e))) => match e {
                     RtcEvent::RtpPacket(p) => events.push(SessionEvent::Rtp(p)),
                     RtcEvent::KeyframeRequest(r) => {

@@ -480,9 +480,7 @@ impl CloseCode {
             CloseCode::Ended => "the meeting has ended",
             CloseCode::LobbyRefused => "a moderator did not let you in",
             CloseCode::E2eeRequired => "this meeting is end-to-end encrypted: open it with the full link",
-            CloseCode::NotE2ee => {
-                "this meeting is not end-to-end encrypted, but the link is for an encrypted one"
-            }
+            CloseCode::NotE2ee => "this meeting is not end-to-end encrypted, but the link is for an encrypted one",
         }
     }
 

@@ -48,9 +48,7 @@ impl RoomName {
             return Err(RoomNameError::Length);
         }
         let lower = input.to_ascii_lowercase();
-        let valid = lower
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        let valid = lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !valid {
             return Err(RoomNameError::Characters);
         }

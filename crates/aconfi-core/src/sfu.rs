@@ -134,9 +134,8 @@ impl Sfu {
                 self.join(pid, version, &room, info, password, e2ee, now)
             }
             other => match self.directory.get(&pid).copied() {
-                Some(room) => {
-                    with_room!(self, room, now, |r, cx| r.handle(pid, other, cx)).unwrap_or(Err(SignalError::UNEXPECTED))
-                }
+                Some(room) => with_room!(self, room, now, |r, cx| r.handle(pid, other, cx))
+                    .unwrap_or(Err(SignalError::UNEXPECTED)),
                 None => Err(SignalError::UNEXPECTED),
             },
         };
@@ -270,14 +269,8 @@ impl Sfu {
 
 /// Trims a display name, drops control characters, caps its length.
 fn clean_name(name: Option<&str>) -> Option<String> {
-    let cleaned: String = name?
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .collect();
+    let cleaned: String =
+        name?.chars().filter(|c| !c.is_control()).collect::<String>().trim().chars().take(MAX_NAME_CHARS).collect();
     (!cleaned.is_empty()).then_some(cleaned)
 }
 

@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use aconfi_testpeer::sim::Sim;
 use aconfi_core::protocol::{MAX_E2EE_BYTES, MAX_SEALED_CHAT_BYTES};
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
+use aconfi_testpeer::sim::Sim;
 
 const ROOM: &str = "sealed-room";
 
@@ -64,7 +64,9 @@ fn e2ee_room(n: usize) -> Sim {
         join(&mut sim, true);
     }
     let first = sim.peers[0].pid;
-    assert!(sim.run_until(Duration::from_secs(10), |s| (1..n).all(|i| s.peers[i].peer.received(first, Kind::Audio) > 5)));
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| (1..n).all(|i| s.peers[i].peer.received(first, Kind::Audio) > 5))
+    );
     sim
 }
 
@@ -83,7 +85,10 @@ fn a_room_opened_with_a_key_refuses_joiners_without_one_before_they_learn_anythi
     let stranger_id = s.pid;
     for i in 0..2 {
         assert!(
-            !sim.peers[i].inbox.iter().any(|m| matches!(m, ServerMsg::ParticipantJoined { participant } if participant.id == stranger_id)),
+            !sim.peers[i]
+                .inbox
+                .iter()
+                .any(|m| matches!(m, ServerMsg::ParticipantJoined { participant } if participant.id == stranger_id)),
             "the room never heard of the stranger"
         );
     }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use aconfi_testpeer::sim::Sim;
 use aconfi_core::{Kind, ServerMsg};
+use aconfi_testpeer::sim::Sim;
 
 const ROOM: &str = "kelomari-tusefopa-bidanuve";
 
@@ -134,7 +134,11 @@ fn a_silent_camera_costs_nobody_an_m_line_until_it_sends() {
     sim.peers[b].peer.set_publishing(false);
     let (ia, ib) = (sim.peers[a].pid, sim.peers[b].pid);
     assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(ia, Kind::Video) > 10));
-    assert_eq!(sim.peers[a].peer.tracks().filter(|t| t.participant == ib).count(), 0, "nothing offered for a silent publisher");
+    assert_eq!(
+        sim.peers[a].peer.tracks().filter(|t| t.participant == ib).count(),
+        0,
+        "nothing offered for a silent publisher"
+    );
     sim.peers[b].peer.set_publishing(true);
     assert!(sim.run_until(Duration::from_secs(5), |s| s.peers[a].peer.received(ib, Kind::Video) > 5));
     assert_eq!(sim.peers[a].peer.tracks().filter(|t| t.participant == ib).count(), 2);

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use aconfi_testpeer::sim::Sim;
 use aconfi_core::Kind;
+use aconfi_testpeer::sim::Sim;
 
 #[test]
 fn video_survives_loss_on_both_legs() {

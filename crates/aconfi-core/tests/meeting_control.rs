@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use aconfi_testpeer::sim::Sim;
 use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
+use aconfi_testpeer::sim::Sim;
 
 const ROOM: &str = "board-meeting";
 
@@ -64,7 +64,9 @@ fn room(n: usize) -> Sim {
         sim.flush();
     }
     let first = sim.peers[0].pid;
-    assert!(sim.run_until(Duration::from_secs(10), |s| (1..n).all(|i| s.peers[i].peer.received(first, Kind::Audio) > 5)));
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| (1..n).all(|i| s.peers[i].peer.received(first, Kind::Audio) > 5))
+    );
     sim
 }
 
@@ -114,7 +116,10 @@ fn moderator_mutes_one_and_everyone_and_only_the_owner_unmutes() {
     let mut sim = room(3);
     let (b, c) = (sim.peers[1].pid, sim.peers[2].pid);
     sim.send(0, ClientMsg::Mute { id: b });
-    assert_eq!(last(&sim, 1, |m| if let ServerMsg::MutedBy { by } = m { Some(*by) } else { None }), Some(sim.peers[0].pid));
+    assert_eq!(
+        last(&sim, 1, |m| if let ServerMsg::MutedBy { by } = m { Some(*by) } else { None }),
+        Some(sim.peers[0].pid)
+    );
     // Its audio is no longer forwarded.
     sim.run_for(Duration::from_millis(300));
     let heard = sim.peers[2].peer.received(b, Kind::Audio);
@@ -240,7 +245,10 @@ fn password_guessing_is_throttled_per_connection_and_per_room() {
     sim.flush();
     sim.send(honest, join_msg(Some("s3cret")));
     assert!(!joined(&sim, honest), "20 wrong guesses in a minute lock the door for a while");
-    assert!(matches!(sim.peers[honest].inbox.last(), Some(ServerMsg::PasswordRequired { retry_after_ms: Some(_), .. })));
+    assert!(matches!(
+        sim.peers[honest].inbox.last(),
+        Some(ServerMsg::PasswordRequired { retry_after_ms: Some(_), .. })
+    ));
 }
 
 #[test]
@@ -253,7 +261,10 @@ fn lobby_admit_and_refuse() {
     assert_eq!(sim.peers[x].inbox, vec![ServerMsg::InLobby {}]);
     let (xid, yid) = (sim.peers[x].pid, sim.peers[y].pid);
     // Moderators are asked, with the name; others are not.
-    assert!(sim.peers[0].inbox.iter().any(|m| matches!(m, ServerMsg::LobbyRequest { id, name } if *id == xid && name.as_deref() == Some("Grace"))));
+    assert!(sim.peers[0]
+        .inbox
+        .iter()
+        .any(|m| matches!(m, ServerMsg::LobbyRequest { id, name } if *id == xid && name.as_deref() == Some("Grace"))));
     assert_eq!(count(&sim, 1, |m| matches!(m, ServerMsg::LobbyRequest { .. })), 0);
     // A non-moderator cannot admit.
     sim.send(1, ClientMsg::Admit { id: xid });
@@ -350,5 +361,7 @@ fn raised_hands_are_shown_to_all() {
     let mut sim = room(2);
     sim.send(1, ClientMsg::RaiseHand { raised: true });
     let b = sim.peers[1].pid;
-    assert!(sim.peers[0].inbox.iter().any(|m| matches!(m, ServerMsg::ParticipantUpdated { participant } if participant.id == b && participant.hand_raised)));
+    assert!(sim.peers[0].inbox.iter().any(
+        |m| matches!(m, ServerMsg::ParticipantUpdated { participant } if participant.id == b && participant.hand_raised)
+    ));
 }

@@ -106,7 +106,8 @@ fn main() -> anyhow::Result<()> {
     let report = rt.block_on(run(&args))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
@@ -148,9 +149,12 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
             let mut p = spawn(args, setup(0, true, vec![]), &reset_rx, &cancel);
             // Janus viewers need the publisher's feed id.
             let feeds = if args.target == Target::Janus {
-                let pr = tokio::time::timeout(Duration::from_secs(args.join_timeout), p.progress.wait_for(|p| p.feed.is_some()))
-                    .await
-                    .context("the publisher did not publish")??;
+                let pr = tokio::time::timeout(
+                    Duration::from_secs(args.join_timeout),
+                    p.progress.wait_for(|p| p.feed.is_some()),
+                )
+                .await
+                .context("the publisher did not publish")??;
                 vec![pr.feed.unwrap_or_default()]
             } else {
                 vec![]
@@ -181,7 +185,11 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
             bail!("a participant failed: {err}");
         }
         if Instant::now() > deadline {
-            bail!("only {ready} of {} participants receive all {want} tracks after {} s", receivers.len(), args.join_timeout);
+            bail!(
+                "only {ready} of {} participants receive all {want} tracks after {} s",
+                receivers.len(),
+                args.join_timeout
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

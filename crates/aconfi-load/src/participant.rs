@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aconfi_core::ServerMsg;
 use aconfi_testpeer::janus::{JanusOutput, JanusParticipant, Leg};
 use aconfi_testpeer::{ClientOutput, ClientPeer, MediaConfig, MediaPeer};
-use aconfi_core::ServerMsg;
 use anyhow::{anyhow, Context};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UdpSocket;
@@ -137,9 +137,7 @@ pub async fn run_janus(
     req.headers_mut().insert("sec-websocket-protocol", "janus-protocol".parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("connecting to Janus")?;
     let opened = Instant::now();
-    let publisher = setup
-        .publish
-        .then(|| MediaPeer::new(pub_local, opened, setup.epoch, setup.media, setup.seed));
+    let publisher = setup.publish.then(|| MediaPeer::new(pub_local, opened, setup.epoch, setup.media, setup.seed));
     let subscriber = MediaPeer::new(sub_local, opened, setup.epoch, setup.media, setup.seed ^ 0x5555);
     let mut p = JanusParticipant::new(setup.janus_room, publisher, subscriber, &setup.feeds);
     let (mut pbuf, mut sbuf) = (vec![0u8; 2048], vec![0u8; 2048]);

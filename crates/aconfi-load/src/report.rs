@@ -141,8 +141,7 @@ mod tests {
 
     #[test]
     fn join_time_percentiles_use_nearest_rank() {
-        let times: Vec<Option<Duration>> =
-            (1..=20).map(|ms| Some(Duration::from_millis(ms))).chain([None]).collect();
+        let times: Vec<Option<Duration>> = (1..=20).map(|ms| Some(Duration::from_millis(ms))).chain([None]).collect();
         let j = join_times(&times);
         assert_eq!(j.tracks, 20);
         assert_eq!(j.p50, 10.0);

@@ -81,11 +81,7 @@ impl MediaSockets {
         self.advertised.clone()
     }
 
-    fn poll_recv(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<(usize, SocketAddr, usize)> {
+    fn poll_recv(&self, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<(usize, SocketAddr, usize)> {
         for (i, s) in self.sockets.iter().enumerate() {
             let mut rb = ReadBuf::new(buf);
             match s.poll_recv_from(cx, &mut rb) {
@@ -100,10 +96,7 @@ impl MediaSockets {
 
     /// A datagram already queued on any socket, without waiting.
     fn try_recv(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr, usize)> {
-        self.sockets
-            .iter()
-            .enumerate()
-            .find_map(|(i, s)| s.try_recv_from(buf).ok().map(|(n, from)| (i, from, n)))
+        self.sockets.iter().enumerate().find_map(|(i, s)| s.try_recv_from(buf).ok().map(|(n, from)| (i, from, n)))
     }
 
     fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
@@ -173,11 +166,7 @@ fn interface_ips() -> Vec<IpAddr> {
 }
 
 /// Runs the core until `cancel` fires.
-pub async fn run(
-    media: MediaSockets,
-    mut cmds: mpsc::Receiver<CoreCmd>,
-    cancel: CancellationToken,
-) {
+pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel: CancellationToken) {
     let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates(), ..SfuConfig::default() });
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
@@ -280,7 +269,7 @@ mod tests {
         assert_eq!(ports[0], ports[1]);
         // A port given explicitly and taken is an error naming it, not a retry.
         let taken = ports[0];
-        let err = bind_one_port(&ips, taken).await.err().expect("port in use");
+        let err = bind_one_port(&ips, taken).await.expect_err("port in use");
         assert!(err.to_string().contains(&taken.to_string()), "{err}");
     }
 

@@ -21,17 +21,14 @@ pub async fn load(config: &Config) -> anyhow::Result<Tls> {
     // str0m and rustls both bring aws-lc-rs; make it rustls' process default.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if let (Some(cert), Some(key)) = (&config.cert, &config.key) {
-        let config = RustlsConfig::from_pem_file(cert, key)
-            .await
-            .with_context(|| "reading --cert/--key")?;
+        let config = RustlsConfig::from_pem_file(cert, key).await.with_context(|| "reading --cert/--key")?;
         return Ok(Tls { config, generated_cert_der: None });
     }
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let ck = rcgen::generate_simple_self_signed(names).context("generating a certificate")?;
     let cert_der = ck.cert.der().to_vec();
     let key_der = ck.signing_key.serialize_der();
-    let config = RustlsConfig::from_der(vec![cert_der.clone()], key_der)
-        .await
-        .context("loading the generated certificate")?;
+    let config =
+        RustlsConfig::from_der(vec![cert_der.clone()], key_der).await.context("loading the generated certificate")?;
     Ok(Tls { config, generated_cert_der: Some(cert_der) })
 }

@@ -29,7 +29,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         // Browsers ask for these by themselves; answer instead of a 400 page.
-        .route("/favicon.ico", get(|| async { serve_asset("favicon.svg").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response()) }))
+        .route(
+            "/favicon.ico",
+            get(|| async { serve_asset("favicon.svg").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response()) }),
+        )
         // Meeting links are secrets: ask crawlers to index nothing.
         .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /\n" }))
         .route("/static/{*path}", get(asset))
@@ -113,12 +116,7 @@ async fn new_meeting() -> Redirect {
     Redirect::to(&format!("/{}", name.as_str()))
 }
 
-async fn websocket(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn websocket(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
     if !same_origin(&headers, &uri) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -140,10 +138,7 @@ fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
     let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
@@ -168,13 +163,11 @@ fn page() -> Response {
 fn serve_asset(path: &str) -> Option<Response> {
     let file = Assets::get(path)?;
     let mime = file.metadata.mimetype();
-    Some(
-        Response::builder()
-            .header(header::CONTENT_TYPE, mime)
-            .header(header::CACHE_CONTROL, "no-cache")
-            .body(Body::from(file.data.into_owned()))
-            .ok()?,
-    )
+    Response::builder()
+        .header(header::CONTENT_TYPE, mime)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(file.data.into_owned()))
+        .ok()
 }
 
 /// A small self-contained error page (no user input echoed back).

@@ -137,8 +137,5 @@ pub async fn connection(socket: WebSocket, state: AppState) {
 }
 
 fn close_frame(code: CloseCode) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: code.code(),
-        reason: Utf8Bytes::from_static(code.reason()),
-    }))
+    Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from_static(code.reason()) }))
 }

@@ -30,7 +30,11 @@ async fn garbage_never_disturbs_a_live_meeting() {
         ("unknown field", vec![text(r#"{"type":"leave","x":1}"#)], 4000),
         ("wrong field type", vec![text(r#"{"type":"join","version":"1","room":"abc"}"#)], 4000),
         ("bad room name", vec![text(r#"{"type":"join","version":1,"room":"no spaces allowed"}"#)], 4003),
-        ("room name too long", vec![text(&format!(r#"{{"type":"join","version":1,"room":"{}"}}"#, "a".repeat(65)))], 4003),
+        (
+            "room name too long",
+            vec![text(&format!(r#"{{"type":"join","version":1,"room":"{}"}}"#, "a".repeat(65)))],
+            4003,
+        ),
         ("future version", vec![text(r#"{"type":"join","version":99,"room":"abc"}"#)], 4002),
         ("offer before join", vec![text(r#"{"type":"offer","sdp":"v=0"}"#)], 4001),
         ("answer with nothing offered", vec![text(JOIN), text(r#"{"type":"answer","sdp":"v=0"}"#)], 4001),
@@ -76,7 +80,6 @@ async fn garbage_never_disturbs_a_live_meeting() {
     b.wait_for("media from a after the garbage", |s| s.got(ia, Kind::Video) > vb + 30).await;
     // …and a newcomer still gets in and gets media.
     let mut c = RealPeer::join(&server, room, None).await;
-    c.wait_for("newcomer gets media from both", |s| s.got(ia, Kind::Audio) > 5 && s.got(ib, Kind::Video) > 5)
-        .await;
+    c.wait_for("newcomer gets media from both", |s| s.got(ia, Kind::Audio) > 5 && s.got(ib, Kind::Video) > 5).await;
     server.shutdown().await;
 }

@@ -62,7 +62,8 @@ async fn invalid_room_link_gets_an_error_page_and_new_meeting_redirects() {
     assert_eq!(status, 400);
     assert!(body.contains("not valid"), "{body}");
     assert!(!body.contains("bad name"), "input is not echoed back");
-    let (status, _, body) = common::https_request_with(port, "GET", "/bad%20name!", "Accept-Language: de-DE,de;q=0.9\r\n").await;
+    let (status, _, body) =
+        common::https_request_with(port, "GET", "/bad%20name!", "Accept-Language: de-DE,de;q=0.9\r\n").await;
     assert_eq!(status, 400);
     assert!(body.contains("nicht gültig") && body.contains("lang=\"de\""), "{body}");
     let (status, body) = get("/some-meeting").await;
@@ -90,7 +91,7 @@ async fn websockets_from_other_sites_are_refused() {
     let port = server.https_addr.port();
     let own = format!("https://localhost:{port}");
     assert!(common::ws_with_origin(&server, Some(&own)).await.is_ok());
-    let err = common::ws_with_origin(&server, Some("https://evil.example")).await.err().expect("refused");
+    let err = common::ws_with_origin(&server, Some("https://evil.example")).await.expect_err("refused");
     assert!(err.to_string().contains("403"), "{err}");
     // Non-browser clients send no Origin and are let in.
     assert!(common::ws_with_origin(&server, None).await.is_ok());

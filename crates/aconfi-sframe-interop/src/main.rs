@@ -95,10 +95,7 @@ fn hex(req: &Value, name: &str) -> Result<Vec<u8>, String> {
     if s.len() % 2 != 0 {
         return Err(format!("{name}: odd hex length"));
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("{name}: {e}")))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| format!("{name}: {e}"))).collect()
 }
 
 fn to_hex(bytes: &[u8]) -> String {

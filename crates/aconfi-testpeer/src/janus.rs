@@ -206,7 +206,10 @@ impl JanusParticipant {
             }
             "error" => {
                 let reason = v["error"]["reason"].as_str().unwrap_or("janus error").to_string();
-                return Err(ClientError::Server { code: v["error"]["code"].as_u64().unwrap_or(0) as u16, message: reason });
+                return Err(ClientError::Server {
+                    code: v["error"]["code"].as_u64().unwrap_or(0) as u16,
+                    message: reason,
+                });
             }
             "event" => self.handle_event(&v, now)?,
             _ => {} // ack, webrtcup, media, slowlink, keepalive answers
@@ -218,7 +221,10 @@ impl JanusParticipant {
         let sender = v["sender"].as_u64();
         let data = &v["plugindata"]["data"];
         if let Some(err) = data["error"].as_str() {
-            return Err(ClientError::Server { code: data["error_code"].as_u64().unwrap_or(0) as u16, message: err.to_string() });
+            return Err(ClientError::Server {
+                code: data["error_code"].as_u64().unwrap_or(0) as u16,
+                message: err.to_string(),
+            });
         }
         let jsep_sdp = v["jsep"]["sdp"].as_str();
         if let Some(list) = data["publishers"].as_array() {

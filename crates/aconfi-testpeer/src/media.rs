@@ -23,12 +23,7 @@ pub struct MediaConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig {
-            video_bitrate: 500_000,
-            fps: 30,
-            keyframe_every: Duration::from_secs(2),
-            audio_bytes: 80,
-        }
+        MediaConfig { video_bitrate: 500_000, fps: 30, keyframe_every: Duration::from_secs(2), audio_bytes: 80 }
     }
 }
 

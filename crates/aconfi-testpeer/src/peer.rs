@@ -5,13 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use aconfi_core::codec::negotiated_pt;
 use aconfi_core::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use aconfi_core::str0m::format::Codec;
 use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt};
 use aconfi_core::str0m::net::{Protocol, Receive};
 use aconfi_core::str0m::rtp::RtpWrite;
 use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
-use aconfi_core::codec::negotiated_pt;
 use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
@@ -48,12 +48,8 @@ impl MediaPeer {
     /// A session bound to `local`; latency stamps count from `epoch`, which
     /// every peer measuring against each other must share.
     pub fn new(local: SocketAddr, now: Instant, epoch: Instant, config: MediaConfig, seed: u64) -> Self {
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(now);
+        let mut rtc =
+            Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
         if let Ok(c) = Candidate::host(local, "udp") {
             rtc.add_local_candidate(c);
         }
@@ -109,8 +105,6 @@ impl MediaPeer {
         self.drain(now)?;
         Ok(answer.to_sdp_string())
     }
-
-    /// Whether ICE and DTLS are up.
 
     /// Stops or resumes sending on the timer (`send_frame` still works).
     pub fn set_publishing(&mut self, on: bool) {
@@ -214,13 +208,11 @@ impl MediaPeer {
         sender.rtp_time = sender.rtp_time.wrapping_add(frame.rtp_step);
         let rtp_time = sender.rtp_time;
         let n = frame.payloads.len();
-        let mut seq = sender.seq;
+        let first = sender.seq;
         sender.seq += n as u64;
-        for (i, payload) in frame.payloads.into_iter().enumerate() {
-            let write = RtpWrite::new(pt, seq.into(), rtp_time, now, payload)
-                .marker(i + 1 == n)
-                .nackable(kind == Kind::Video);
-            seq += 1;
+        for (seq, (i, payload)) in (first..).zip(frame.payloads.into_iter().enumerate()) {
+            let write =
+                RtpWrite::new(pt, seq.into(), rtp_time, now, payload).marker(i + 1 == n).nackable(kind == Kind::Video);
             if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(write);
             }

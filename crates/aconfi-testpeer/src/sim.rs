@@ -92,7 +92,7 @@ impl Sim {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        self.rng % n == 0
+        self.rng.is_multiple_of(n)
     }
 
     /// The SFU's media address.
@@ -123,14 +123,7 @@ impl Sim {
         let i = self.peers.len();
         let pid = ParticipantId(self.next_pid);
         self.next_pid += 1;
-        self.peers.push(SimPeer {
-            peer,
-            pid,
-            addr,
-            open: true,
-            closed_with: None,
-            inbox: Vec::new(),
-        });
+        self.peers.push(SimPeer { peer, pid, addr, open: true, closed_with: None, inbox: Vec::new() });
         i
     }
 

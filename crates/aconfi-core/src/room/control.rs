@@ -36,7 +36,9 @@ impl Room {
                     (true, false) => {
                         return Err(SignalError::Refused("this meeting is end-to-end encrypted: chat must be sealed"))
                     }
-                    (false, true) => return Err(SignalError::Refused("sealed chat needs an end-to-end encrypted meeting")),
+                    (false, true) => {
+                        return Err(SignalError::Refused("sealed chat needs an end-to-end encrypted meeting"))
+                    }
                     _ => {}
                 }
                 if text.len() > if sealed { MAX_SEALED_CHAT_BYTES } else { MAX_CHAT_BYTES } {
@@ -48,8 +50,11 @@ impl Room {
                 if !me.take_chat(now) {
                     return Err(SignalError::Refused("too many chat messages; wait a moment"));
                 }
-                self.relay(cx.out, pid, to, "cannot send a private message to yourself", |private| {
-                    ServerMsg::Chat { from: pid, text, private, sealed }
+                self.relay(cx.out, pid, to, "cannot send a private message to yourself", |private| ServerMsg::Chat {
+                    from: pid,
+                    text,
+                    private,
+                    sealed,
                 })
             }
             ClientMsg::E2ee { to, data } => {
@@ -62,7 +67,10 @@ impl Room {
                 if !me.take_e2ee_bytes(data.len(), now) {
                     return Err(SignalError::Refused("too much key exchange; wait a moment"));
                 }
-                self.relay(cx.out, pid, to, "cannot send key exchange to yourself", |_| ServerMsg::E2ee { from: pid, data })
+                self.relay(cx.out, pid, to, "cannot send key exchange to yourself", |_| ServerMsg::E2ee {
+                    from: pid,
+                    data,
+                })
             }
             ClientMsg::RaiseHand { raised } => {
                 self.update(cx.out, pid, |p| p.set_hand(raised));

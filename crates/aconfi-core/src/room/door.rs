@@ -123,7 +123,11 @@ impl Door {
             _ => {}
         }
         // Off the door while it is decided; back on unless it enters.
-        let mut w = self.waiting.remove(&pid).unwrap_or(Waiting { info: info.clone(), in_lobby: false, failures: VecDeque::new() });
+        let mut w = self.waiting.remove(&pid).unwrap_or(Waiting {
+            info: info.clone(),
+            in_lobby: false,
+            failures: VecDeque::new(),
+        });
         w.info = info;
         if let Some(expected) = &self.password {
             prune(&mut w.failures, now);

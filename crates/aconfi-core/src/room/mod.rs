@@ -22,9 +22,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
 use tracing::{debug, info, warn};
 
-pub use door::{
-    GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM,
-};
+pub use door::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM};
 
 use crate::downtrack::{DownTrack, Incoming};
 use crate::endpoint::{Endpoint, Route};
@@ -153,7 +151,13 @@ impl Room {
         let participants = self.members.values().map(|o| o.info().clone()).collect();
         cx.out.signal(
             pid,
-            ServerMsg::Joined { version: PROTOCOL_VERSION, you: pid, participants, moderator: info.moderator, room: self.state() },
+            ServerMsg::Joined {
+                version: PROTOCOL_VERSION,
+                you: pid,
+                participants,
+                moderator: info.moderator,
+                room: self.state(),
+            },
         );
         self.broadcast(cx.out, None, ServerMsg::ParticipantJoined { participant: info });
         info!(participant = %pid, room = %self.id, "joined");
@@ -405,7 +409,13 @@ impl Room {
 
     /// Asks `publisher` for a keyframe of `track`; the request leaves with
     /// its session's next advance, scheduled now.
-    fn request_keyframe(&mut self, publisher: ParticipantId, track: TrackId, kind: KeyframeRequestKind, cx: &mut Cx<'_>) {
+    fn request_keyframe(
+        &mut self,
+        publisher: ParticipantId,
+        track: TrackId,
+        kind: KeyframeRequestKind,
+        cx: &mut Cx<'_>,
+    ) {
         let Some(p) = self.members.get_mut(&publisher) else { return };
         match p.request_keyframe(track, kind) {
             Ok(()) => cx.timers.schedule(Key::Session(publisher), cx.now),

@@ -22,8 +22,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aconfi_testpeer::{ClientOutput, ClientPeer};
 use aconfi_core::{Kind, ServerMsg};
+use aconfi_testpeer::{ClientOutput, ClientPeer};
 use anyhow::Context;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aconfi_testpeer::{ClientOutput, ClientPeer};
 use aconfi_core::{Kind, ParticipantId, ServerMsg, TrackInfo};
 use aconfi_server::{start, Config, Server};
+use aconfi_testpeer::{ClientOutput, ClientPeer};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::watch;
