@@ -190,8 +190,9 @@ export class Meeting extends EventTarget {
     // under the handler: nothing is wrong, a new connection takes over.
     if (ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
     console.error('meeting error', e);
-    // Let the reconnect logic start over with a fresh connection.
-    this.closeFor(CloseCode.MALFORMED);
+    // Let the reconnect logic start over with a fresh connection (a code
+    // that is not fatal, unlike the server's MALFORMED).
+    this.closeFor(CloseCode.INTERNAL_ERROR);
   }
 
   /**

@@ -32,10 +32,18 @@ export const CloseCode = Object.freeze({
  */
 export const E2EE_WRONG_KEY = 4990;
 
-/** Close codes after which reconnecting cannot help. */
+/**
+ * Close codes after which reconnecting cannot help: the meeting is over for
+ * us, or the server says this client broke the protocol (it would again).
+ * When the client itself starts over it closes with INTERNAL_ERROR.
+ */
 /** @type {Set<number>} */
 export const FATAL_CLOSE_CODES = new Set([
   CloseCode.NORMAL,
+  CloseCode.UNSUPPORTED_DATA,
+  CloseCode.TOO_BIG,
+  CloseCode.MALFORMED,
+  CloseCode.UNEXPECTED_MESSAGE,
   CloseCode.UNSUPPORTED_VERSION,
   CloseCode.INVALID_ROOM_NAME,
   CloseCode.ROOM_FULL,

@@ -15,7 +15,7 @@ pub const MIN_LEN: usize = 3;
 pub const MAX_LEN: usize = 64;
 
 /// Names that are paths of the server itself and so cannot be rooms.
-const RESERVED: &[&str] = &["new", "ws", "static", "healthz", "favicon.ico", "robots.txt"];
+pub const RESERVED: &[&str] = &["new", "ws", "static", "healthz", "favicon.ico", "robots.txt"];
 
 const CONSONANTS: &[u8; 16] = b"bdfgjklmnprstvwz";
 const VOWELS: &[u8; 5] = b"aeiou";

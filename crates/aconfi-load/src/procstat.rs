@@ -64,8 +64,13 @@ mod tests {
     }
 
     #[test]
-    fn reads_our_own_process() {
-        let s = sample(std::process::id(), clk_tck()).expect("own /proc entry");
-        assert!(s.rss_kib > 0);
+    fn resident_memory_follows_what_a_process_touches() {
+        let before = sample(std::process::id(), clk_tck()).expect("own /proc entry");
+        // 64 MiB, every page written, so it is resident.
+        let block = vec![1u8; 64 << 20];
+        let after = sample(std::process::id(), clk_tck()).expect("own /proc entry");
+        std::hint::black_box(&block);
+        let grown = after.rss_kib.saturating_sub(before.rss_kib);
+        assert!(grown >= 48 << 10, "VmRSS grew by {grown} KiB, not about 64 MiB: {before:?} → {after:?}");
     }
 }

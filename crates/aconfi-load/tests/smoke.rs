@@ -14,7 +14,9 @@ fn run_load(port: u16, scenario: &str, n: usize) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_aconfi-load"))
         .args(["--url", &format!("wss://localhost:{port}/ws")])
         .args(["--scenario", scenario, "--participants", &n.to_string(), "--seconds", "3"])
-        .args(["--room", &format!("smoke-{scenario}"), "--server-pid", &std::process::id().to_string()])
+        // No --server-pid: the server runs inside this test process, so its
+        // CPU and memory figures would include the test harness.
+        .args(["--room", &format!("smoke-{scenario}")])
         .arg("--json")
         .arg(&json)
         .output()
@@ -41,7 +43,6 @@ async fn media_flows_without_loss_through_a_real_server() {
     assert!(nxn["forwarded_packets"].as_u64().unwrap() > 1000, "{nxn}");
     assert!(nxn["latency_us"]["samples"].as_u64().unwrap() > 500, "{nxn}");
     assert_eq!(nxn["join_ms"]["tracks"], 24, "{nxn}");
-    assert!(nxn["rss_kib"].as_u64().unwrap() > 0, "server memory sampled: {nxn}");
 
     let fanout = tokio::task::spawn_blocking(move || run_load(port, "fanout", 5)).await.unwrap();
     assert_eq!(fanout["tracks"], 10, "{fanout}");

@@ -43,11 +43,7 @@ pub async fn connection(socket: WebSocket, state: AppState) {
                     None => break None,
                     Some(Err(e)) => {
                         read_broken = true;
-                        // tungstenite reports an oversized message as a capacity
-                        // error ("Space limit exceeded: Message too long").
-                        let text = e.to_string().to_ascii_lowercase();
-                        let too_big = text.contains("too long") || text.contains("space limit");
-                        break too_big.then_some(CloseCode::TooBig);
+                        break is_too_big(e).then_some(CloseCode::TooBig);
                     }
                     Some(Ok(m)) => m,
                 };
@@ -134,6 +130,13 @@ pub async fn connection(socket: WebSocket, state: AppState) {
         .await;
         let _ = sink.close().await;
     }
+}
+
+/// Whether a read failed because a message or frame was over the size limit.
+fn is_too_big(e: axum::Error) -> bool {
+    use tungstenite::error::{CapacityError, Error};
+    // tungstenite reports an oversized frame and an oversized message alike.
+    matches!(e.into_inner().downcast_ref::<Error>(), Some(Error::Capacity(CapacityError::MessageTooLong { .. })))
 }
 
 fn close_frame(code: CloseCode) -> Message {
