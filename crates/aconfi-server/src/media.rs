@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig};
 use anyhow::Context;
-use tokio::io::ReadBuf;
+use quinn_udp::{Transmit, UdpSocketState};
+use tokio::io::{Interest, ReadBuf};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,9 +48,28 @@ pub const CLIENT_QUEUE: usize = 256;
 /// The bound media sockets and the addresses advertised for them.
 pub struct MediaSockets {
     sockets: Vec<UdpSocket>,
+    /// Per socket: quinn-udp's state for batched (GSO) sends.
+    states: Vec<UdpSocketState>,
     /// Per socket: the address str0m knows it by (its ICE candidate).
     advertised: Vec<SocketAddr>,
 }
+
+/// Consecutive datagrams for one destination, of one size (the last may be
+/// shorter), sent with one `sendmsg` where the kernel segments them (UDP
+/// GSO). A subscriber's session releases a video frame's packets together,
+/// so these runs are common.
+struct Batch {
+    socket: usize,
+    destination: SocketAddr,
+    segment: usize,
+    count: usize,
+    /// Closed to more: its last datagram was shorter than `segment`.
+    closed: bool,
+    buf: Vec<u8>,
+}
+
+/// GSO sends carry at most 64 KiB.
+const MAX_BATCH_BYTES: usize = 60_000;
 
 impl MediaSockets {
     /// Binds the media port as configured.
@@ -73,7 +93,12 @@ impl MediaSockets {
                  give the machine a network address or pass --media-bind/--public-ip"
             );
         }
-        Ok(MediaSockets { sockets, advertised })
+        let states = sockets
+            .iter()
+            .map(|s| UdpSocketState::new(s.into()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("preparing the media sockets")?;
+        Ok(MediaSockets { sockets, states, advertised })
     }
 
     /// The addresses put into ICE candidates.
@@ -99,10 +124,46 @@ impl MediaSockets {
         self.sockets.iter().enumerate().find_map(|(i, s)| s.try_recv_from(buf).ok().map(|(n, from)| (i, from, n)))
     }
 
-    fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
-        let i = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
-        // UDP: a full socket buffer drops the datagram, as the network would.
-        let _ = self.sockets[i].try_send_to(contents, destination);
+    /// Queues a datagram: it joins the open batch if it can, else the batch
+    /// is sent and a new one begins.
+    fn send(&self, batch: &mut Option<Batch>, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let socket = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
+        if let Some(b) = batch.as_mut() {
+            let fits = b.socket == socket
+                && b.destination == destination
+                && !b.closed
+                && contents.len() <= b.segment
+                && b.count < self.states[socket].max_gso_segments()
+                && b.buf.len() + contents.len() <= MAX_BATCH_BYTES;
+            if fits {
+                b.buf.extend_from_slice(contents);
+                b.count += 1;
+                b.closed = contents.len() < b.segment;
+                return;
+            }
+        }
+        self.flush(batch);
+        let mut buf = batch.take().map(|b| b.buf).unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(contents);
+        *batch = Some(Batch { socket, destination, segment: contents.len(), count: 1, closed: false, buf });
+    }
+
+    /// Sends the open batch, keeping its buffer for the next one.
+    fn flush(&self, batch: &mut Option<Batch>) {
+        let Some(b) = batch.as_mut().filter(|b| b.count > 0) else { return };
+        let transmit = Transmit {
+            destination: b.destination,
+            ecn: None,
+            contents: &b.buf,
+            segment_size: (b.count > 1).then_some(b.segment),
+            src_ip: None,
+        };
+        let socket = &self.sockets[b.socket];
+        // UDP: a full socket buffer drops the datagrams, as the network would.
+        let _ = socket.try_io(Interest::WRITABLE, || self.states[b.socket].try_send(socket.into(), &transmit));
+        b.count = 0;
+        b.buf.clear();
     }
 }
 
@@ -170,6 +231,7 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
     let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates(), ..SfuConfig::default() });
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
+    let mut batch: Option<Batch> = None;
     let far = Duration::from_secs(3600);
     loop {
         let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
@@ -209,7 +271,7 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
         }
         while let Some(out) = sfu.poll_output() {
             match out {
-                Output::Transmit(t) => media.send(t.source, t.destination, &t.contents),
+                Output::Transmit(t) => media.send(&mut batch, t.source, t.destination, &t.contents),
                 Output::Signal(pid, msg) => {
                     let Some(tx) = clients.get(&pid) else { continue };
                     let text = match serde_json::to_string(&msg) {
@@ -234,6 +296,7 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
                 }
             }
         }
+        media.flush(&mut batch);
     }
     info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
 }
@@ -271,6 +334,37 @@ mod tests {
         let taken = ports[0];
         let err = bind_one_port(&ips, taken).await.expect_err("port in use");
         assert!(err.to_string().contains(&taken.to_string()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn batched_datagrams_arrive_whole_and_in_order() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
+        let state = UdpSocketState::new((&socket).into()).expect("socket state");
+        let source = socket.local_addr().expect("bound");
+        let media = MediaSockets { sockets: vec![socket], states: vec![state], advertised: vec![source] };
+        let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
+        let other = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
+        let (to, to_other) = (rx.local_addr().expect("bound"), other.local_addr().expect("bound"));
+        // A frame of five full packets and a short one, a datagram for
+        // someone else, then a longer one: four sends, eight datagrams.
+        let mut sent: Vec<(SocketAddr, Vec<u8>)> = (0..5u8).map(|i| (to, vec![i; 1200])).collect();
+        sent.push((to, vec![5; 300]));
+        sent.push((to_other, vec![6; 1200]));
+        sent.push((to, vec![7; 1300]));
+        // As in the media loop, sends are tried only on a socket known writable.
+        media.sockets[0].writable().await.expect("writable");
+        let mut batch = None;
+        for (dest, d) in &sent {
+            media.send(&mut batch, source, *dest, d);
+        }
+        media.flush(&mut batch);
+        let mut buf = vec![0u8; 2048];
+        for (dest, d) in &sent {
+            let sock = if *dest == to { &rx } else { &other };
+            let recv = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf));
+            let (n, from) = recv.await.expect("a datagram in time").expect("received");
+            assert_eq!((from, &buf[..n]), (source, &d[..]));
+        }
     }
 
     #[test]
