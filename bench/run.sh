@@ -4,6 +4,7 @@
 #
 #   bench/run.sh            # full run (about 10 minutes), writes bench/results/
 #   ROUNDS=1 QUICK=1 bench/run.sh   # a short sanity run
+#   TARGETS=aconfi bench/run.sh     # A-Confi alone (say, before and after a change)
 #
 # Both servers run in a network namespace ("acbench", veth 10.77.0.1 <->
 # 10.77.0.2) made by this script: Janus (libnice) gathers no candidates on
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 ROUNDS=${ROUNDS:-2}
+TARGETS=${TARGETS:-aconfi janus}
 WINDOW=${WINDOW:-8}
 NS=acbench
 HOST_IP=10.77.0.1
@@ -21,7 +23,7 @@ out="$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 
 need=()
-command -v janus >/dev/null || need+=(janus)
+case " $TARGETS " in *" janus "*) command -v janus >/dev/null || need+=(janus) ;; esac
 command -v taskset >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
@@ -108,9 +110,10 @@ else
   nxn_sizes=(4 8 12); fanout_sizes=(25 50 100 150 199)
 fi
 for round in $(seq "$ROUNDS"); do
-  for t in aconfi janus; do
-    # Alternate which server goes first in each round.
-    [ $((round % 2)) -eq 0 ] && t=$([ "$t" = aconfi ] && echo janus || echo aconfi)
+  order=($TARGETS)
+  # Alternate which server goes first in each round.
+  [ $((round % 2)) -eq 0 ] && order=($(printf '%s\n' "${order[@]}" | tac))
+  for t in "${order[@]}"; do
     for n in "${nxn_sizes[@]}"; do run "$t" nxn "$n" 500; done
     for n in "${fanout_sizes[@]}"; do run "$t" fanout "$n" 1500; done
   done

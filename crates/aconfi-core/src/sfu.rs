@@ -43,6 +43,8 @@ pub struct Sfu {
     out: Outbox,
     /// Scratch: connections a room let go of during one call.
     departed: Vec<ParticipantId>,
+    /// Scratch: the timers one `handle_timeout` drives.
+    due: Vec<Key>,
     next_room: u64,
 }
 
@@ -84,6 +86,7 @@ impl Sfu {
             timers: Timers::default(),
             out: Outbox::default(),
             departed: Vec::new(),
+            due: Vec::new(),
             next_room: 1,
         }
     }
@@ -252,7 +255,13 @@ impl Sfu {
 
     /// Time passed: drive every session and room whose deadline is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Take the due keys first: a session that asks again for `now` is
+        // driven by the next call, never in a loop inside this one.
+        let mut due = std::mem::take(&mut self.due);
         while let Some(key) = self.timers.pop_due(now) {
+            due.push(key);
+        }
+        for key in due.drain(..) {
             match key {
                 Key::Session(pid) => {
                     if let Some(room) = self.directory.get(&pid).copied() {
@@ -264,6 +273,7 @@ impl Sfu {
                 }
             }
         }
+        self.due = due;
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::rate::TokenBucket;
-use aconfi_core::{ClientMsg, CloseCode, ParticipantId};
+use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -24,7 +24,8 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Drives one WebSocket until either side closes it.
 pub async fn connection(socket: WebSocket, state: AppState) {
-    let pid = ParticipantId(state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let serial = state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = ParticipantId::new(NodeId::default(), serial);
     let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
     if state.core.send(CoreCmd::Open { pid, tx }).await.is_err() {
         return;

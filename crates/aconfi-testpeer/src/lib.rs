@@ -1,4 +1,5 @@
-//! A sans-IO A-Confi client on str0m, standing in for a browser where a
+//! A synthetic, sans-IO A-Confi participant on str0m (a test peer, not the
+//! users' client, which is `web/`), standing in for a browser where a
 //! browser is too heavy: in the core's deterministic tests, the server's
 //! loopback tests and the load generator. It speaks the real protocol and
 //! real WebRTC (ICE, DTLS-SRTP); only the media is synthetic (see `media`),
