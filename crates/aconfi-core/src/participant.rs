@@ -107,7 +107,8 @@ pub(crate) struct Participant {
     screen_mid: Option<Mid>,
     /// When str0m next wants `Input::Timeout`.
     timeout: Instant,
-    /// Packets were written that only advancing the session releases.
+    /// Packets (or a keyframe request) were written that only advancing
+    /// the session releases.
     release_due: bool,
     /// A moderator muted the microphone: its audio is not forwarded until
     /// the participant unmutes themselves.
@@ -331,18 +332,20 @@ impl Participant {
         })
     }
 
-    /// Asks the client for a keyframe of `track` (the PLI leaves when the
-    /// session is next advanced).
-    pub fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind) -> Result<(), CloseCode> {
+    /// Asks the client for a keyframe of `track`. The PLI leaves when the
+    /// session is next advanced: `Ok(true)` when the caller must schedule
+    /// that (nothing else made the session due yet).
+    pub fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind) -> Result<bool, CloseCode> {
         let Some(mid) = self.published.iter().find(|p| p.state == PubState::Track(track)).map(|p| p.mid) else {
-            return Ok(());
+            return Ok(false);
         };
         guarded(|| {
             if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
                 rx.request_keyframe(kind);
             }
         })
-        .map_err(|()| CloseCode::InternalError)
+        .map_err(|()| CloseCode::InternalError)?;
+        Ok(!std::mem::replace(&mut self.release_due, true))
     }
 
     // ---- what it receives ----

@@ -27,9 +27,22 @@ pub(crate) enum Key {
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Key)>>,
     live: HashMap<Key, Instant>,
+    /// Keys wanted at once (packets written to a session, a room's queued
+    /// control work): a plain list, so the forwarding path, which asks this
+    /// for every subscriber of every batch, never touches the heap.
+    soon: Vec<Key>,
+    /// When the oldest of `soon` was asked for.
+    soon_since: Option<Instant>,
 }
 
 impl Timers {
+    /// Wants `key` handled as soon as the current batch is done. The caller
+    /// asks once per batch (it keeps its own "due" flag).
+    pub fn schedule_now(&mut self, key: Key, now: Instant) {
+        self.soon.push(key);
+        self.soon_since.get_or_insert(now);
+    }
+
     /// Wants `key` handled at `at` (or earlier, if it already is).
     pub fn schedule(&mut self, key: Key, at: Instant) {
         match self.live.get_mut(&key) {
@@ -45,24 +58,29 @@ impl Timers {
         }
     }
 
-    /// Forgets `key` (its owner is gone).
+    /// Forgets `key`'s deadline (its owner is gone; a `soon` entry for it
+    /// finds nobody when it fires).
     pub fn cancel(&mut self, key: Key) {
         self.live.remove(&key);
     }
 
-    /// The earliest live deadline.
+    /// The earliest deadline.
     pub fn next(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, key))) = self.heap.peek() {
             if self.live.get(key) == Some(at) {
-                return Some(*at);
+                return Some(self.soon_since.map_or(*at, |s| s.min(*at)));
             }
             self.heap.pop();
         }
-        None
+        self.soon_since
     }
 
     /// A key whose deadline is at or before `now`, taken off the schedule.
     pub fn pop_due(&mut self, now: Instant) -> Option<Key> {
+        if let Some(key) = self.soon.pop() {
+            return Some(key);
+        }
+        self.soon_since = None;
         if self.next()? > now {
             return None;
         }
@@ -76,6 +94,12 @@ impl Timers {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// Keys asked for at once and not yet popped (for tests).
+    #[cfg(test)]
+    fn soon_len(&self) -> usize {
+        self.soon.len()
     }
 }
 
@@ -105,5 +129,23 @@ mod tests {
         t.schedule(a, ms(10));
         t.cancel(a);
         assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn wanted_at_once_comes_first_and_never_grows_the_heap() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (a, b) = (Key::Session(ParticipantId(1)), Key::Session(ParticipantId(2)));
+        let mut t = Timers::default();
+        t.schedule(a, ms(50));
+        for _ in 0..1000 {
+            t.schedule_now(b, ms(20));
+            assert_eq!(t.next(), Some(ms(20)));
+            assert_eq!(t.pop_due(ms(20)), Some(b));
+            assert_eq!(t.pop_due(ms(20)), None, "a's deadline is later");
+        }
+        assert_eq!((t.len(), t.soon_len()), (1, 0), "only a's deadline is queued");
+        assert_eq!(t.next(), Some(ms(50)));
+        assert_eq!(t.pop_due(ms(50)), Some(a));
     }
 }

@@ -348,8 +348,10 @@ impl Room {
         let (track, spec) = match p.classify(pkt) {
             None => return,
             Some(Source::New(mid)) => {
+                if self.announce.is_empty() {
+                    cx.timers.schedule_now(Key::Room(self.id), cx.now);
+                }
                 self.announce.push((from, mid));
-                cx.timers.schedule(Key::Room(self.id), cx.now);
                 return;
             }
             Some(Source::Track { track, spec, .. }) => (track, spec),
@@ -373,7 +375,7 @@ impl Room {
             match m.forward(track, &inc) {
                 // str0m holds written packets until the session's time
                 // advances: one advance per subscriber per batch sends them.
-                Ok(true) => cx.timers.schedule(Key::Session(*id), cx.now),
+                Ok(true) => cx.timers.schedule_now(Key::Session(*id), cx.now),
                 Ok(false) => {}
                 Err(()) => broken.push(*id),
             }
@@ -418,7 +420,8 @@ impl Room {
     ) {
         let Some(p) = self.members.get_mut(&publisher) else { return };
         match p.request_keyframe(track, kind) {
-            Ok(()) => cx.timers.schedule(Key::Session(publisher), cx.now),
+            Ok(true) => cx.timers.schedule_now(Key::Session(publisher), cx.now),
+            Ok(false) => {}
             Err(code) => self.fault(publisher, code, cx),
         }
     }
