@@ -126,7 +126,7 @@ impl MediaSockets {
 
     /// Queues a datagram: it joins the open batch if it can, else the batch
     /// is sent and a new one begins.
-    fn send(&self, batch: &mut Option<Batch>, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+    fn send(&self, batch: &mut Option<Batch>, source: SocketAddr, destination: SocketAddr, contents: Vec<u8>) {
         let socket = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
         if let Some(b) = batch.as_mut() {
             let fits = b.socket == socket
@@ -136,34 +136,37 @@ impl MediaSockets {
                 && b.count < self.states[socket].max_gso_segments()
                 && b.buf.len() + contents.len() <= MAX_BATCH_BYTES;
             if fits {
-                b.buf.extend_from_slice(contents);
+                b.buf.extend_from_slice(&contents);
                 b.count += 1;
                 b.closed = contents.len() < b.segment;
                 return;
             }
         }
         self.flush(batch);
-        let mut buf = batch.take().map(|b| b.buf).unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(contents);
-        *batch = Some(Batch { socket, destination, segment: contents.len(), count: 1, closed: false, buf });
+        // The first datagram's own buffer becomes the batch: a datagram that
+        // stays alone is never copied.
+        let segment = contents.len();
+        *batch = Some(Batch { socket, destination, segment, count: 1, closed: false, buf: contents });
     }
 
-    /// Sends the open batch, keeping its buffer for the next one.
+    /// Sends the open batch: one datagram with a plain `sendto`, a run
+    /// with one GSO `sendmsg`.
     fn flush(&self, batch: &mut Option<Batch>) {
-        let Some(b) = batch.as_mut().filter(|b| b.count > 0) else { return };
+        let Some(b) = batch.take() else { return };
+        let socket = &self.sockets[b.socket];
+        // UDP: a full socket buffer drops the datagrams, as the network would.
+        if b.count == 1 {
+            let _ = socket.try_send_to(&b.buf, b.destination);
+            return;
+        }
         let transmit = Transmit {
             destination: b.destination,
             ecn: None,
             contents: &b.buf,
-            segment_size: (b.count > 1).then_some(b.segment),
+            segment_size: Some(b.segment),
             src_ip: None,
         };
-        let socket = &self.sockets[b.socket];
-        // UDP: a full socket buffer drops the datagrams, as the network would.
         let _ = socket.try_io(Interest::WRITABLE, || self.states[b.socket].try_send(socket.into(), &transmit));
-        b.count = 0;
-        b.buf.clear();
     }
 }
 
@@ -271,7 +274,7 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
         }
         while let Some(out) = sfu.poll_output() {
             match out {
-                Output::Transmit(t) => media.send(&mut batch, t.source, t.destination, &t.contents),
+                Output::Transmit(t) => media.send(&mut batch, t.source, t.destination, t.contents),
                 Output::Signal(pid, msg) => {
                     let Some(tx) = clients.get(&pid) else { continue };
                     let text = match serde_json::to_string(&msg) {
@@ -355,7 +358,7 @@ mod tests {
         media.sockets[0].writable().await.expect("writable");
         let mut batch = None;
         for (dest, d) in &sent {
-            media.send(&mut batch, source, *dest, d);
+            media.send(&mut batch, source, *dest, d.clone());
         }
         media.flush(&mut batch);
         let mut buf = vec![0u8; 2048];
