@@ -1,11 +1,12 @@
 //! When the core next needs the shell to call `handle_timeout`: a min-heap
 //! of deadlines, so finding the next one never scans every participant.
 //!
-//! Each key has at most one live deadline, its earliest. A later deadline
-//! for a key that already has an earlier one is not queued: the earlier one
-//! fires, and its owner (which knows its real deadline) schedules again.
-//! Entries overtaken by an earlier one stay in the heap until they reach
-//! the top and are dropped there.
+//! Each key has at most one live deadline, its latest: rescheduling a key
+//! (earlier or later) pushes a new entry and makes the old one stale, and
+//! stale entries are dropped when they reach the top. So the shell is never
+//! woken for a deadline a session has since moved on from. Work wanted at
+//! once (packets written to a session) goes in a plain list instead, so the
+//! forwarding path never touches the heap.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -43,18 +44,10 @@ impl Timers {
         self.soon_since.get_or_insert(now);
     }
 
-    /// Wants `key` handled at `at` (or earlier, if it already is).
+    /// Wants `key` handled at `at`, instead of whenever it was wanted before.
     pub fn schedule(&mut self, key: Key, at: Instant) {
-        match self.live.get_mut(&key) {
-            Some(t) if *t <= at => {}
-            Some(t) => {
-                *t = at;
-                self.heap.push(Reverse((at, key)));
-            }
-            None => {
-                self.live.insert(key, at);
-                self.heap.push(Reverse((at, key)));
-            }
+        if self.live.insert(key, at) != Some(at) {
+            self.heap.push(Reverse((at, key)));
         }
     }
 
@@ -110,20 +103,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_earliest_deadline_per_key_fires_once() {
+    fn the_latest_deadline_per_key_fires_once() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let (a, b) = (Key::Session(ParticipantId(1)), Key::Room(RoomId(1)));
         let mut t = Timers::default();
-        t.schedule(a, ms(50));
-        t.schedule(a, ms(80)); // later: the earlier one stands
+        t.schedule(a, ms(10));
+        t.schedule(a, ms(50)); // moved later: nobody is woken at 10 ms
         t.schedule(b, ms(30));
-        t.schedule(a, ms(10)); // earlier: overtakes
-        assert_eq!(t.next(), Some(ms(10)));
+        assert_eq!(t.next(), Some(ms(30)));
+        t.schedule(a, ms(20)); // moved earlier
+        assert_eq!(t.next(), Some(ms(20)));
         assert_eq!(t.pop_due(ms(5)), None);
         assert_eq!(t.pop_due(ms(40)), Some(a));
         assert_eq!(t.pop_due(ms(40)), Some(b));
-        assert_eq!(t.pop_due(ms(100)), None, "the overtaken 50 ms entry is dropped");
+        assert_eq!(t.pop_due(ms(100)), None, "the 50 ms entry was overtaken and is dropped");
         assert_eq!(t.len(), 0);
 
         t.schedule(a, ms(10));
