@@ -208,6 +208,11 @@ impl Sfu {
 
     /// After a call into `room`: forget who it let go of; close it if empty.
     fn settle(&mut self, room: RoomId, now: Instant) {
+        // A room only empties when someone leaves it: a call that let nobody
+        // go (every datagram, nearly every timer) has nothing to settle.
+        if self.departed.is_empty() {
+            return;
+        }
         for pid in self.departed.drain(..) {
             if self.directory.get(&pid) == Some(&room) {
                 self.directory.remove(&pid);
