@@ -8,7 +8,8 @@
 //! `sfu` (the shard: finds the room) → `room` (members, door, control,
 //! forwarding) → `participant` (one session) → `downtrack` (one track to one
 //! subscriber); `endpoint` (datagram demux), `timers`, `output`, `error`,
-//! `codec`, `protocol`, `ids`.
+//! `codec`, `protocol`, `ids`; `stream` (what passes to and from a room's
+//! streaming worker).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod rate;
 mod room;
 pub mod room_name;
 mod sfu;
+pub mod stream;
 mod timers;
 
 pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
@@ -33,10 +35,13 @@ pub use error::SignalError;
 pub use ids::{NodeId, ParticipantId, RoomId, TrackId};
 pub use output::{Datagram, Output};
 pub use participant::MAX_PUBLISHED_TRACKS;
-pub use protocol::{ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, TrackInfo};
+pub use protocol::{
+    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo,
+};
 pub use room::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM};
 pub use room_name::{RoomName, RoomNameError};
 pub use sfu::{Sfu, SfuConfig};
+pub use stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource};
 
 /// Re-exported so the shell and tests use the same str0m as the core.
 pub use str0m;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use crate::ids::ParticipantId;
 use crate::protocol::{CloseCode, ServerMsg};
+use crate::stream::{StreamKey, StreamOut};
 
 /// A UDP datagram, in either direction. The one datagram type of the
 /// workspace: the core's transmits and the test peers' use it too.
@@ -28,6 +29,9 @@ pub enum Output {
     /// Close that participant's WebSocket with this code. The core has
     /// already forgotten the participant.
     Close(ParticipantId, CloseCode),
+    /// Something for a room's streaming worker: start or stop it, its
+    /// sources, a plain RTP packet.
+    Stream(StreamKey, StreamOut),
 }
 
 /// The queue outputs wait in until the shell polls them.
@@ -57,6 +61,10 @@ impl Outbox {
     pub fn close_with(&mut self, to: ParticipantId, code: CloseCode, msg: ServerMsg) {
         self.signal(to, msg);
         self.0.push_back(Output::Close(to, code));
+    }
+
+    pub fn push(&mut self, o: Output) {
+        self.0.push_back(o);
     }
 
     pub fn pop(&mut self) -> Option<Output> {

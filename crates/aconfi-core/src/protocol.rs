@@ -163,6 +163,66 @@ pub enum ClientMsg {
     },
     /// Moderator: end the meeting for everyone.
     EndMeeting {},
+    /// Moderator: stream the meeting live to an RTMP(S) ingest (YouTube's,
+    /// say). Refused in end-to-end encrypted meetings and where the server
+    /// has no streaming worker.
+    StreamStart {
+        /// `rtmp://` or `rtmps://` URL including the stream key. Never
+        /// logged, stored or sent to anyone.
+        url: StreamUrl,
+    },
+    /// Moderator: stop the live stream.
+    StreamStop {},
+}
+
+/// Longest stream URL accepted, in bytes.
+pub const MAX_STREAM_URL_BYTES: usize = 2048;
+
+/// An ingest URL with its stream key: a secret. Its `Debug` prints no part
+/// of it, so no log line can carry it by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamUrl(pub String);
+
+impl std::fmt::Debug for StreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamUrl(<redacted>)")
+    }
+}
+
+impl StreamUrl {
+    /// Whether this can be handed to the worker: `rtmp://` or `rtmps://`
+    /// with a host, no whitespace or control characters, not too long.
+    pub fn is_valid(&self) -> bool {
+        let s = self.0.as_str();
+        let rest = s.strip_prefix("rtmps://").or_else(|| s.strip_prefix("rtmp://"));
+        s.len() <= MAX_STREAM_URL_BYTES
+            && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+    }
+}
+
+/// Where a meeting's live stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStatus {
+    /// A moderator started it; the worker is connecting to the ingest.
+    Starting,
+    /// The ingest is receiving the meeting.
+    Live,
+    /// The ingest connection dropped; the worker retries with back-off.
+    Reconnecting,
+    /// A moderator stopped it.
+    Stopped,
+    /// It ended on its own; `reason` says why.
+    Failed,
+}
+
+impl StreamStatus {
+    /// Whether a stream is under way (a new `stream_start` is refused).
+    pub fn is_active(self) -> bool {
+        matches!(self, StreamStatus::Starting | StreamStatus::Live | StreamStatus::Reconnecting)
+    }
 }
 
 impl ClientMsg {
@@ -188,6 +248,8 @@ impl ClientMsg {
             ClientMsg::Admit { .. } => "admit",
             ClientMsg::Refuse { .. } => "refuse",
             ClientMsg::EndMeeting {} => "end_meeting",
+            ClientMsg::StreamStart { .. } => "stream_start",
+            ClientMsg::StreamStop {} => "stream_stop",
         }
     }
 }
@@ -279,6 +341,19 @@ pub enum ServerMsg {
         moderator: bool,
         /// The room's settings.
         room: RoomState,
+        /// Why this server cannot stream meetings live, when it cannot
+        /// (no streaming worker, GStreamer missing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream_unavailable: Option<String>,
+    },
+    /// The live stream's state changed (and, to a newcomer, that the
+    /// meeting is being streamed). Sent to everyone in the room.
+    StreamState {
+        /// Where it stands.
+        state: StreamStatus,
+        /// Why it failed (English), for `failed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The room's settings changed.
     RoomUpdated {

@@ -20,6 +20,7 @@ use crate::output::{Outbox, Output};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, MAX_NAME_CHARS, PROTOCOL_VERSION};
 use crate::room::{Cx, Room};
 use crate::room_name::RoomName;
+use crate::stream::{StreamEvent, StreamKey};
 use crate::timers::{Key, Timers};
 
 /// Static configuration of the SFU.
@@ -29,6 +30,9 @@ pub struct SfuConfig {
     pub candidates: Vec<SocketAddr>,
     /// This server in a deployment of several (its ids carry it).
     pub node: NodeId,
+    /// Why meetings cannot be streamed live here (no worker, GStreamer
+    /// missing); `None` when they can.
+    pub stream_unavailable: Option<String>,
 }
 
 /// The SFU state machine for a set of rooms.
@@ -63,6 +67,7 @@ macro_rules! with_room {
                     endpoint: &mut sfu.endpoint,
                     candidates: &sfu.config.candidates,
                     departed: &mut sfu.departed,
+                    stream_unavailable: sfu.config.stream_unavailable.as_deref(),
                 };
                 let $cx = &mut cx;
                 Some($body)
@@ -104,6 +109,21 @@ impl Sfu {
     /// Whether a room of this name exists.
     pub fn has_room(&self, name: &str) -> bool {
         RoomName::parse(name).is_ok_and(|n| self.names.contains_key(&n))
+    }
+
+    /// Whether the meeting of this name is being streamed live, for the
+    /// prejoin screen (the stream is public anyway).
+    pub fn is_streaming(&self, name: &str) -> bool {
+        RoomName::parse(name)
+            .ok()
+            .and_then(|n| self.names.get(&n))
+            .and_then(|id| self.rooms.get(id))
+            .is_some_and(Room::is_streaming)
+    }
+
+    /// What the shell learnt about a stream's worker.
+    pub fn handle_stream(&mut self, key: StreamKey, ev: StreamEvent, now: Instant) {
+        with_room!(self, key.room, now, |r, cx| r.on_stream_event(key, ev, cx));
     }
 
     /// Next output for the shell, if any.
@@ -230,6 +250,7 @@ impl Sfu {
                 endpoint: &mut self.endpoint,
                 candidates: &self.config.candidates,
                 departed: &mut self.departed,
+                stream_unavailable: self.config.stream_unavailable.as_deref(),
             };
             r.close(&mut cx);
             for pid in self.departed.drain(..) {

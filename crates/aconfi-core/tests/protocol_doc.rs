@@ -40,9 +40,12 @@ const CLIENT_TYPES: &[&str] = &[
     "admit",
     "refuse",
     "end_meeting",
+    "stream_start",
+    "stream_stop",
 ];
 const SERVER_TYPES: &[&str] = &[
     "joined",
+    "stream_state",
     "participant_joined",
     "participant_updated",
     "participant_left",

@@ -40,6 +40,12 @@ pub struct Config {
     #[arg(long, env = "ACONFI_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
 
+    /// The live-streaming worker (`aconfi-stream`). Default: next to this
+    /// binary, else on PATH. Without a working one, streaming is offered as
+    /// unavailable, with the reason.
+    #[arg(long, env = "ACONFI_STREAM_WORKER")]
+    pub stream_worker: Option<PathBuf>,
+
     /// Log filter (tracing syntax), e.g. `info` or `aconfi=debug`. Logs never
     /// carry IP addresses, names or room names.
     #[arg(long, env = "ACONFI_LOG", default_value = "info")]

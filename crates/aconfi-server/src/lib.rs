@@ -1,12 +1,14 @@
 //! The A-Confi server: the thin IO shell around `aconfi-core`.
 //!
 //! One task owns the SFU core (`media`), one task per WebSocket (`ws`),
-//! axum serves the embedded web client over HTTPS (`web`).
+//! axum serves the embedded web client over HTTPS (`web`); live-streaming
+//! workers are separate processes run by `stream`.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod media;
+pub mod stream;
 pub mod tls;
 pub mod web;
 pub mod ws;
@@ -53,7 +55,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let tracker = TaskTracker::new();
 
     let (core_tx, core_rx) = mpsc::channel(1024);
-    tracker.spawn(media::run(media, core_rx, cancel.clone()));
+    let streaming = stream::Availability::probe(config.stream_worker.as_deref()).await;
+    match streaming.reason() {
+        None => tracing::info!("live streaming available"),
+        Some(r) => tracing::info!(reason = %r, "live streaming unavailable"),
+    }
+    tracker.spawn(media::run(media, core_rx, streaming, cancel.clone()));
 
     let state = AppState { core: core_tx, next_id: Arc::new(AtomicU64::new(1)), cancel: cancel.clone() };
     let app = web::router(state);

@@ -12,11 +12,12 @@ use anyhow::Context;
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::{Interest, ReadBuf};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::stream::{Availability, Report, Streams};
 
 /// Commands from WebSocket tasks to the core task.
 #[derive(Debug)]
@@ -27,6 +28,9 @@ pub enum CoreCmd {
     Signal(ParticipantId, ClientMsg),
     /// The WebSocket closed.
     Closed(ParticipantId),
+    /// Whether the meeting of this name is being streamed live (for the
+    /// prejoin screen).
+    IsStreaming(String, oneshot::Sender<bool>),
 }
 
 /// What a WebSocket task should send.
@@ -230,8 +234,19 @@ fn interface_ips() -> Vec<IpAddr> {
 }
 
 /// Runs the core until `cancel` fires.
-pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel: CancellationToken) {
-    let mut sfu = Sfu::new(SfuConfig { candidates: media.candidates(), ..SfuConfig::default() });
+pub async fn run(
+    media: MediaSockets,
+    mut cmds: mpsc::Receiver<CoreCmd>,
+    streaming: Availability,
+    cancel: CancellationToken,
+) {
+    let mut sfu = Sfu::new(SfuConfig {
+        candidates: media.candidates(),
+        stream_unavailable: streaming.reason(),
+        ..SfuConfig::default()
+    });
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let mut streams = Streams::new(streaming, reports_tx);
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut batch: Option<Batch> = None;
@@ -266,7 +281,12 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
                     clients.remove(&pid);
                     sfu.handle_disconnect(pid, Instant::now());
                 }
+                Some(CoreCmd::IsStreaming(name, tx)) => { let _ = tx.send(sfu.is_streaming(&name)); }
                 None => break,
+            },
+            Some((key, report)) = reports.recv() => match report {
+                Report::Ready(port) => streams.ready(key, port),
+                Report::Event(ev) => sfu.handle_stream(key, ev, Instant::now()),
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 sfu.handle_timeout(Instant::now());
@@ -297,11 +317,13 @@ pub async fn run(media: MediaSockets, mut cmds: mpsc::Receiver<CoreCmd>, cancel:
                         let _ = tx.try_send(ToClient::Close(code));
                     }
                 }
+                Output::Stream(key, o) => streams.handle(key, o),
             }
         }
         media.flush(&mut batch);
     }
     info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
+    streams.shutdown().await;
 }
 
 #[cfg(test)]

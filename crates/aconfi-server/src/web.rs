@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/new", get(new_meeting))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/api/stream/{room}", get(stream_status))
         // Browsers ask for these by themselves; answer instead of a 400 page.
         .route(
             "/favicon.ico",
@@ -53,6 +54,19 @@ async fn security_headers(mut res: Response) -> Response {
         HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
     );
     res
+}
+
+/// Whether a meeting is being streamed live, for the prejoin screen: people
+/// are told before they join. That a meeting is live is public anyway (it
+/// is on the ingest's site); nothing else about the room is revealed, and a
+/// room that does not exist answers the same as one not streaming.
+async fn stream_status(State(state): State<AppState>, Path(room): Path<String>) -> Response {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if RoomName::parse(&room).is_err() || state.core.send(crate::media::CoreCmd::IsStreaming(room, tx)).await.is_err() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let live = rx.await.unwrap_or(false);
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "live": live }))).into_response()
 }
 
 async fn index() -> Response {

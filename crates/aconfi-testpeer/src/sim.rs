@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aconfi_core::{ClientMsg, Output, ParticipantId, ServerMsg, Sfu, SfuConfig};
+use aconfi_core::{ClientMsg, Output, ParticipantId, ServerMsg, Sfu, SfuConfig, StreamKey, StreamOut};
 
 use crate::{ClientOutput, ClientPeer};
 
@@ -47,6 +47,9 @@ pub struct Sim {
     /// regular audio/video packet pattern.
     rtp_loss_one_in: Option<u64>,
     rng: u64,
+    /// Everything the SFU asked of streaming workers, in order (a test
+    /// plays the worker).
+    pub stream_out: Vec<(StreamKey, StreamOut)>,
 }
 
 impl Default for Sim {
@@ -58,9 +61,15 @@ impl Default for Sim {
 impl Sim {
     /// An empty meeting server.
     pub fn new() -> Self {
+        Self::with_config(SfuConfig::default())
+    }
+
+    /// An empty meeting server with this configuration (its candidates are
+    /// the simulation's server address).
+    pub fn with_config(config: SfuConfig) -> Self {
         let server: SocketAddr = SERVER_ADDR.parse().expect("constant address parses");
         Sim {
-            sfu: Sfu::new(SfuConfig { candidates: vec![server], ..SfuConfig::default() }),
+            sfu: Sfu::new(SfuConfig { candidates: vec![server], ..config }),
             peers: Vec::new(),
             now: Instant::now(),
             server,
@@ -69,6 +78,7 @@ impl Sim {
             signals_up: VecDeque::new(),
             rtp_loss_one_in: None,
             rng: 0x9e37_79b9_7f4a_7c15,
+            stream_out: Vec::new(),
         }
     }
 
@@ -198,6 +208,7 @@ impl Sim {
                         }
                     }
                     Output::Close(pid, code) => self.close(pid, code.code()),
+                    Output::Stream(key, o) => self.stream_out.push((key, o)),
                 }
             }
             if !busy {

@@ -156,6 +156,8 @@ impl Room {
                 // sends away anyone still at the door.
                 Ok(())
             }
+            ClientMsg::StreamStart { url } => self.start_stream(url, cx),
+            ClientMsg::StreamStop {} => self.stop_stream(cx),
             ClientMsg::Join { .. }
             | ClientMsg::Offer { .. }
             | ClientMsg::Answer { .. }

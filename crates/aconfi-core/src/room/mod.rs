@@ -11,6 +11,7 @@
 
 mod control;
 mod door;
+mod stream;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub(crate) struct Cx<'a> {
     pub candidates: &'a [SocketAddr],
     /// Connections this room let go of (left, removed, refused at the door).
     pub departed: &'a mut Vec<ParticipantId>,
+    /// Why this server cannot stream live, if it cannot.
+    pub stream_unavailable: Option<&'a str>,
 }
 
 pub(crate) struct Room {
@@ -61,6 +64,10 @@ pub(crate) struct Room {
     announce: Vec<(ParticipantId, Mid)>,
     /// Reused between drains, so draining allocates nothing.
     events: Vec<SessionEvent>,
+    /// The live stream, while there is one.
+    tap: Option<stream::Tap>,
+    /// Streams started so far (each gets the next serial).
+    next_stream: u32,
 }
 
 impl Room {
@@ -75,6 +82,8 @@ impl Room {
             next_track: 1,
             announce: Vec::new(),
             events: Vec::new(),
+            tap: None,
+            next_stream: 0,
         }
     }
 
@@ -157,8 +166,12 @@ impl Room {
                 participants,
                 moderator: info.moderator,
                 room: self.state(),
+                stream_unavailable: cx.stream_unavailable.map(str::to_string),
             },
         );
+        if let Some(notice) = self.stream_notice() {
+            cx.out.signal(pid, notice);
+        }
         self.broadcast(cx.out, None, ServerMsg::ParticipantJoined { participant: info });
         info!(participant = %pid, room = %self.id, "joined");
         self.members.insert(pid, p);
@@ -177,6 +190,7 @@ impl Room {
         if self.members.is_empty() {
             return;
         }
+        self.stream_forget(cx);
         self.ensure_moderator(cx.out);
         let ids: Vec<ParticipantId> = self.members.keys().copied().collect();
         for m in ids {
@@ -202,6 +216,7 @@ impl Room {
             cx.out.close(pid, CloseCode::Ended);
             cx.departed.push(pid);
         }
+        self.end_stream(cx);
         cx.timers.cancel(Key::Room(self.id));
         info!(room = %self.id, "room closed");
     }
@@ -252,9 +267,13 @@ impl Room {
             }
             ClientMsg::MediaState { audio_muted, video_muted, screen_sharing } => {
                 let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                let pictures = (p.info().video_muted, p.info().screen_sharing);
                 p.set_media_state(audio_muted, video_muted, screen_sharing);
                 let info = p.info().clone();
                 self.broadcast(cx.out, Some(pid), ServerMsg::ParticipantUpdated { participant: info });
+                if pictures != (video_muted, screen_sharing) {
+                    self.send_sources(cx);
+                }
                 Ok(())
             }
             ClientMsg::Join { .. } => Err(SignalError::UNEXPECTED),
@@ -383,6 +402,7 @@ impl Room {
         for id in broken {
             self.fault(id, CloseCode::InternalError, cx);
         }
+        self.tap_packet(track, &spec, pkt, cx);
     }
 
     /// Control work the forwarding path queued: announce new tracks, so
@@ -391,6 +411,7 @@ impl Room {
         for (pid, mid) in std::mem::take(&mut self.announce) {
             self.announce_track(pid, mid, cx);
         }
+        self.sources_if_dirty(cx);
     }
 
     fn announce_track(&mut self, pid: ParticipantId, mid: Mid, cx: &mut Cx<'_>) {

@@ -1,0 +1,329 @@
+//! Live streaming workers: one `aconfi-stream` process per streamed
+//! meeting. The core says when to start and stop one and what it composes;
+//! this module runs the process, talks JSON lines over its stdin/stdout and
+//! sends it plain RTP from a loopback socket connected to the worker's
+//! (so nobody else can feed it, and it listens nowhere else).
+//!
+//! The server never links GStreamer: the worker is a separate binary,
+//! found next to `aconfi` or on `PATH` (or named by `--stream-worker`) and
+//! asked at start whether it can work (`aconfi-stream --check`). A worker
+//! that crashes ends only its stream. The ingest URL (with its key) goes to
+//! the worker on stdin — never argv, which every local user can read — and
+//! is scrubbed from anything the worker prints before it reaches the log.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use aconfi_core::{StreamEvent, StreamKey, StreamOut, StreamStatus, StreamUrl};
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// The worker binary's name.
+pub const WORKER: &str = "aconfi-stream";
+
+/// How long a stopping worker may take to end its publish cleanly.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest line read from a worker (a longer one ends it).
+const MAX_LINE: usize = 4096;
+
+/// Whether streaming can work here, decided once at start.
+#[derive(Debug, Clone)]
+pub enum Availability {
+    /// The worker at this path passed its self-check.
+    Ready(PathBuf),
+    /// Why not (shown to moderators).
+    Unavailable(String),
+}
+
+impl Availability {
+    /// Finds the worker and runs its self-check (GStreamer and every
+    /// element it needs present).
+    pub async fn probe(configured: Option<&Path>) -> Availability {
+        let Some(path) = configured.map(Path::to_path_buf).or_else(find_worker) else {
+            return Availability::Unavailable(format!(
+                "the streaming worker ({WORKER}) is not installed next to this server; build it with \
+                 `cargo build --release --bin {WORKER}` (it needs GStreamer, see the README)"
+            ));
+        };
+        let check = Command::new(&path).arg("--check").stdin(Stdio::null()).kill_on_drop(true).output();
+        match tokio::time::timeout(Duration::from_secs(20), check).await {
+            Ok(Ok(out)) if out.status.success() => Availability::Ready(path),
+            Ok(Ok(out)) => {
+                let said: String = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect();
+                Availability::Unavailable(if said.is_empty() {
+                    format!("the streaming worker's self-check failed ({})", out.status)
+                } else {
+                    said
+                })
+            }
+            Ok(Err(e)) => Availability::Unavailable(format!("the streaming worker could not be run: {e}")),
+            Err(_) => Availability::Unavailable("the streaming worker's self-check did not finish".into()),
+        }
+    }
+
+    /// The reason to give moderators, if streaming is unavailable.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Availability::Ready(_) => None,
+            Availability::Unavailable(r) => Some(r.clone()),
+        }
+    }
+}
+
+/// `aconfi-stream` next to our own executable, else on `PATH`.
+fn find_worker() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.parent()?.join(WORKER);
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(WORKER)).find(|p| p.is_file())
+}
+
+/// A worker's report, as the media task receives it.
+#[derive(Debug)]
+pub enum Report {
+    /// Its RTP socket is bound at this loopback port.
+    Ready(u16),
+    /// Something for the core.
+    Event(StreamEvent),
+}
+
+/// What a worker prints on stdout.
+#[derive(Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+enum WorkerLine {
+    Ready { port: u16 },
+    State { state: StreamStatus, reason: Option<String> },
+    Keyframe { ssrc: u32 },
+}
+
+struct Worker {
+    /// Sends plain RTP; connected to the worker's socket once it is ready.
+    socket: UdpSocket,
+    ready: bool,
+    /// Lines for its stdin; dropping this closes stdin, which stops it.
+    stdin: mpsc::UnboundedSender<String>,
+}
+
+/// The running workers of this server, owned by the media task.
+pub struct Streams {
+    availability: Availability,
+    workers: HashMap<StreamKey, Worker>,
+    reports: mpsc::UnboundedSender<(StreamKey, Report)>,
+    tracker: TaskTracker,
+}
+
+impl Streams {
+    /// No workers yet; their reports will arrive on `reports`.
+    pub fn new(availability: Availability, reports: mpsc::UnboundedSender<(StreamKey, Report)>) -> Self {
+        Streams { availability, workers: HashMap::new(), reports, tracker: TaskTracker::new() }
+    }
+
+    /// Carries out one of the core's stream outputs.
+    pub fn handle(&mut self, key: StreamKey, out: StreamOut) {
+        match out {
+            StreamOut::Rtp(packet) => {
+                if let Some(w) = self.workers.get(&key).filter(|w| w.ready) {
+                    // A full socket buffer drops the packet: the worker's
+                    // jitter buffer and a keyframe request recover, and the
+                    // meeting never waits for the stream.
+                    let _ = w.socket.send(&packet);
+                }
+            }
+            StreamOut::Sources(sources) => {
+                if let Some(w) = self.workers.get(&key) {
+                    let line = serde_json::json!({ "cmd": "sources", "sources": sources }).to_string();
+                    let _ = w.stdin.send(line);
+                }
+            }
+            StreamOut::Start { url } => {
+                if let Err(reason) = self.start(key, url) {
+                    let _ = self.reports.send((key, Report::Event(StreamEvent::Exited { reason })));
+                }
+            }
+            StreamOut::Stop => {
+                if let Some(w) = self.workers.remove(&key) {
+                    let _ = w.stdin.send(r#"{"cmd":"stop"}"#.to_string());
+                    // Dropping `w` closes stdin once that line is written.
+                }
+            }
+        }
+    }
+
+    /// A worker said it is ready: connect our socket to its.
+    pub fn ready(&mut self, key: StreamKey, port: u16) {
+        let Some(w) = self.workers.get_mut(&key) else { return };
+        match w.socket.connect((Ipv4Addr::LOCALHOST, port)) {
+            Ok(()) => w.ready = true,
+            Err(e) => warn!(error = %e, "could not connect to the streaming worker"),
+        }
+    }
+
+    /// Stops every worker and waits (briefly) for them to end their publish.
+    pub async fn shutdown(mut self) {
+        for (key, _) in std::mem::take(&mut self.workers) {
+            debug!(room = %key.room, "stopping stream worker at shutdown");
+        }
+        self.tracker.close();
+        let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), self.tracker.wait()).await;
+    }
+
+    fn start(&mut self, key: StreamKey, url: StreamUrl) -> Result<(), String> {
+        let Availability::Ready(path) = &self.availability else {
+            return Err(self.availability.reason().unwrap_or_default());
+        };
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|_| "could not open a loopback socket for the stream".to_string())?;
+        let peer = socket.local_addr().map_err(|_| "could not open a loopback socket for the stream".to_string())?;
+        let child = Command::new(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|_| "the streaming worker could not be started".to_string())?;
+        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+        // The first line: where to publish and where RTP comes from.
+        let first = serde_json::json!({ "cmd": "start", "url": url.0, "peer": peer }).to_string();
+        let _ = stdin_tx.send(first);
+        info!(room = %key.room, "stream worker started");
+        self.tracker.spawn(supervise(key, child, stdin_rx, self.reports.clone(), url));
+        self.workers.insert(key, Worker { socket, ready: false, stdin: stdin_tx });
+        Ok(())
+    }
+}
+
+/// Runs one worker process: feeds its stdin, reads its reports and its
+/// log, and reports its end unless it said why itself. Once it is asked to
+/// stop (or its stream is dropped) it has [`STOP_GRACE`] to finish.
+async fn supervise(
+    key: StreamKey,
+    mut child: Child,
+    mut stdin_rx: mpsc::UnboundedReceiver<String>,
+    reports: mpsc::UnboundedSender<(StreamKey, Report)>,
+    url: StreamUrl,
+) {
+    let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return;
+    };
+    let secrets = Secrets::new(&url.0);
+    drop(url);
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            debug!(room = %key.room, "stream worker: {}", secrets.scrub(&line));
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(line) = stdin_rx.recv().await {
+            if stdin.write_all(line.as_bytes()).await.is_err() || stdin.write_all(b"\n").await.is_err() {
+                return;
+            }
+            let _ = stdin.flush().await;
+            if line.contains(r#""cmd":"stop""#) {
+                break;
+            }
+        }
+        // Dropping stdin here closes it: EOF stops the worker too.
+    });
+    let deadline = async move {
+        let _ = writer.await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(deadline);
+    let mut out = BufReader::new(stdout);
+    let mut line = String::new();
+    let mut said_end = false;
+    loop {
+        line.clear();
+        let mut limited = (&mut out).take(MAX_LINE as u64);
+        let read = tokio::select! {
+            r = limited.read_line(&mut line) => r,
+            _ = &mut deadline => break,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            break;
+        }
+        let report = match serde_json::from_str::<WorkerLine>(line.trim()) {
+            Ok(WorkerLine::Ready { port }) => Report::Ready(port),
+            Ok(WorkerLine::State { state, reason }) => {
+                said_end |= !state.is_active();
+                Report::Event(StreamEvent::State { state, reason })
+            }
+            Ok(WorkerLine::Keyframe { ssrc }) => Report::Event(StreamEvent::Keyframe { ssrc }),
+            Err(_) => continue,
+        };
+        let _ = reports.send((key, report));
+    }
+    // Its stdout closed (it is ending) or its time is up.
+    let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+        Ok(s) => s.ok(),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    info!(room = %key.room, ?status, "stream worker ended");
+    if !said_end {
+        // Ignored by the core if the stream was stopped meanwhile.
+        let reason = "the streaming worker stopped unexpectedly".to_string();
+        let _ = reports.send((key, Report::Event(StreamEvent::Exited { reason })));
+    }
+}
+
+/// The URL and its stream key, to be cut out of anything a worker prints.
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn new(url: &str) -> Self {
+        let mut parts = vec![url.to_string()];
+        // The key is the last path segment; a query string may carry one
+        // too. Short pieces are left alone: cutting out every "live" would
+        // blank the worker's own words.
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let last = path.rsplit('/').next().unwrap_or("");
+        let values = query.split('&').filter_map(|kv| kv.split_once('=').map(|(_, v)| v));
+        parts.extend(std::iter::once(last).chain(values).filter(|p| p.len() >= 6).map(str::to_string));
+        Secrets(parts)
+    }
+
+    fn scrub(&self, line: &str) -> String {
+        let mut s = line.to_string();
+        for p in &self.0 {
+            s = s.replace(p.as_str(), "<redacted>");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_output_never_carries_the_url_or_key() {
+        let s = Secrets::new("rtmps://a.rtmps.youtube.com/live2/abcd-efgh-ijkl?pw=hunter22");
+        let line = "connecting to rtmps://a.rtmps.youtube.com/live2/abcd-efgh-ijkl?pw=hunter22 (key abcd-efgh-ijkl)";
+        let scrubbed = s.scrub(line);
+        assert!(!scrubbed.contains("abcd-efgh-ijkl"), "{scrubbed}");
+        assert!(!scrubbed.contains("hunter22"), "{scrubbed}");
+        assert_eq!(s.scrub("aconfi-stream: live"), "aconfi-stream: live", "the worker's own words stay");
+    }
+}
