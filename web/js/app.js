@@ -7,6 +7,7 @@ import { appendChat, nameOf, renderPeople, toast, wireSettings } from './panel.j
 import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './protocol.js';
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
+import { wireLiveStream } from './live.js';
 
 const NAME_KEY = 'aconfi.name';
 /**
@@ -114,6 +115,11 @@ async function acquire(audio, video, ids = {}) {
 async function prejoin(room, name) {
   show('prejoin');
   $('prejoin-e2ee').hidden = !meetingKey;
+  // People about to join are told if the meeting is being streamed live.
+  fetch(`/api/stream/${encodeURIComponent(room)}`, { cache: 'no-store' })
+    .then((r) => (r.ok ? r.json() : { live: false }))
+    .then((j) => { $('prejoin-live').hidden = j.live !== true; })
+    .catch(() => { /* unknown: say nothing */ });
   const nameInput = $('name-input');
   nameInput.value = name ?? '';
   let micOn = true;
@@ -438,6 +444,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   const renderPanel = () => { renderPeople(meeting, name); renderSelf(); };
   rerender.push(renderPanel, renderCount);
   wireSettings(meeting);
+  rerender.push(wireLiveStream(meeting));
   for (const ev of ['self', 'room', 'lobby', 'participants', 'e2ee']) meeting.addEventListener(ev, renderPanel);
   meeting.addEventListener('e2ee', renderE2ee);
   meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) $('side').hidden = false; });

@@ -88,6 +88,10 @@ export class Meeting extends EventTarget {
     this.roomState = { locked: false, lobby: false, password: false };
     /** @type {Map<number, string|undefined>} people waiting in the lobby (moderators see them) */
     this.waiting = new Map();
+    /** @type {{state: import('./protocol.js').StreamStatus, reason?: string}|null} the live stream, if any was seen */
+    this.live = null;
+    /** @type {string|null} why this server cannot stream live, if it cannot */
+    this.streamUnavailable = null;
     /** @type {import('./frames.js').FrameApi|null} */
     this.frameApi = opts.secret ? frameApi() : null;
     /** @type {KeySession|null} the key exchange of an end-to-end encrypted meeting */
@@ -142,6 +146,16 @@ export class Meeting extends EventTarget {
   /** @param {string} type @param {object} [fields] */
   request(type, fields = {}) {
     this.send({ type, ...fields });
+  }
+
+  /** Moderators: stream the meeting live to `url` (with its key). @param {string} url */
+  startStream(url) {
+    this.request('stream_start', { url });
+  }
+
+  /** Moderators: stop the live stream. */
+  stopStream() {
+    this.request('stream_stop');
   }
 
   /**
@@ -225,6 +239,10 @@ export class Meeting extends EventTarget {
         this.you = msg.you;
         this.moderator = msg.moderator;
         this.roomState = msg.room;
+        this.streamUnavailable = msg.stream_unavailable ?? null;
+        // A stream under way is announced right after `joined`.
+        this.live = null;
+        this.dispatchEvent(new CustomEvent('live', { detail: { live: null } }));
         this.participants = new Map(msg.participants.map((p) => [p.id, p]));
         this.emitParticipants();
         this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
@@ -266,6 +284,10 @@ export class Meeting extends EventTarget {
       case 'room_updated':
         this.roomState = msg.room;
         this.dispatchEvent(new CustomEvent('room', { detail: { room: msg.room } }));
+        break;
+      case 'stream_state':
+        this.live = { state: msg.state, reason: msg.reason };
+        this.dispatchEvent(new CustomEvent('live', { detail: { live: this.live } }));
         break;
       case 'password_required':
         this.setState('password');

@@ -60,8 +60,10 @@ export const FATAL_CLOSE_CODES = new Set([
  * @typedef {{id: number, name?: string, audio_muted: boolean, video_muted: boolean, moderator: boolean, hand_raised: boolean, screen_sharing?: boolean}} ParticipantInfo
  * @typedef {{locked: boolean, lobby: boolean, password: boolean, e2ee?: boolean}} RoomState
  * @typedef {{mid: string, participant: number, kind: 'audio'|'video', screen?: boolean}} TrackInfo
- * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[], moderator: boolean, room: RoomState}
+ * @typedef {'starting'|'live'|'reconnecting'|'stopped'|'failed'} StreamStatus
+ * @typedef {{type: 'joined', version: number, you: number, participants: ParticipantInfo[], moderator: boolean, room: RoomState, stream_unavailable?: string}
  *   | {type: 'room_updated', room: RoomState}
+ *   | {type: 'stream_state', state: StreamStatus, reason?: string}
  *   | {type: 'password_required', wrong: boolean, retry_after_ms?: number}
  *   | {type: 'in_lobby'}
  *   | {type: 'lobby_request', id: number, name?: string}
@@ -155,4 +157,26 @@ export function parseFragment(hash) {
     micOff: p.get('mic') === 'off',
     cameraOff: p.get('camera') === 'off',
   };
+}
+
+/** The ingest URL the live-stream dialog starts with: YouTube's RTMPS. */
+export const YOUTUBE_INGEST = 'rtmps://a.rtmps.youtube.com/live2';
+
+/**
+ * The URL to stream to: the ingest URL with the stream key as its last
+ * path segment (a key pasted into the URL field is used as it is), or null
+ * if it is not an rtmp:// or rtmps:// URL with a host.
+ * @param {string} ingest @param {string} key
+ * @returns {string|null}
+ */
+export function streamUrl(ingest, key) {
+  const base = ingest.trim();
+  const k = key.trim();
+  if (!/^rtmps?:\/\/[^/\s]+/.test(base) || /\s/.test(k)) return null;
+  return k ? `${base.replace(/\/+$/, '')}/${k}` : base;
+}
+
+/** Whether a stream state means the meeting is being streamed. @param {string|null|undefined} state */
+export function streamActive(state) {
+  return state === 'starting' || state === 'live' || state === 'reconnecting';
 }
