@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every A-Confi test on a fresh Debian machine with Rust and Node:
-# installs what the tests need (Debian's Chromium, Firefox ESR and Xvfb, npm
-# packages), builds, runs the Rust tests (core simulation, server over
-# loopback, bad input, protocol spec), type-checks the web client, and
+# installs what the tests need (Debian's Chromium, Firefox ESR and Xvfb,
+# GStreamer, nginx with RTMP, ffmpeg; npm packages), builds, runs the Rust
+# tests (core simulation, server over loopback, the streaming worker against
+# a real ingest, bad input, protocol spec), type-checks the web client, and
 # drives real Chromium and Firefox in the same meetings.
 # Ends with one summary line: "summary: N passed, M failed".
 set -uo pipefail
@@ -15,19 +16,27 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nsummary: 0 passed, 1 failed (%s)\n' "$*"; exit 1; }
 
 step "system packages"
-# command → Debian package that provides it
-declare -A wanted=([chromium]=chromium [chromedriver]=chromium-driver [firefox-esr]=firefox-esr [Xvfb]=xvfb [ip]=iproute2)
+# Browsers and a display for them; GStreamer for the live-streaming worker
+# (its build: pkg-config and the -dev packages; its run: the plugins, -x for
+# the name overlays, glib-networking for RTMPS; its tests send with
+# gst-launch-1.0 from -tools); a real RTMP ingest (nginx with the rtmp and
+# stream modules) and ffmpeg to read what it receives.
+packages=(chromium chromium-driver firefox-esr xvfb iproute2 fonts-dejavu-core
+  pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl)
 missing=()
-for cmd in "${!wanted[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core >/dev/null \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "installing ${missing[*]}"
 fi
 chromium --version || die "chromium does not run"
+ffprobe -version | head -1 || die "ffprobe does not run"
 firefox-esr --version || die "firefox-esr does not run"
 
 step "a network route for Firefox"
