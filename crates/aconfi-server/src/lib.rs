@@ -55,12 +55,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let tracker = TaskTracker::new();
 
     let (core_tx, core_rx) = mpsc::channel(1024);
-    let streaming = stream::Availability::probe(config.stream_worker.as_deref()).await;
-    match streaming.reason() {
-        None => tracing::info!("live streaming available"),
-        Some(r) => tracing::info!(reason = %r, "live streaming unavailable"),
-    }
-    tracker.spawn(media::run(media, core_rx, streaming, cancel.clone()));
+    // The worker's self-check takes a moment (GStreamer loads its plugins):
+    // the core starts after it, and HTTPS before, so a restart is not
+    // longer by that for the clients reconnecting (their first messages wait
+    // in the channel).
+    let worker = config.stream_worker.clone();
+    let media_cancel = cancel.clone();
+    tracker.spawn(async move {
+        let streaming = stream::Availability::probe(worker.as_deref()).await;
+        match streaming.reason() {
+            None => tracing::info!("live streaming available"),
+            Some(r) => tracing::info!(reason = %r, "live streaming unavailable"),
+        }
+        media::run(media, core_rx, streaming, media_cancel).await;
+    });
 
     let state = AppState { core: core_tx, next_id: Arc::new(AtomicU64::new(1)), cancel: cancel.clone() };
     let app = web::router(state);
