@@ -424,6 +424,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       ended(S().failedTitle, closeText(code) ?? reason ?? '', !final);
     }
     else if (state === 'password') show('password-view');
+    else if (state === 'unprotected') show('unprotected-view');
     else if (state === 'lobby') show('lobby-view');
     if (state === 'joined') show('meeting');
   });
@@ -435,6 +436,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     msg.hidden = !msg.textContent;
     $('password-input').focus();
   });
+  $('unprotected-join').onclick = () => meeting.joinAnyway();
+  $('unprotected-leave').onclick = () => meeting.leave();
   $('password-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     meeting.submitPassword(String($('password-input').value));

@@ -15,9 +15,10 @@ import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
 /** @typedef {import('./protocol.js').ServerMsg} ServerMsg */
 
 /**
- * States: 'connecting' → ('password' | 'lobby')* → 'joined' ⇄ 'reconnecting';
- * 'left' and 'failed' are final.
- * @typedef {'connecting'|'password'|'lobby'|'joined'|'reconnecting'|'left'|'failed'} MeetingState
+ * States: 'connecting' → ('password' | 'unprotected' | 'lobby')* → 'joined' ⇄
+ * 'reconnecting'; 'left' and 'failed' are final. 'unprotected': we had a
+ * password but the room asks for none — the user decides (`joinAnyway`).
+ * @typedef {'connecting'|'password'|'unprotected'|'lobby'|'joined'|'reconnecting'|'left'|'failed'} MeetingState
  */
 
 const RECONNECT_MIN_MS = 500;
@@ -82,6 +83,8 @@ export class Meeting extends EventTarget {
     this.mediaFailing = false;
     /** @type {string|undefined} the room password, once entered */
     this.password = undefined;
+    /** @type {ReturnType<typeof setTimeout>|undefined} sends the held-back password again */
+    this.passwordRetry = undefined;
     this.moderator = false;
     this.handRaised = false;
     /** @type {RoomState} */
@@ -139,7 +142,14 @@ export class Meeting extends EventTarget {
 
   /** Answers `password_required`. @param {string} password */
   submitPassword(password) {
+    clearTimeout(this.passwordRetry);
     this.password = password;
+    this.sendJoin();
+  }
+
+  /** Answers `password_not_required`: joins the room as it is now, without the password. */
+  joinAnyway() {
+    this.password = undefined;
     this.sendJoin();
   }
 
@@ -289,9 +299,22 @@ export class Meeting extends EventTarget {
         this.live = { state: msg.state, reason: msg.reason };
         this.dispatchEvent(new CustomEvent('live', { detail: { live: this.live } }));
         break;
-      case 'password_required':
+      case 'password_required': {
         this.setState('password');
+        // A password judged wrong is not sent again (not on a reconnect
+        // either). One the server asked us to hold back is sent again by
+        // itself after the wait, on this connection only.
+        if (msg.wrong) this.password = undefined;
+        clearTimeout(this.passwordRetry);
+        const ws = this.ws;
+        if (msg.retry_after_ms && this.password !== undefined) {
+          this.passwordRetry = setTimeout(() => { if (this.ws === ws && this.state === 'password') this.sendJoin(); }, msg.retry_after_ms);
+        }
         this.dispatchEvent(new CustomEvent('password', { detail: { wrong: msg.wrong, retryAfterMs: msg.retry_after_ms } }));
+        break;
+      }
+      case 'password_not_required':
+        this.setState('unprotected');
         break;
       case 'in_lobby':
         this.setState('lobby');

@@ -65,6 +65,7 @@ export const FATAL_CLOSE_CODES = new Set([
  *   | {type: 'room_updated', room: RoomState}
  *   | {type: 'stream_state', state: StreamStatus, reason?: string}
  *   | {type: 'password_required', wrong: boolean, retry_after_ms?: number}
+ *   | {type: 'password_not_required'}
  *   | {type: 'in_lobby'}
  *   | {type: 'lobby_request', id: number, name?: string}
  *   | {type: 'lobby_left', id: number}

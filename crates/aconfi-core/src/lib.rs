@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod codec;
 mod downtrack;
 mod endpoint;
@@ -38,7 +39,7 @@ pub use participant::MAX_PUBLISHED_TRACKS;
 pub use protocol::{
     ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo,
 };
-pub use room::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM};
+pub use room::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, SLOW_DOWN};
 pub use room_name::{RoomName, RoomNameError};
 pub use sfu::{Sfu, SfuConfig};
 pub use stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource};

@@ -370,6 +370,11 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// You sent a password, but this room asks for none: it is not the
+    /// protected meeting you expected (it may have ended and been opened
+    /// again by someone else). Nothing else is revealed. Send `join`
+    /// without a password to go in anyway, or leave.
+    PasswordNotRequired {},
     /// You wait in the lobby until a moderator admits or refuses you.
     InLobby {},
     /// To moderators: someone waits in the lobby.

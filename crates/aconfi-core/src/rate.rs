@@ -1,6 +1,6 @@
 //! A token bucket: `burst` at once, then `per_second`. Time is passed in.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Allows a burst, then a steady rate.
 #[derive(Debug, Clone)]
@@ -22,12 +22,40 @@ impl TokenBucket {
         self.take_n(1.0, now)
     }
 
+    /// Tokens there would be at `now` (never more than the burst).
+    fn level(&self, now: Instant) -> f64 {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + dt * self.per_second).min(self.burst)
+    }
+
+    /// How long until one token is there (zero if one is).
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.wait_for(1.0, now)
+    }
+
+    /// How long until the bucket is full again.
+    pub fn until_full(&self, now: Instant) -> Duration {
+        self.wait_for(self.burst, now)
+    }
+
+    /// Whether the bucket is full: it then says no more than a new one.
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.level(now) >= self.burst
+    }
+
+    fn wait_for(&self, n: f64, now: Instant) -> Duration {
+        let missing = (n - self.level(now)).max(0.0);
+        if missing == 0.0 || self.per_second <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(missing / self.per_second)
+    }
+
     /// Takes `n` tokens (a budget of bytes, say) if there are that many;
     /// takes nothing otherwise.
     pub fn take_n(&mut self, n: f64, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.per_second).min(self.burst);
+        self.tokens = self.level(now);
+        self.last = now.max(self.last);
         if self.tokens >= n {
             self.tokens -= n;
             true
@@ -39,8 +67,6 @@ impl TokenBucket {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -64,5 +90,18 @@ mod tests {
         assert!(!b.take_n(300.0, t0), "only 200 left");
         assert!(b.take_n(200.0, t0), "a refused take took nothing");
         assert!(b.take_n(100.0, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn it_says_how_long_until_a_token_and_until_full() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2.0, 0.5, t0);
+        assert_eq!(b.wait(t0), Duration::ZERO);
+        assert!(b.is_full(t0));
+        assert!(b.take(t0) && b.take(t0));
+        assert_eq!(b.wait(t0), Duration::from_secs(2));
+        assert_eq!(b.until_full(t0), Duration::from_secs(4));
+        assert!(!b.is_full(t0 + Duration::from_secs(3)));
+        assert!(b.is_full(t0 + Duration::from_secs(4)));
     }
 }

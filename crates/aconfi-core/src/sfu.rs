@@ -8,17 +8,18 @@
 //! type only finds the room a datagram, message or timer belongs to.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use tracing::debug;
 
+use crate::address::{AddrKey, Guessers};
 use crate::endpoint::Endpoint;
 use crate::error::SignalError;
 use crate::ids::{NodeId, ParticipantId, RoomId};
 use crate::output::{Outbox, Output};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, MAX_NAME_CHARS, PROTOCOL_VERSION};
-use crate::room::{Cx, Room};
+use crate::room::{Cx, Room, GUESS_WINDOW};
 use crate::room_name::RoomName;
 use crate::stream::{StreamEvent, StreamKey};
 use crate::timers::{Key, Timers};
@@ -50,6 +51,12 @@ pub struct Sfu {
     /// Scratch: the timers one `handle_timeout` drives.
     due: Vec<Key>,
     next_room: u64,
+    /// Each open connection's address, for the per-address limits only.
+    addresses: HashMap<ParticipantId, AddrKey>,
+    /// Password guesses per address, across rooms.
+    guessers: Guessers,
+    /// When they are next swept, if any are kept.
+    sweep_at: Option<Instant>,
 }
 
 /// Lends a room and the shard's shared parts to one call, then settles what
@@ -68,6 +75,7 @@ macro_rules! with_room {
                     candidates: &sfu.config.candidates,
                     departed: &mut sfu.departed,
                     stream_unavailable: sfu.config.stream_unavailable.as_deref(),
+                    guessers: &mut sfu.guessers,
                 };
                 let $cx = &mut cx;
                 Some($body)
@@ -93,7 +101,23 @@ impl Sfu {
             departed: Vec::new(),
             due: Vec::new(),
             next_room: 1,
+            addresses: HashMap::new(),
+            guessers: Guessers::default(),
+            sweep_at: None,
         }
+    }
+
+    /// A connection opened from `ip`. Optional: a connection the shell says
+    /// nothing about is not limited per address. The address is kept only
+    /// as an [`AddrKey`], and only until the connection closes.
+    pub fn handle_connect(&mut self, pid: ParticipantId, ip: IpAddr) {
+        self.addresses.insert(pid, AddrKey::new(ip));
+    }
+
+    /// Client addresses the shard remembers now: open connections' and
+    /// those whose guesses still count (for tests of "nothing is kept").
+    pub fn remembered_addresses(&self) -> usize {
+        self.addresses.len() + self.guessers.len()
     }
 
     /// Number of rooms in memory.
@@ -154,7 +178,14 @@ impl Sfu {
                     hand_raised: false,
                     screen_sharing: false,
                 };
-                self.join(pid, version, &room, info, password, e2ee, now)
+                let res = self.join(pid, version, &room, info, password, e2ee, now);
+                // Forget addresses whose guesses no longer count, later.
+                if self.guessers.len() > 0 && self.sweep_at.is_none() {
+                    let at = now + GUESS_WINDOW;
+                    self.sweep_at = Some(at);
+                    self.timers.schedule(Key::Sweep, at);
+                }
+                res
             }
             other => match self.directory.get(&pid).copied() {
                 Some(room) => with_room!(self, room, now, |r, cx| r.handle(pid, other, cx))
@@ -202,19 +233,28 @@ impl Sfu {
         let id = match self.names.get(&name) {
             Some(id) => *id,
             None => {
-                let id = RoomId::new(self.config.node, self.next_room);
+                // Someone who comes back with the password (after the room
+                // emptied, or the server restarted) opens it protected by
+                // that password again, so the others get in with it and a
+                // stranger does not.
+                let mut room = Room::new(RoomId::new(self.config.node, self.next_room), name.clone(), e2ee);
+                if password.is_some() {
+                    room.set_password(password.clone())?;
+                }
+                let id = room.id();
                 self.next_room += 1;
-                self.names.insert(name.clone(), id);
-                self.rooms.insert(id, Room::new(id, name, e2ee));
+                self.names.insert(name, id);
+                self.rooms.insert(id, room);
                 id
             }
         };
         self.directory.insert(pid, id);
+        let addr = self.addresses.get(&pid).copied();
         let res = with_room!(self, id, now, |r, cx| if r.is_empty() {
             r.enter(pid, info, cx);
             Ok(())
         } else {
-            r.knock(pid, info, password, e2ee, cx)
+            r.knock(pid, info, password, e2ee, addr, cx)
         });
         res.unwrap_or(Err(SignalError::UNEXPECTED))
     }
@@ -251,6 +291,7 @@ impl Sfu {
                 candidates: &self.config.candidates,
                 departed: &mut self.departed,
                 stream_unavailable: self.config.stream_unavailable.as_deref(),
+                guessers: &mut self.guessers,
             };
             r.close(&mut cx);
             for pid in self.departed.drain(..) {
@@ -262,6 +303,7 @@ impl Sfu {
     /// The connection closed (or the shell gave up on it).
     pub fn handle_disconnect(&mut self, pid: ParticipantId, now: Instant) {
         self.forget(pid, now);
+        self.addresses.remove(&pid);
     }
 
     /// A UDP datagram arrived on the media socket. Garbage is dropped.
@@ -296,6 +338,12 @@ impl Sfu {
                 }
                 Key::Room(room) => {
                     with_room!(self, room, now, |r, cx| r.on_room_timer(cx));
+                }
+                Key::Sweep => {
+                    self.sweep_at = self.guessers.sweep(now);
+                    if let Some(at) = self.sweep_at {
+                        self.timers.schedule(Key::Sweep, at);
+                    }
                 }
             }
         }

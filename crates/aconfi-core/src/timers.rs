@@ -22,6 +22,8 @@ pub(crate) enum Key {
     Session(ParticipantId),
     /// A room has control work queued by the forwarding path.
     Room(RoomId),
+    /// Per-address limits to forget once they no longer count.
+    Sweep,
 }
 
 #[derive(Default)]

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use aconfi_core::address::{GUESSES_PER_ADDRESS_BURST, GUESS_INTERVAL_PER_ADDRESS};
 use aconfi_core::protocol::PROTOCOL_VERSION;
-use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
+use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg, SLOW_DOWN};
 use aconfi_testpeer::sim::Sim;
 
 const ROOM: &str = "board-meeting";
@@ -209,7 +212,7 @@ fn password_is_asked_before_anything_is_revealed_and_checked() {
 }
 
 #[test]
-fn password_guessing_is_throttled_per_connection_and_per_room() {
+fn password_guessing_is_throttled_per_connection() {
     let mut sim = room(1);
     sim.send(0, ClientMsg::SetPassword { password: Some("s3cret".into()) });
     let x = sim.join(ROOM, None);
@@ -230,25 +233,122 @@ fn password_guessing_is_throttled_per_connection_and_per_room() {
     sim.run_for(Duration::from_secs(61));
     sim.send(x, join_msg(Some("s3cret")));
     assert!(joined(&sim, x));
+}
 
-    // Per room: many connections guessing together are stopped too.
-    let mut guessers = Vec::new();
+/// The password `retry_after_ms` peer `i` was last told, if any.
+fn retry_after(sim: &Sim, i: usize) -> Option<u64> {
+    last(sim, i, |m| match m {
+        ServerMsg::PasswordRequired { retry_after_ms, .. } => Some(*retry_after_ms),
+        _ => None,
+    })
+    .flatten()
+}
+
+#[test]
+fn many_guessers_slow_the_room_down_but_never_lock_out_the_password() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetPassword { password: Some("s3cret".into()) });
+    // Four connections, each from its own address, five wrong guesses each.
     for _ in 0..4 {
         let g = sim.join(ROOM, None);
         sim.flush();
         for _ in 0..5 {
             sim.send(g, join_msg(Some("nope")));
         }
-        guessers.push(g);
+        assert_eq!(count(&sim, g, |m| matches!(m, ServerMsg::PasswordRequired { wrong: true, .. })), 5);
     }
+    // Someone with the password is asked to wait a moment, not a minute ...
     let honest = sim.join(ROOM, None);
     sim.flush();
     sim.send(honest, join_msg(Some("s3cret")));
-    assert!(!joined(&sim, honest), "20 wrong guesses in a minute lock the door for a while");
-    assert!(matches!(
-        sim.peers[honest].inbox.last(),
-        Some(ServerMsg::PasswordRequired { retry_after_ms: Some(_), .. })
-    ));
+    assert!(!joined(&sim, honest));
+    let wait = retry_after(&sim, honest).expect("told to wait");
+    assert!(wait <= SLOW_DOWN.as_millis() as u64, "{wait} ms");
+    // ... and is in when they try again after it, the guessing going on.
+    let g = sim.join(ROOM, None);
+    sim.flush();
+    sim.run_for(Duration::from_millis(wait));
+    sim.send(g, join_msg(Some("still nope")));
+    sim.send(honest, join_msg(Some("s3cret")));
+    assert!(joined(&sim, honest), "the right password is admitted within {wait} ms");
+    // A guesser gets no more than one check per slow-down period.
+    sim.send(g, join_msg(Some("nope again")));
+    assert!(retry_after(&sim, g).is_some_and(|ms| ms > 2_000));
+}
+
+#[test]
+fn one_address_gets_ten_guesses_a_minute_however_many_connections_it_opens() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetPassword { password: Some("s3cret".into()) });
+    let mallory: IpAddr = "192.0.2.66".parse().unwrap();
+    let mut checked = 0;
+    let mut told_to_wait = 0;
+    // Reconnecting after every two guesses resets nothing.
+    for _ in 0..6 {
+        let g = sim.join(ROOM, None);
+        sim.sfu.handle_connect(sim.peers[g].pid, mallory);
+        sim.flush();
+        for _ in 0..2 {
+            sim.send(g, join_msg(Some("guess")));
+        }
+        checked += count(&sim, g, |m| matches!(m, ServerMsg::PasswordRequired { wrong: true, .. }));
+        told_to_wait += count(&sim, g, |m| matches!(m, ServerMsg::PasswordRequired { retry_after_ms: Some(_), .. }));
+        sim.leave(g);
+    }
+    assert_eq!(checked, GUESSES_PER_ADDRESS_BURST as usize);
+    assert_eq!(told_to_wait, 2);
+    // Another address is not held up by it.
+    let other = sim.join(ROOM, None);
+    sim.flush();
+    sim.send(other, join_msg(Some("s3cret")));
+    assert!(joined(&sim, other));
+    // The address is forgotten once its guesses no longer count.
+    assert!(sim.sfu.remembered_addresses() > 0);
+    sim.run_for(Duration::from_secs(61));
+    let open = sim.peers.iter().filter(|p| p.open).count();
+    sim.run_for(GUESS_INTERVAL_PER_ADDRESS * GUESSES_PER_ADDRESS_BURST as u32);
+    assert_eq!(sim.sfu.remembered_addresses(), open, "only the open connections' addresses are left");
+}
+
+#[test]
+fn a_password_for_a_room_that_asks_for_none_is_not_used_silently() {
+    // The room emptied; a stranger opened it again, with no password.
+    let mut sim = Sim::new();
+    let stranger = sim.join(ROOM, Some("Stranger"));
+    sim.flush();
+    assert!(joined(&sim, stranger));
+    // A member's client comes back with the old password: warned, not in.
+    let member = sim.join(ROOM, None);
+    sim.peers[member].peer.set_password(Some("s3cret"));
+    sim.flush();
+    assert!(!joined(&sim, member));
+    assert_eq!(sim.peers[member].inbox.last(), Some(&ServerMsg::PasswordNotRequired {}));
+    assert_eq!(count(&sim, stranger, |m| matches!(m, ServerMsg::ParticipantJoined { .. })), 0);
+    // Going in anyway is the user's choice.
+    sim.send(member, join_msg(None));
+    assert!(joined(&sim, member));
+}
+
+#[test]
+fn whoever_comes_back_first_with_the_password_opens_the_room_protected_again() {
+    let mut sim = Sim::new();
+    let first = sim.join(ROOM, None);
+    sim.peers[first].peer.set_password(Some("s3cret"));
+    sim.flush();
+    assert!(joined(&sim, first) && is_moderator(&sim, first));
+    assert!(last(&sim, first, |m| match m {
+        ServerMsg::Joined { room, .. } => Some(room.password),
+        _ => None,
+    })
+    .expect("joined"));
+    let stranger = sim.join(ROOM, None);
+    sim.flush();
+    assert!(!joined(&sim, stranger));
+    assert!(matches!(sim.peers[stranger].inbox.last(), Some(ServerMsg::PasswordRequired { .. })));
+    let second = sim.join(ROOM, None);
+    sim.peers[second].peer.set_password(Some("s3cret"));
+    sim.flush();
+    assert!(joined(&sim, second));
 }
 
 #[test]

@@ -54,6 +54,7 @@ const SERVER_TYPES: &[&str] = &[
     "error",
     "room_updated",
     "password_required",
+    "password_not_required",
     "in_lobby",
     "lobby_request",
     "lobby_left",

@@ -79,7 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let https_addr = listener.local_addr()?;
     let server = axum_server::from_tcp_rustls(listener, tls.config)?.handle(http.clone());
     tracker.spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service()).await {
+        if let Err(e) = server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "HTTPS server stopped");
         }
     });

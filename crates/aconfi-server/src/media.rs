@@ -23,7 +23,7 @@ use crate::stream::{Availability, Report, Streams};
 #[derive(Debug)]
 pub enum CoreCmd {
     /// A WebSocket opened; messages for it go to `tx`.
-    Open { pid: ParticipantId, tx: mpsc::Sender<ToClient> },
+    Open { pid: ParticipantId, ip: IpAddr, tx: mpsc::Sender<ToClient> },
     /// A parsed signaling message.
     Signal(ParticipantId, ClientMsg),
     /// The WebSocket closed.
@@ -272,7 +272,10 @@ pub async fn run(
                 }
             }
             cmd = cmds.recv() => match cmd {
-                Some(CoreCmd::Open { pid, tx }) => { clients.insert(pid, tx); }
+                Some(CoreCmd::Open { pid, ip, tx }) => {
+                    sfu.handle_connect(pid, ip);
+                    clients.insert(pid, tx);
+                }
                 Some(CoreCmd::Signal(pid, msg)) => {
                     // Errors are already turned into `error` + `Close` outputs.
                     let _ = sfu.handle_signal(pid, msg, Instant::now());

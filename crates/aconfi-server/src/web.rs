@@ -3,7 +3,9 @@
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::RoomName;
 use axum::body::Body;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -130,7 +132,13 @@ async fn new_meeting() -> Redirect {
     Redirect::to(&format!("/{}", name.as_str()))
 }
 
-async fn websocket(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !same_origin(&headers, &uri) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -142,7 +150,7 @@ async fn websocket(State(state): State<AppState>, headers: HeaderMap, uri: Uri, 
         .max_write_buffer_size(MAX_MESSAGE_BYTES * 2)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| crate::ws::connection(socket, state))
+        .on_upgrade(move |socket| crate::ws::connection(socket, peer.ip(), state))
 }
 
 /// A browser always sends `Origin` on a WebSocket; refuse pages of other

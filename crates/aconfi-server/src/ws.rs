@@ -1,6 +1,7 @@
 //! One task per WebSocket: parse and size-check client messages, hand them
 //! to the core task, write what the core sends back.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
@@ -23,11 +24,13 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Drives one WebSocket until either side closes it.
-pub async fn connection(socket: WebSocket, state: AppState) {
+/// `ip` is the client's address: it goes to the core for the per-address
+/// limits, and nowhere else.
+pub async fn connection(socket: WebSocket, ip: IpAddr, state: AppState) {
     let serial = state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = ParticipantId::new(NodeId::default(), serial);
     let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
-    if state.core.send(CoreCmd::Open { pid, tx }).await.is_err() {
+    if state.core.send(CoreCmd::Open { pid, ip, tx }).await.is_err() {
         return;
     }
     let (mut sink, mut stream) = socket.split();

@@ -114,6 +114,15 @@ impl ClientPeer {
         }
     }
 
+    /// Joins with this room password (before the `join` has gone out).
+    pub fn set_password(&mut self, password: Option<&str>) {
+        for msg in self.join.iter_mut().chain(self.signals.iter_mut()) {
+            if let ClientMsg::Join { password: p, .. } = msg {
+                *p = password.map(str::to_string);
+            }
+        }
+    }
+
     /// Our id, once joined.
     pub fn id(&self) -> Option<ParticipantId> {
         self.id

@@ -4,7 +4,7 @@
 //! test runs seconds of meeting in milliseconds, the same way every time.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use aconfi_core::{ClientMsg, Output, ParticipantId, ServerMsg, Sfu, SfuConfig, StreamKey, StreamOut};
@@ -133,6 +133,9 @@ impl Sim {
         let i = self.peers.len();
         let pid = ParticipantId(self.next_pid);
         self.next_pid += 1;
+        // Each peer connects from its own address unless a test says
+        // otherwise (`Sfu::handle_connect` again before the first flush).
+        self.sfu.handle_connect(pid, IpAddr::from([10, 0, (i >> 8) as u8, i as u8]));
         self.peers.push(SimPeer { peer, pid, addr, open: true, closed_with: None, inbox: Vec::new() });
         i
     }
@@ -222,6 +225,8 @@ impl Sim {
             p.open = false;
             p.closed_with = Some(code);
         }
+        // As the server's shell does once the socket is closed.
+        self.sfu.handle_disconnect(pid, self.now);
     }
 
     /// Advances the virtual clock to the next deadline and handles it.

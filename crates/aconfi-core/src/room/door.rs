@@ -6,8 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
-use tracing::info;
+use tracing::debug;
 
+use crate::address::{AddrKey, Guessers};
 use crate::error::SignalError;
 use crate::ids::{ParticipantId, RoomId};
 use crate::output::Outbox;
@@ -16,12 +17,20 @@ use crate::protocol::{CloseCode, ParticipantInfo, ServerMsg, MAX_PASSWORD_CHARS}
 /// Most participants in one room. Every participant receives every other's
 /// media, so the cost of a room grows with the square of its size.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
-/// Wrong guesses allowed per connection in [`GUESS_WINDOW`].
+/// Wrong guesses allowed per connection in [`GUESS_WINDOW`]; then it
+/// waits for the oldest to leave the window (its own typos: a reconnect
+/// does not reset the per-address limit, `crate::address`).
 pub const MAX_GUESSES_PER_CONNECTION: usize = 5;
-/// Wrong guesses allowed per room (from all connections) in [`GUESS_WINDOW`].
+/// Wrong guesses per room (from all connections and addresses) in
+/// [`GUESS_WINDOW`] after which the room slows guessing down: every guess
+/// then waits [`SLOW_DOWN`]. A correct password is never refused for
+/// someone else's guessing, only delayed.
 pub const MAX_GUESSES_PER_ROOM: usize = 20;
 /// The window the guess limits count over.
 pub const GUESS_WINDOW: Duration = Duration::from_secs(60);
+/// While a room is being guessed at, a connection's guess is checked only
+/// this long after it came to the door and after its previous guess.
+pub const SLOW_DOWN: Duration = Duration::from_secs(3);
 
 /// A connection at the door: asked for the password, or in the lobby.
 struct Waiting {
@@ -29,6 +38,10 @@ struct Waiting {
     in_lobby: bool,
     /// This connection's wrong guesses in the window.
     failures: VecDeque<Instant>,
+    /// When it came to the door.
+    since: Instant,
+    /// When its last password was checked.
+    last_guess: Option<Instant>,
 }
 
 /// What became of a knock.
@@ -40,6 +53,9 @@ pub(crate) enum Knock {
     /// Waits in the lobby under this name; already told, the moderators
     /// are not yet.
     Lobby(Option<String>),
+    /// Gave a password to a room that asks for none: told, so the user
+    /// decides (this is not the protected meeting they expect).
+    NoPassword,
 }
 
 /// The room's door and everyone waiting at it.
@@ -51,7 +67,7 @@ pub(crate) struct Door {
     pub lobby: bool,
     /// Never logged, never sent.
     password: Option<String>,
-    /// Wrong password guesses in the last minute, from any connection.
+    /// The last [`MAX_GUESSES_PER_ROOM`] wrong guesses, from any connection.
     wrong_guesses: VecDeque<Instant>,
     waiting: HashMap<ParticipantId, Waiting>,
 }
@@ -67,6 +83,17 @@ fn prune(q: &mut VecDeque<Instant>, now: Instant) {
 /// says little about a password.
 fn password_matches(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// Who guesses: the connection's address (none in tests that do not say)
+/// and the shard's per-address limits.
+pub(crate) struct Guesser<'a> {
+    pub addr: Option<AddrKey>,
+    pub limits: &'a mut Guessers,
+}
+
+fn millis(d: Duration) -> Option<u64> {
+    Some(d.as_millis().max(1) as u64)
 }
 
 impl Door {
@@ -104,6 +131,7 @@ impl Door {
         password: Option<String>,
         (e2ee, room_e2ee): (bool, bool),
         members: usize,
+        guesser: Guesser<'_>,
         out: &mut Outbox,
         now: Instant,
     ) -> Result<Knock, SignalError> {
@@ -127,29 +155,37 @@ impl Door {
             info: info.clone(),
             in_lobby: false,
             failures: VecDeque::new(),
+            since: now,
+            last_guess: None,
         });
         w.info = info;
+        if self.password.is_none() && password.is_some() {
+            out.signal(pid, ServerMsg::PasswordNotRequired {});
+            self.waiting.insert(pid, w);
+            return Ok(Knock::NoPassword);
+        }
         if let Some(expected) = &self.password {
             prune(&mut w.failures, now);
             prune(&mut self.wrong_guesses, now);
-            let mine = w.failures.len() >= MAX_GUESSES_PER_CONNECTION;
-            let asked = if mine || self.wrong_guesses.len() >= MAX_GUESSES_PER_ROOM {
-                // Wait until the oldest counted guess leaves the window.
-                let oldest = if mine { w.failures.front() } else { self.wrong_guesses.front() };
-                let wait = oldest.map(|t| GUESS_WINDOW.saturating_sub(now.saturating_duration_since(*t)));
-                let retry_after_ms = Some(wait.unwrap_or(GUESS_WINDOW).as_millis() as u64);
-                Some(ServerMsg::PasswordRequired { wrong: false, retry_after_ms })
-            } else {
-                match password {
-                    Some(given) if password_matches(&given, expected) => None,
-                    Some(_) => {
-                        w.failures.push_back(now);
-                        self.wrong_guesses.push_back(now);
-                        info!(%room, "wrong room password");
-                        Some(ServerMsg::PasswordRequired { wrong: true, retry_after_ms: None })
+            let asked = match password {
+                None => Some(ServerMsg::PasswordRequired { wrong: false, retry_after_ms: None }),
+                Some(given) => match Self::guess_wait(&w, self.wrong_guesses.len(), guesser, now) {
+                    Some(wait) => Some(ServerMsg::PasswordRequired { wrong: false, retry_after_ms: millis(wait) }),
+                    None => {
+                        w.last_guess = Some(now);
+                        if password_matches(&given, expected) {
+                            None
+                        } else {
+                            w.failures.push_back(now);
+                            self.wrong_guesses.push_back(now);
+                            if self.wrong_guesses.len() > MAX_GUESSES_PER_ROOM {
+                                self.wrong_guesses.pop_front();
+                            }
+                            debug!(%room, "wrong room password");
+                            Some(ServerMsg::PasswordRequired { wrong: true, retry_after_ms: None })
+                        }
                     }
-                    None => Some(ServerMsg::PasswordRequired { wrong: false, retry_after_ms: None }),
-                }
+                },
             };
             if let Some(msg) = asked {
                 out.signal(pid, msg);
@@ -165,6 +201,24 @@ impl Door {
             return Ok(Knock::Lobby(name));
         }
         Ok(Knock::Enter(w.info))
+    }
+
+    /// How long connection `w` must wait before its guess is checked, if at
+    /// all: its own limit first, then the room's slow-down, then its
+    /// address's limit (a token is taken only for a guess that is checked).
+    fn guess_wait(w: &Waiting, room_wrong: usize, guesser: Guesser<'_>, now: Instant) -> Option<Duration> {
+        if w.failures.len() >= MAX_GUESSES_PER_CONNECTION {
+            let oldest = w.failures.front().copied().unwrap_or(now);
+            return Some(GUESS_WINDOW.saturating_sub(now.saturating_duration_since(oldest)));
+        }
+        if room_wrong >= MAX_GUESSES_PER_ROOM {
+            let from = w.last_guess.map_or(w.since, |l| l.max(w.since));
+            let wait = SLOW_DOWN.saturating_sub(now.saturating_duration_since(from));
+            if !wait.is_zero() {
+                return Some(wait);
+            }
+        }
+        guesser.addr.and_then(|a| guesser.limits.take(a, now))
     }
 
     /// Lets someone in from the lobby: their info, if they were waiting there.

@@ -23,8 +23,9 @@ use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
 use tracing::{debug, info, warn};
 
-pub use door::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM};
+pub use door::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, SLOW_DOWN};
 
+use crate::address::{AddrKey, Guessers};
 use crate::downtrack::{DownTrack, Incoming};
 use crate::endpoint::{Endpoint, Route};
 use crate::error::SignalError;
@@ -34,7 +35,7 @@ use crate::participant::{Participant, SessionEvent, Source};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, PROTOCOL_VERSION};
 use crate::room_name::RoomName;
 use crate::timers::{Key, Timers};
-use door::{Door, Knock};
+use door::{Door, Guesser, Knock};
 
 /// What a room may touch outside itself, lent by its shard for one call.
 pub(crate) struct Cx<'a> {
@@ -48,6 +49,8 @@ pub(crate) struct Cx<'a> {
     pub departed: &'a mut Vec<ParticipantId>,
     /// Why this server cannot stream live, if it cannot.
     pub stream_unavailable: Option<&'a str>,
+    /// Password guesses per client address, across rooms.
+    pub guessers: &'a mut Guessers,
 }
 
 pub(crate) struct Room {
@@ -95,6 +98,15 @@ impl Room {
         self.members.len()
     }
 
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+
+    /// Sets (or clears) the password, as a moderator's `set_password` does.
+    pub fn set_password(&mut self, password: Option<String>) -> Result<(), SignalError> {
+        self.door.set_password(password)
+    }
+
     /// Nobody in: the shard closes the room.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
@@ -122,13 +134,24 @@ impl Room {
         info: ParticipantInfo,
         password: Option<String>,
         e2ee: bool,
+        addr: Option<AddrKey>,
         cx: &mut Cx<'_>,
     ) -> Result<(), SignalError> {
-        let knock =
-            self.door.knock(self.id, pid, info, password, (e2ee, self.e2ee), self.members.len(), cx.out, cx.now)?;
+        let guesser = Guesser { addr, limits: cx.guessers };
+        let knock = self.door.knock(
+            self.id,
+            pid,
+            info,
+            password,
+            (e2ee, self.e2ee),
+            self.members.len(),
+            guesser,
+            cx.out,
+            cx.now,
+        )?;
         match knock {
             Knock::Enter(info) => self.enter(pid, info, cx),
-            Knock::Password => {}
+            Knock::Password | Knock::NoPassword => {}
             Knock::Lobby(name) => self.to_moderators(cx.out, ServerMsg::LobbyRequest { id: pid, name }),
         }
         Ok(())

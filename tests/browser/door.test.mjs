@@ -1,0 +1,143 @@
+// The password door under attack, through the real UI, once with the
+// person who matters in Chromium and once in Firefox:
+// - guessing from several connections does not lock out someone with the
+//   right password: they are held back a few seconds (their client sends it
+//   again by itself) and then admitted;
+// - a room that emptied and was opened again by a stranger, with no
+//   password, is not joined silently by a member coming back with the old
+//   password: the member is warned and chooses.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { launch } from './browsers.mjs';
+import { assertCleanPages, assertLogKeepsSecrets, freshRoom, startServer, until } from './harness.mjs';
+
+/** @type {Record<string, import('./browsers.mjs').Driver>} */
+const drivers = {};
+before(async () => {
+  drivers.chromium = await launch('chromium');
+  drivers.firefox = await launch('firefox');
+});
+after(async () => {
+  await drivers.chromium?.close();
+  await drivers.firefox?.close();
+});
+
+/** @typedef {import('./browsers.mjs').Participant} Participant */
+
+/** A moderator in `room` who sets `password`. @param {Participant} p @param {string} password */
+async function protect(p, password) {
+  await p.joined();
+  await p.click('#side-btn');
+  await p.waitFor('#settings');
+  await p.click('#settings summary');
+  await p.fill('#new-password', password);
+  await p.click('#set-password');
+  await until(() => p.evaluate(() => /** @type {any} */ (window).aconfi.roomState.password), 'password set');
+}
+
+/** Notes every `password` event the page's meeting emits, in `window.passwordEvents`. @param {Participant} p */
+const notePasswordEvents = (p) => p.evaluate(() => {
+  const w = /** @type {any} */ (window);
+  w.passwordEvents = [];
+  w.aconfi.addEventListener('password', (/** @type {CustomEvent} */ ev) => w.passwordEvents.push(ev.detail));
+});
+
+for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], ['firefox', 'chromium']])) {
+  test(`guessing slows the door down but lets the right password in (${kind})`, async () => {
+    const server = await startServer();
+    try {
+      const room = freshRoom('vault');
+      const PASSWORD = 'correct horse 7';
+      const url = (/** @type {string} */ name) => `${server.origin}/${room}#name=${name}&autojoin=1`;
+      const mod = await drivers[otherKind].open(url('Mod'));
+      await protect(mod, PASSWORD);
+
+      // Four connections guess five times each, as fast as they are answered.
+      for (let g = 0; g < 4; g++) {
+        const guesser = await drivers[g % 2 ? kind : otherKind].open(url(`G${g}`));
+        await guesser.waitFor('#password-view');
+        await notePasswordEvents(guesser);
+        for (let i = 0; i < 5; i++) {
+          await guesser.evaluate((i) => /** @type {any} */ (window).aconfi.submitPassword(`guess ${i}`), i);
+          await until(() => guesser.evaluate((n) => /** @type {any} */ (window).passwordEvents.length > n, i), `answer ${g}.${i}`);
+        }
+        await guesser.close();
+      }
+
+      // The right password, typed once: held back, then in by itself.
+      const honest = await drivers[kind].open(url('Honest'));
+      await honest.waitFor('#password-view');
+      await notePasswordEvents(honest);
+      await honest.fill('#password-input', PASSWORD);
+      await honest.click('#password-submit');
+      const honestId = await honest.joined();
+      const events = await honest.evaluate(() => /** @type {any} */ (window).passwordEvents);
+      assert.ok(events.some((/** @type {any} */ e) => e.retryAfterMs > 0), `held back first: ${JSON.stringify(events)}`);
+      assert.ok(events.every((/** @type {any} */ e) => !e.wrong), 'never called wrong');
+      assert.ok(events.every((/** @type {any} */ e) => e.retryAfterMs <= 10000), `a wait of seconds, not a minute: ${JSON.stringify(events)}`);
+      await until(async () => (await mod.count(`.tile[data-participant="${honestId}"]`)) > 0, 'the moderator sees them');
+
+      assertCleanPages([mod, honest], server.origin);
+      assertLogKeepsSecrets(server.log(), [PASSWORD, room, 'Honest', 'Mod']);
+      await mod.close();
+      await honest.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test(`a member coming back with a password to a room a stranger reopened is warned (${kind})`, async () => {
+    const server = await startServer();
+    try {
+      const room = freshRoom('board');
+      const PASSWORD = 'board only 9';
+      const url = (/** @type {string} */ name) => `${server.origin}/${room}#name=${name}&autojoin=1`;
+      const mod = await drivers[otherKind].open(url('Mod'));
+      await protect(mod, PASSWORD);
+      const member = await drivers[kind].open(url('Member'));
+      await member.waitFor('#password-view');
+      await member.fill('#password-input', PASSWORD);
+      await member.click('#password-submit');
+      await member.joined();
+
+      // The member's connection drops and stays away (its reconnects are
+      // held in the page); the moderator leaves: the room is gone.
+      await member.evaluate(() => {
+        const w = /** @type {any} */ (window);
+        const connect = w.aconfi.connect.bind(w.aconfi);
+        w.heldConnects = [];
+        w.aconfi.connect = () => w.heldConnects.push(connect);
+        w.aconfi.ws.close(3999);
+      });
+      await until(async () => (await member.state()) === 'reconnecting', 'member reconnecting');
+      await mod.click('#leave');
+      await until(async () => (await mod.state()) === 'left', 'moderator left');
+      // A stranger opens the room again: moderator, no password (were the
+      // old room still there, they would be asked for its password).
+      const stranger = await drivers[otherKind].open(url('Stranger'));
+      await stranger.joined();
+      assert.equal(await stranger.evaluate(() => /** @type {any} */ (window).aconfi.roomState.password), false);
+
+      // The member's client comes back with the password: warned, not in.
+      await member.evaluate(() => {
+        const w = /** @type {any} */ (window);
+        w.aconfi.connect = w.heldConnects.length ? w.heldConnects[0] : w.aconfi.connect;
+        w.aconfi.connect();
+      });
+      await member.waitFor('#unprotected-view');
+      assert.equal(await member.state(), 'unprotected');
+      assert.equal(await stranger.count('.tile:not([data-participant="self"])'), 0, 'the stranger sees nobody come in');
+      // Joining anyway is the member's choice.
+      await member.click('#unprotected-join');
+      const memberId = await member.joined();
+      await until(async () => (await stranger.count(`.tile[data-participant="${memberId}"]`)) > 0, 'the stranger sees the member');
+
+      assertCleanPages([member, stranger], server.origin);
+      assertLogKeepsSecrets(server.log(), [PASSWORD, room, 'Member', 'Stranger']);
+      for (const p of [mod, member, stranger]) await p.close();
+    } finally {
+      await server.stop();
+    }
+  });
+}
