@@ -25,6 +25,16 @@ use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 
+/// What the binary logs at `level` (`--log`): A-Confi's own crates at that
+/// level, dependencies only warnings, since their debug output may carry
+/// addresses. At `info` (the default) nothing is logged per meeting: start,
+/// stop, errors, and aggregate counts every [`media::SUMMARY_EVERY`].
+pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    EnvFilter::try_new(format!("warn,aconfi={level},aconfi_server={level},aconfi_core={level}"))
+        .unwrap_or_else(|_| EnvFilter::new("warn,aconfi=info,aconfi_server=info,aconfi_core=info"))
+}
+
 /// Shared by every HTTP handler and WebSocket task.
 #[derive(Clone)]
 pub struct AppState {

@@ -2,15 +2,13 @@
 
 use aconfi_server::{start, Config};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     // Our crates log at the chosen level; dependencies only warnings, since
     // their debug output may carry addresses.
-    let filter = EnvFilter::try_new(format!("warn,aconfi={0},aconfi_server={0},aconfi_core={0}", config.log))
-        .or_else(|_| EnvFilter::try_new("warn,aconfi=info,aconfi_server=info,aconfi_core=info"))?;
+    let filter = aconfi_server::log_filter(&config.log);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -48,6 +48,8 @@ const RECV_BATCH: usize = 32;
 
 /// Messages a slow WebSocket may have queued before it is dropped.
 pub const CLIENT_QUEUE: usize = 256;
+/// How often the aggregate counts (rooms, participants) are logged.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// The bound media sockets and the addresses advertised for them.
 pub struct MediaSockets {
@@ -251,6 +253,9 @@ pub async fn run(
     let mut buf = vec![0u8; 2048];
     let mut batch: Option<Batch> = None;
     let far = Duration::from_secs(3600);
+    // Now and then, how much is in use: aggregate counts, the only thing
+    // logged about meetings at the default level.
+    let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
     loop {
         let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
         let recv = std::future::poll_fn(|cx| media.poll_recv(cx, &mut buf));
@@ -293,6 +298,9 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 sfu.handle_timeout(Instant::now());
+            }
+            _ = summary.tick() => {
+                info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "in use");
             }
         }
         while let Some(out) = sfu.poll_output() {

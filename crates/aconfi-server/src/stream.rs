@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 /// The worker binary's name.
 pub const WORKER: &str = "aconfi-stream";
@@ -202,7 +202,7 @@ impl Streams {
         // The first line: where to publish and where RTP comes from.
         let first = serde_json::json!({ "cmd": "start", "url": url.0, "peer": peer }).to_string();
         let _ = stdin_tx.send(first);
-        info!(room = %key.room, "stream worker started");
+        debug!(room = %key.room, "stream worker started");
         self.tracker.spawn(supervise(key, child, stdin_rx, self.reports.clone(), url));
         self.workers.insert(key, Worker { socket, ready: false, stdin: stdin_tx });
         Ok(())
@@ -280,8 +280,10 @@ async fn supervise(
             None
         }
     };
-    info!(room = %key.room, ?status, "stream worker ended");
+    debug!(room = %key.room, ?status, "stream worker ended");
     if !said_end {
+        // An error, said without which meeting it was.
+        warn!("a streaming worker stopped unexpectedly");
         // Ignored by the core if the stream was stopped meanwhile.
         let reason = "the streaming worker stopped unexpectedly".to_string();
         let _ = reports.send((key, Report::Event(StreamEvent::Exited { reason })));

@@ -6,7 +6,7 @@
 //! In an end-to-end encrypted room the server relays the clients' key
 //! exchange (`e2ee`) and sealed chat as opaque strings it cannot read.
 
-use tracing::info;
+use tracing::debug;
 
 use super::{Cx, Room};
 use crate::error::SignalError;
@@ -105,7 +105,7 @@ impl Room {
                 if id == pid {
                     return Err(SignalError::Refused("leave instead of removing yourself"));
                 }
-                info!(participant = %id, by = %pid, "removed by moderator");
+                debug!(participant = %id, by = %pid, "removed by moderator");
                 self.remove(id, cx);
                 cx.out.close(id, CloseCode::Removed);
                 Ok(())
@@ -146,7 +146,7 @@ impl Room {
                 Ok(())
             }
             ClientMsg::EndMeeting {} => {
-                info!(by = %pid, "meeting ended by moderator");
+                debug!(by = %pid, "meeting ended by moderator");
                 let all: Vec<ParticipantId> = self.members.keys().copied().collect();
                 for m in all {
                     self.remove(m, cx);

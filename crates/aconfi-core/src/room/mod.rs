@@ -21,7 +21,7 @@ use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 pub use door::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, SLOW_DOWN};
 
@@ -75,7 +75,7 @@ pub(crate) struct Room {
 
 impl Room {
     pub fn new(id: RoomId, name: RoomName, e2ee: bool) -> Self {
-        info!(room = %id, "room opened");
+        debug!(room = %id, "room opened");
         Room {
             id,
             name,
@@ -196,7 +196,7 @@ impl Room {
             cx.out.signal(pid, notice);
         }
         self.broadcast(cx.out, None, ServerMsg::ParticipantJoined { participant: info });
-        info!(participant = %pid, room = %self.id, "joined");
+        debug!(participant = %pid, room = %self.id, "joined");
         self.members.insert(pid, p);
         self.drain(pid, cx);
     }
@@ -209,7 +209,7 @@ impl Room {
         cx.timers.cancel(Key::Session(pid));
         cx.departed.push(pid);
         self.announce.retain(|(from, _)| *from != pid);
-        info!(participant = %pid, room = %self.id, "left");
+        debug!(participant = %pid, room = %self.id, "left");
         if self.members.is_empty() {
             return;
         }
@@ -241,7 +241,7 @@ impl Room {
         }
         self.end_stream(cx);
         cx.timers.cancel(Key::Room(self.id));
-        info!(room = %self.id, "room closed");
+        debug!(room = %self.id, "room closed");
     }
 
     /// A member's session broke: drop it, tell it why, keep the room.
@@ -249,7 +249,7 @@ impl Room {
         if !self.is_member(pid) {
             return;
         }
-        warn!(participant = %pid, ?code, "participant dropped");
+        debug!(participant = %pid, ?code, "participant dropped");
         self.remove(pid, cx);
         cx.out.close(pid, code);
     }

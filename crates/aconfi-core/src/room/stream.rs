@@ -9,7 +9,7 @@
 use str0m::format::CodecSpec;
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::RtpPacket;
-use tracing::info;
+use tracing::debug;
 
 use super::{Cx, Room};
 use crate::error::SignalError;
@@ -59,7 +59,7 @@ impl Room {
         self.next_stream += 1;
         let key = StreamKey { room: self.id, serial: self.next_stream };
         self.tap = Some(Tap { key, status: StreamStatus::Starting, feeds: Vec::new(), dirty: false });
-        info!(room = %self.id, "live stream started");
+        debug!(room = %self.id, "live stream started");
         cx.out.push(Output::Stream(key, StreamOut::Start { url }));
         self.send_sources(cx);
         self.broadcast(cx.out, None, ServerMsg::StreamState { state: StreamStatus::Starting, reason: None });
@@ -71,7 +71,7 @@ impl Room {
         let Some(tap) = self.tap.take().filter(|t| t.status.is_active()) else {
             return Err(SignalError::Refused("the meeting is not being streamed"));
         };
-        info!(room = %self.id, "live stream stopped");
+        debug!(room = %self.id, "live stream stopped");
         cx.out.push(Output::Stream(tap.key, StreamOut::Stop));
         self.broadcast(cx.out, None, ServerMsg::StreamState { state: StreamStatus::Stopped, reason: None });
         Ok(())
@@ -123,7 +123,7 @@ impl Room {
             }
             StreamEvent::Exited { reason } => {
                 self.tap = None;
-                info!(room = %self.id, "live stream worker ended");
+                debug!(room = %self.id, "live stream worker ended");
                 cx.out.push(Output::Stream(key, StreamOut::Stop));
                 self.broadcast(
                     cx.out,

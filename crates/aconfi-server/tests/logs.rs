@@ -1,0 +1,178 @@
+//! What the server logs during a meeting, with the binary's own log filter:
+//! at the default level (`info`) nothing about any meeting — only start,
+//! stop, errors and aggregate counts; per-room and per-participant events
+//! only at `debug`, and even there no name, room name, chat text, password
+//! or address.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use aconfi_core::protocol::PROTOCOL_VERSION;
+use aconfi_core::{ClientMsg, Kind, ServerMsg};
+use common::{RealPeer, Ws};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+const ROOM: &str = "quarterly-numbers";
+const SECRET_ROOM: &str = "secret-board";
+const NAMES: [&str; 4] = ["Alice Example", "Bob Example", "Mona Moderator", "Gus Guesser"];
+const PASSWORD: &str = "tangerine-falcon";
+const WRONG: &str = "wrong-guess-123";
+const CHAT: &str = "the launch code is 8812";
+
+/// Everything written to it, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &ClientMsg) {
+    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
+}
+
+/// The next server message that `f` picks out.
+async fn until<T>(ws: &mut Ws, mut f: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(v) = serde_json::from_str(t.as_str()).ok().as_ref().and_then(&mut f) {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("answer within 10 s")
+}
+
+fn join(room: &str, name: &str, password: Option<&str>) -> ClientMsg {
+    ClientMsg::Join {
+        version: PROTOCOL_VERSION,
+        room: room.into(),
+        name: Some(name.into()),
+        audio_muted: false,
+        video_muted: false,
+        password: password.map(str::to_string),
+        e2ee: false,
+    }
+}
+
+/// A meeting with media, a password guessed wrong then right, a chat
+/// message, a malformed message, everyone leaving, and the server stopping.
+async fn meeting() {
+    let server = common::server().await;
+    let mut a = RealPeer::join(&server, ROOM, Some(NAMES[0])).await;
+    let mut b = RealPeer::join(&server, ROOM, Some(NAMES[1])).await;
+    let (ia, ib) = (
+        a.wait_for("a in", |s| s.id.is_some()).await.id.unwrap(),
+        b.wait_for("b in", |s| s.id.is_some()).await.id.unwrap(),
+    );
+    a.wait_for("media from b", |s| s.got(ib, Kind::Video) >= 10).await;
+    b.wait_for("media from a", |s| s.got(ia, Kind::Video) >= 10).await;
+
+    let mut m = common::ws(&server).await;
+    send(&mut m, &join(SECRET_ROOM, NAMES[2], None)).await;
+    until(&mut m, |x| matches!(x, ServerMsg::Joined { .. }).then_some(())).await;
+    send(&mut m, &ClientMsg::SetPassword { password: Some(PASSWORD.into()) }).await;
+    until(&mut m, |x| matches!(x, ServerMsg::RoomUpdated { room } if room.password).then_some(())).await;
+    let mut g = common::ws(&server).await;
+    send(&mut g, &join(SECRET_ROOM, NAMES[3], Some(WRONG))).await;
+    until(&mut g, |x| matches!(x, ServerMsg::PasswordRequired { wrong: true, .. }).then_some(())).await;
+    send(&mut g, &join(SECRET_ROOM, NAMES[3], Some(PASSWORD))).await;
+    until(&mut g, |x| matches!(x, ServerMsg::Joined { .. }).then_some(())).await;
+    send(&mut m, &ClientMsg::Chat { text: CHAT.into(), to: None, sealed: false }).await;
+    until(&mut g, |x| matches!(x, ServerMsg::Chat { .. }).then_some(())).await;
+
+    let mut bad = common::ws(&server).await;
+    bad.send(Message::Text("{\"type\": \"nonsense\"".into())).await.unwrap();
+    assert!(common::close_code(&mut bad).await.0.is_some());
+
+    for ws in [&mut m, &mut g] {
+        send(ws, &ClientMsg::Leave {}).await;
+        common::close_code(ws).await;
+    }
+    a.leave().await;
+    b.leave().await;
+    a.wait_for("a closed", |s| s.closed.is_some()).await;
+    b.wait_for("b closed", |s| s.closed.is_some()).await;
+    server.shutdown().await;
+}
+
+/// Runs the meeting with the binary's filter at `level`; the log.
+async fn log_of_meeting(level: &str) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(aconfi_server::log_filter(level))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's runtime is single-threaded: every task logs through it.
+    let guard = tracing::subscriber::set_default(subscriber);
+    meeting().await;
+    drop(guard);
+    captured.text()
+}
+
+/// Nothing that identifies a meeting or a person, at any level.
+fn assert_no_secrets(log: &str) {
+    for secret in [ROOM, SECRET_ROOM, PASSWORD, WRONG, CHAT, "launch code", "127.0.0.1"].iter().chain(NAMES.iter()) {
+        assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+    for name in NAMES {
+        for word in name.split(' ') {
+            assert!(!log.contains(word), "the log contains {word:?}:\n{log}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn at_the_default_level_nothing_about_a_meeting_is_logged() {
+    let log = log_of_meeting("info").await;
+    assert_no_secrets(&log);
+    // Every line is one of the few the server says about itself.
+    const ALLOWED: [&str; 5] = [
+        "live streaming available",
+        "live streaming unavailable",
+        "media is reachable on loopback only",
+        "media loop stopped",
+        " in use",
+    ];
+    for line in log.lines() {
+        assert!(ALLOWED.iter().any(|a| line.contains(a)), "not allowed at the default level: {line}");
+        for word in ["room", "participant", "joined", "left", "password"] {
+            // The allowed lines carry counts only (`rooms=0`), no ids.
+            assert!(!line.contains(&format!("{word}=")), "per-meeting field in: {line}");
+        }
+    }
+    assert!(log.contains("media loop stopped"), "the test sees the server's log:\n{log}");
+}
+
+#[tokio::test]
+async fn at_debug_per_meeting_events_appear_with_opaque_ids_only() {
+    let log = log_of_meeting("debug").await;
+    assert_no_secrets(&log);
+    for event in ["room opened", "joined", "left", "room closed", "wrong room password"] {
+        assert!(log.contains(event), "{event:?} is logged at debug:\n{log}");
+    }
+}
