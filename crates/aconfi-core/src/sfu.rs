@@ -351,16 +351,77 @@ impl Sfu {
     }
 }
 
-/// Trims a display name, drops control characters, caps its length.
+/// Combining marks kept on one character: enough for any script, too few
+/// to stack a name over its neighbours' lines ("Zalgo").
+const MAX_MARKS_PER_CHAR: usize = 3;
+
+/// A display name as others will see it: no control or format characters
+/// (bidi overrides that reverse how it reads, zero-width characters that
+/// make two names look alike, tags), no line breaks, every run of spaces
+/// one plain space, at most [`MAX_MARKS_PER_CHAR`] combining marks on a
+/// character, trimmed, at most [`MAX_NAME_CHARS`] characters.
 fn clean_name(name: Option<&str>) -> Option<String> {
-    let cleaned: String =
-        name?.chars().filter(|c| !c.is_control()).collect::<String>().trim().chars().take(MAX_NAME_CHARS).collect();
-    (!cleaned.is_empty()).then_some(cleaned)
+    use unicode_properties::{GeneralCategory as G, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let mut out = String::new();
+    let (mut chars, mut marks, mut space) = (0, 0, false);
+    for c in name?.chars() {
+        let category = c.general_category();
+        match category {
+            G::Control | G::Format | G::Surrogate | G::PrivateUse | G::Unassigned => continue,
+            G::SpaceSeparator | G::LineSeparator | G::ParagraphSeparator => {
+                space = !out.is_empty();
+                continue;
+            }
+            _ => {}
+        }
+        if c.general_category_group() == GeneralCategoryGroup::Mark {
+            if out.is_empty() || space || marks >= MAX_MARKS_PER_CHAR {
+                continue;
+            }
+            marks += 1;
+            out.push(c);
+            continue;
+        }
+        if chars + usize::from(space) + 1 > MAX_NAME_CHARS {
+            break;
+        }
+        if space {
+            out.push(' ');
+            chars += 1;
+            space = false;
+        }
+        out.push(c);
+        chars += 1;
+        marks = 0;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_lose_what_could_disguise_them() {
+        // Bidi overrides and isolates, zero-width characters, BOM, tags.
+        assert_eq!(clean_name(Some("Ad\u{202e}nimda")), Some("Adnimda".to_string()));
+        assert_eq!(clean_name(Some("\u{2067}Eve\u{2069}")), Some("Eve".to_string()));
+        assert_eq!(clean_name(Some("Bo\u{200b}b\u{200d}\u{feff}")), Some("Bob".to_string()));
+        assert_eq!(clean_name(Some("Eve\u{e0041}")), Some("Eve".to_string()));
+        // Line breaks and odd spaces become one plain space.
+        assert_eq!(clean_name(Some("Ada\u{2028}\u{3000}  Lovelace\n")), Some("Ada Lovelace".to_string()));
+        // Letters with their accents stay; a stack of marks does not.
+        assert_eq!(clean_name(Some("Zoë Ångström")), Some("Zoë Ångström".to_string()));
+        assert_eq!(
+            clean_name(Some("Z\u{301}\u{301}\u{301}\u{301}\u{301}a")),
+            Some("Z\u{301}\u{301}\u{301}a".to_string())
+        );
+        assert_eq!(clean_name(Some("\u{301}\u{301}")), None);
+        assert_eq!(clean_name(Some("\u{202e}\u{200b}")), None);
+        // Scripts and emoji are names too.
+        assert_eq!(clean_name(Some("李小龍")), Some("李小龍".to_string()));
+        assert_eq!(clean_name(Some("Ana 🎉")), Some("Ana 🎉".to_string()));
+    }
 
     #[test]
     fn names_are_cleaned() {

@@ -352,6 +352,33 @@ fn whoever_comes_back_first_with_the_password_opens_the_room_protected_again() {
 }
 
 #[test]
+fn nobody_can_take_a_name_already_in_the_room_or_disguise_one() {
+    let mut sim = Sim::new();
+    let ada = sim.join(ROOM, Some("Ada"));
+    sim.flush();
+    let ada_id = sim.peers[ada].pid;
+    let names: Vec<Option<String>> = ["ada", "Ada", "A\u{200b}da", "\u{202e}adA"]
+        .iter()
+        .map(|n| {
+            let i = sim.join(ROOM, Some(n));
+            sim.flush();
+            let id = sim.peers[i].pid;
+            sim.peers[ada].peer.participants().get(&id).and_then(|p| p.name.clone())
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(|n| n.as_deref().unwrap_or("?")).collect();
+    // "\u{202e}adA" shows as "Ada" (the override reverses it); cleaned it
+    // is "adA", the same name but for case.
+    assert_eq!(names, ["ada (2)", "Ada (3)", "Ada (4)", "adA (5)"]);
+    assert_eq!(sim.peers[ada].peer.participants().get(&ada_id), None, "ourselves are not in the list");
+    assert!(sim
+        .peers
+        .iter()
+        .skip(1)
+        .all(|p| p.peer.participants().get(&ada_id).and_then(|i| i.name.as_deref()) == Some("Ada")));
+}
+
+#[test]
 fn lobby_admit_and_refuse() {
     let mut sim = room(2);
     sim.send(0, ClientMsg::SetLobby { enabled: true });

@@ -32,7 +32,7 @@ use crate::error::SignalError;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::output::Outbox;
 use crate::participant::{Participant, SessionEvent, Source};
-use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, PROTOCOL_VERSION};
+use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, MAX_NAME_CHARS, PROTOCOL_VERSION};
 use crate::room_name::RoomName;
 use crate::timers::{Key, Timers};
 use door::{Door, Guesser, Knock};
@@ -107,6 +107,27 @@ impl Room {
         self.door.set_password(password)
     }
 
+    /// `name`, or `name (2)`, `name (3)` … if someone in the room already
+    /// goes by it (ignoring case), so nobody can pass for someone else by
+    /// taking their name.
+    fn unique_name(&self, name: String) -> String {
+        let taken = |n: &str| {
+            let n = n.to_lowercase();
+            self.members.values().any(|m| m.info().name.as_deref().is_some_and(|o| o.to_lowercase() == n))
+        };
+        if !taken(&name) {
+            return name;
+        }
+        (2..)
+            .map(|i| {
+                let suffix = format!(" ({i})");
+                let base: String = name.chars().take(MAX_NAME_CHARS - suffix.chars().count()).collect();
+                format!("{}{suffix}", base.trim_end())
+            })
+            .find(|n| !taken(n))
+            .unwrap_or(name)
+    }
+
     /// Nobody in: the shard closes the room.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
@@ -168,6 +189,7 @@ impl Room {
     pub fn enter(&mut self, pid: ParticipantId, mut info: ParticipantInfo, cx: &mut Cx<'_>) {
         // The first participant of an empty room is its moderator.
         info.moderator = self.members.is_empty();
+        info.name = info.name.map(|n| self.unique_name(n));
         let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.now);
         cx.endpoint.register(p.ufrag().to_string(), Route { room: self.id, pid });
         // The newcomer receives every track already published, in id order.
