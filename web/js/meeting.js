@@ -294,6 +294,12 @@ export class Meeting extends EventTarget {
       case 'room_updated':
         this.roomState = msg.room;
         this.dispatchEvent(new CustomEvent('room', { detail: { room: msg.room } }));
+        // The lobby turned off: everyone waiting is let in or turned away,
+        // without a `lobby_left` each.
+        if (!msg.room.lobby && this.waiting.size > 0) {
+          this.waiting.clear();
+          this.dispatchEvent(new CustomEvent('lobby', { detail: { waiting: this.waiting } }));
+        }
         break;
       case 'stream_state':
         this.live = { state: msg.state, reason: msg.reason };

@@ -39,7 +39,10 @@ pub use participant::MAX_PUBLISHED_TRACKS;
 pub use protocol::{
     ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo,
 };
-pub use room::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, SLOW_DOWN};
+pub use room::{
+    GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM,
+    SLOW_DOWN,
+};
 pub use room_name::{RoomName, RoomNameError};
 pub use sfu::{Sfu, SfuConfig};
 pub use stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource};

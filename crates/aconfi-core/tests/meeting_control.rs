@@ -409,6 +409,24 @@ fn lobby_admit_and_refuse() {
 }
 
 #[test]
+fn a_locked_room_admits_nobody_from_the_lobby() {
+    let mut sim = room(1);
+    sim.send(0, ClientMsg::SetLobby { enabled: true });
+    let x = sim.join(ROOM, Some("Grace"));
+    let y = sim.join(ROOM, Some("Heidi"));
+    sim.flush();
+    sim.send(0, ClientMsg::SetLock { locked: true });
+    sim.send(0, ClientMsg::Admit { id: sim.peers[x].pid });
+    assert!(!joined(&sim, x));
+    assert_eq!(refused(&sim, 0).as_deref(), Some("the room is locked: unlock it to admit anyone"));
+    // Turning the lobby off while locked sends those waiting away, saying why.
+    sim.send(0, ClientMsg::SetLobby { enabled: false });
+    assert_eq!((sim.peers[x].closed_with, sim.peers[y].closed_with), (Some(4010), Some(4010)));
+    assert!(!joined(&sim, x) && !joined(&sim, y));
+    assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::LobbyLeft { .. })), 0, "cleared by room_updated");
+}
+
+#[test]
 fn password_comes_before_the_lobby() {
     let mut sim = room(1);
     sim.send(0, ClientMsg::SetPassword { password: Some("pw".into()) });

@@ -8,7 +8,7 @@
 
 use tracing::debug;
 
-use super::{Cx, Room};
+use super::{Cx, Room, MAX_PARTICIPANTS_PER_ROOM};
 use crate::error::SignalError;
 use crate::ids::ParticipantId;
 use crate::output::Outbox;
@@ -122,19 +122,43 @@ impl Room {
             }
             ClientMsg::SetLobby { enabled } => {
                 self.door.lobby = enabled;
+                // Moderators clear their list on this (no `lobby_left` for
+                // each: a full lobby would flood them).
+                self.room_updated(cx.out);
                 if !enabled {
+                    // Longest waiting first, as far as the room has space
+                    // and is open; the others are told why not.
                     for id in self.door.lobby_ids() {
-                        self.admit(id, cx);
+                        let refusal = if self.door.locked {
+                            Some(CloseCode::Locked)
+                        } else if self.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
+                            Some(CloseCode::RoomFull)
+                        } else {
+                            None
+                        };
+                        match refusal {
+                            None => self.admit(id, false, cx),
+                            Some(code) => {
+                                self.door.leave(id);
+                                cx.departed.push(id);
+                                cx.out.close(id, code);
+                            }
+                        }
                     }
                 }
-                self.room_updated(cx.out);
                 Ok(())
             }
             ClientMsg::Admit { id } => {
                 if !self.door.in_lobby(id) {
                     return Err(NOT_IN_LOBBY);
                 }
-                self.admit(id, cx);
+                if self.door.locked {
+                    return Err(SignalError::Refused("the room is locked: unlock it to admit anyone"));
+                }
+                if self.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
+                    return Err(SignalError::Refused("the room is full"));
+                }
+                self.admit(id, true, cx);
                 Ok(())
             }
             ClientMsg::Refuse { id } => {
@@ -215,9 +239,12 @@ impl Room {
         out.signal(id, ServerMsg::MutedBy { by });
     }
 
-    fn admit(&mut self, id: ParticipantId, cx: &mut Cx<'_>) {
+    /// Lets `id` in from the lobby; `tell` the moderators it left the lobby.
+    fn admit(&mut self, id: ParticipantId, tell: bool, cx: &mut Cx<'_>) {
         if let Some(info) = self.door.admit(id) {
-            self.to_moderators(cx.out, ServerMsg::LobbyLeft { id });
+            if tell {
+                self.to_moderators(cx.out, ServerMsg::LobbyLeft { id });
+            }
             self.enter(id, info, cx);
         }
     }

@@ -17,6 +17,10 @@ use crate::protocol::{CloseCode, ParticipantInfo, ServerMsg, MAX_PASSWORD_CHARS}
 /// Most participants in one room. Every participant receives every other's
 /// media, so the cost of a room grows with the square of its size.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
+/// Most connections waiting at one room's door (at the password or in the
+/// lobby); more are turned away as from a full room. Bounds the memory a
+/// stranger can tie up in a room and what its moderators are sent.
+pub const MAX_WAITING_PER_ROOM: usize = 200;
 /// Wrong guesses allowed per connection in [`GUESS_WINDOW`]; then it
 /// waits for the oldest to leave the window (its own typos: a reconnect
 /// does not reset the per-address limit, `crate::address`).
@@ -138,7 +142,9 @@ impl Door {
         if self.in_lobby(pid) {
             return Err(SignalError::UNEXPECTED);
         }
-        if members >= MAX_PARTICIPANTS_PER_ROOM {
+        if members >= MAX_PARTICIPANTS_PER_ROOM
+            || (!self.waiting.contains_key(&pid) && self.waiting.len() >= MAX_WAITING_PER_ROOM)
+        {
             return Err(SignalError::Close(CloseCode::RoomFull));
         }
         if self.locked {
@@ -229,9 +235,12 @@ impl Door {
         self.waiting.remove(&pid).map(|w| w.info)
     }
 
-    /// Everyone in the lobby, in no particular order.
+    /// Everyone in the lobby, longest waiting first.
     pub fn lobby_ids(&self) -> Vec<ParticipantId> {
-        self.waiting.iter().filter(|(_, w)| w.in_lobby).map(|(id, _)| *id).collect()
+        let mut ids: Vec<(Instant, ParticipantId)> =
+            self.waiting.iter().filter(|(_, w)| w.in_lobby).map(|(id, w)| (w.since, *id)).collect();
+        ids.sort();
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Forgets a connection at the door; whether it was in the lobby.

@@ -23,7 +23,10 @@ use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
 use tracing::debug;
 
-pub use door::{GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, SLOW_DOWN};
+pub use door::{
+    GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM,
+    SLOW_DOWN,
+};
 
 use crate::address::{AddrKey, Guessers};
 use crate::downtrack::{DownTrack, Incoming};
