@@ -1,8 +1,8 @@
 // The password door under attack, through the real UI, once with the
 // person who matters in Chromium and once in Firefox:
 // - guessing from several connections does not lock out someone with the
-//   right password: they are held back a few seconds (their client sends it
-//   again by itself) and then admitted;
+//   right password: they are held back a few seconds at most and admitted;
+//   a guess held back is sent again by the page itself after the wait;
 // - a room that emptied and was opened again by a stranger, with no
 //   password, is not joined silently by a member coming back with the old
 //   password: the member is warned and chooses.
@@ -53,7 +53,11 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
       const mod = await drivers[otherKind].open(url('Mod'));
       await protect(mod, PASSWORD);
 
-      // Four connections guess five times each, as fast as they are answered.
+      // Four connections guess five times each, as fast as they are
+      // answered. They share this machine's address, whose 10 guesses
+      // refill one per 6 s: some guesses are held back, and a held-back
+      // guess is sent again by the page itself after the wait.
+      let heldBack = 0;
       for (let g = 0; g < 4; g++) {
         const guesser = await drivers[g % 2 ? kind : otherKind].open(url(`G${g}`));
         await guesser.waitFor('#password-view');
@@ -62,10 +66,22 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
           await guesser.evaluate((i) => /** @type {any} */ (window).aconfi.submitPassword(`guess ${i}`), i);
           await until(() => guesser.evaluate((n) => /** @type {any} */ (window).passwordEvents.length > n, i), `answer ${g}.${i}`);
         }
+        /** @type {Array<{wrong: boolean, retryAfterMs?: number}>} */
+        let events = await guesser.evaluate(() => /** @type {any} */ (window).passwordEvents);
+        heldBack += events.filter((e) => e.retryAfterMs).length;
+        if (events.at(-1)?.retryAfterMs) {
+          // Its last guess waits: the page checks it after the wait, unasked.
+          await until(async () => {
+            events = await guesser.evaluate(() => /** @type {any} */ (window).passwordEvents);
+            return events.at(-1)?.wrong;
+          }, `guesser ${g}'s held-back guess sent again by itself`, 20000);
+        }
         await guesser.close();
       }
+      assert.ok(heldBack > 0, '20 guesses in seconds from one address: some are held back');
 
-      // The right password, typed once: held back, then in by itself.
+      // The right password, typed once: in within seconds (held back at
+      // most a few seconds, never refused for the others' guessing).
       const honest = await drivers[kind].open(url('Honest'));
       await honest.waitFor('#password-view');
       await notePasswordEvents(honest);
@@ -73,7 +89,6 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
       await honest.click('#password-submit');
       const honestId = await honest.joined();
       const events = await honest.evaluate(() => /** @type {any} */ (window).passwordEvents);
-      assert.ok(events.some((/** @type {any} */ e) => e.retryAfterMs > 0), `held back first: ${JSON.stringify(events)}`);
       assert.ok(events.every((/** @type {any} */ e) => !e.wrong), 'never called wrong');
       assert.ok(events.every((/** @type {any} */ e) => e.retryAfterMs <= 10000), `a wait of seconds, not a minute: ${JSON.stringify(events)}`);
       await until(async () => (await mod.count(`.tile[data-participant="${honestId}"]`)) > 0, 'the moderator sees them');
