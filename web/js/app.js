@@ -3,7 +3,7 @@
 
 import { S, lang, setLang } from './i18n.js';
 import { Meeting } from './meeting.js';
-import { appendChat, nameOf, renderPeople, toast, wireSettings } from './panel.js';
+import { appendChat, nameOf, RECIPIENT_GONE, renderPeople, toast, wireSettings } from './panel.js';
 import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './protocol.js';
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
@@ -484,6 +484,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     e.preventDefault();
     const text = String($('chat-input').value);
     if (!text.trim()) return;
+    if ($('chat-to').value === RECIPIENT_GONE) { toast(S().recipientGone); $('chat-to').focus(); return; }
     const to = $('chat-to').value ? Number($('chat-to').value) : undefined;
     const label = to === undefined ? `${name ?? S().guest} (${S().you})` : S().privateTo(nameOf(meeting, to));
     $('chat-input').value = '';

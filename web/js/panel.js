@@ -81,13 +81,28 @@ export function renderPeople(m, myName) {
   if (m.roomState.password) badges.append(el('span', { class: 'badge' }, [S().protectedBadge]));
   if (m.roomState.locked) badges.append(el('span', { class: 'badge' }, [S().lockedBadge]));
 
-  // The chat recipient choice follows who is here.
+  // The chat recipient choice follows who is here. If the one we were
+  // writing to privately leaves (or reconnects under a new id), the choice
+  // says so and sending waits for a new one: never a silent fall back to
+  // everyone, which would send the next private message to the whole room.
   const to = /** @type {HTMLSelectElement} */ (document.getElementById('chat-to'));
   const chosen = to.value;
+  const chosenName = to.selectedOptions[0]?.dataset.name ?? S().guest;
   to.replaceChildren(el('option', { value: '' }, [S().everyone]));
-  for (const p of m.participants.values()) to.append(el('option', { value: String(p.id) }, [S().privateTo(p.name ?? S().guest)]));
-  to.value = [...to.options].some((o) => o.value === chosen) ? chosen : '';
+  for (const p of m.participants.values()) {
+    const name = p.name ?? S().guest;
+    to.append(el('option', { value: String(p.id), 'data-name': name }, [S().privateTo(name)]));
+  }
+  if ([...to.options].some((o) => o.value === chosen)) {
+    to.value = chosen;
+  } else {
+    to.append(el('option', { value: RECIPIENT_GONE, 'data-name': chosenName, disabled: '' }, [S().recipientLeft(chosenName)]));
+    to.value = RECIPIENT_GONE;
+  }
 }
+
+/** The chat recipient's value while the chosen private recipient is gone. */
+export const RECIPIENT_GONE = 'gone';
 
 /** Wires the settings controls once. @param {Meeting} m */
 export function wireSettings(m) {
