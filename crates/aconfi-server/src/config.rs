@@ -40,6 +40,12 @@ pub struct Config {
     #[arg(long, env = "ACONFI_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
 
+    /// Page origins allowed to open the signaling WebSocket besides those
+    /// the certificate is valid for, e.g. `https://meet.example.org` when a
+    /// reverse proxy serves A-Confi under its own name. Comma-separated.
+    #[arg(long, env = "ACONFI_ORIGIN", value_delimiter = ',')]
+    pub origin: Vec<String>,
+
     /// The live-streaming worker (`aconfi-stream`). Default: next to this
     /// binary, else on PATH. Without a working one, streaming is offered as
     /// unavailable, with the reason.

@@ -41,6 +41,10 @@ pub struct AppState {
     core: mpsc::Sender<media::CoreCmd>,
     next_id: Arc<AtomicU64>,
     cancel: CancellationToken,
+    /// Pages that may open the signaling WebSocket.
+    origins: web::Origins,
+    /// Send Strict-Transport-Security (only with the operator's certificate).
+    hsts: bool,
 }
 
 /// A running server.
@@ -80,7 +84,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         media::run(media, core_rx, streaming, media_cancel).await;
     });
 
-    let state = AppState { core: core_tx, next_id: Arc::new(AtomicU64::new(1)), cancel: cancel.clone() };
+    let state = AppState {
+        core: core_tx,
+        next_id: Arc::new(AtomicU64::new(1)),
+        cancel: cancel.clone(),
+        origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
+        hsts: tls.operator_cert_der.is_some(),
+    };
     let app = web::router(state);
     let http = axum_server::Handle::new();
     let listener = std::net::TcpListener::bind(config.listen)

@@ -4,6 +4,7 @@ use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::RoomName;
 use axum::body::Body;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -41,20 +42,32 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(asset))
         .route("/{room}", get(meeting))
         .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(state.clone(), security_headers))
         .with_state(state)
-        .layer(axum::middleware::map_response(security_headers))
 }
 
-async fn security_headers(mut res: Response) -> Response {
+/// What every feature other than the meeting's own is set to: off.
+const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), autoplay=(self), \
+    clipboard-write=(self), accelerometer=(), bluetooth=(), geolocation=(), gyroscope=(), hid=(), \
+    magnetometer=(), midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), \
+    xr-spatial-tracking=(), fullscreen=(self), picture-in-picture=(), encrypted-media=(), \
+    idle-detection=(), screen-wake-lock=()";
+
+async fn security_headers(State(state): State<AppState>, mut res: Response) -> Response {
     let h = res.headers_mut();
+    // Only with the operator's certificate: on the generated one, HSTS would
+    // stop browsers from letting the user past its warning for a year.
+    if state.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    // No other site's window keeps a handle on a meeting page (or it on theirs).
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     // Meeting links are secrets: never send them on as a Referer.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(
-        "permissions-policy",
-        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
-    );
+    h.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS_POLICY));
     res
 }
 
@@ -139,8 +152,12 @@ async fn websocket(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !same_origin(&headers, &uri) {
-        return StatusCode::FORBIDDEN.into_response();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host =
+            headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
+        if !origin.to_str().is_ok_and(|o| state.origins.allow(o, host)) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
     }
     // Signaling is a few small messages: tungstenite's default 128 KiB
     // read and write buffers per connection would dominate a participant's
@@ -153,16 +170,64 @@ async fn websocket(
         .on_upgrade(move |socket| crate::ws::connection(socket, peer.ip(), state))
 }
 
-/// A browser always sends `Origin` on a WebSocket; refuse pages of other
-/// sites so no foreign page can join meetings in a visitor's name. Clients
-/// that are not browsers send no `Origin` and are let in.
-fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
+/// Which pages may open the signaling WebSocket. A browser always sends
+/// `Origin` on a WebSocket; pages of other sites are refused, so no foreign
+/// page can join meetings in a visitor's name. Clients that are not
+/// browsers send no `Origin` and are let in.
+#[derive(Clone, Default)]
+pub struct Origins {
+    /// The operator's certificate (DER), when `--cert` was given: a page is
+    /// ours if the certificate is valid for its host. `None` for the
+    /// generated certificate.
+    cert: Option<Arc<Vec<u8>>>,
+    /// `--origin`: exact origins allowed besides (a reverse proxy's name).
+    extra: Vec<String>,
+}
+
+impl Origins {
+    pub fn new(cert: Option<Vec<u8>>, extra: &[String]) -> Self {
+        let extra = extra.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
+        Origins { cert: cert.map(Arc::new), extra }
+    }
+
+    /// Whether a page of `origin` may connect; `host` is the request's Host.
+    fn allow(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        if self.extra.contains(&origin) {
+            return true;
+        }
+        // Only pages served over HTTPS: we serve nothing else.
+        let Some(authority) = origin.strip_prefix("https://") else { return false };
+        match &self.cert {
+            // Not the Host header: a page on a name that resolves to us (DNS
+            // rebinding) sends its own name there. Only names our
+            // certificate is valid for, whatever the port.
+            Some(der) => cert_names(der, host_of(authority)),
+            // The generated certificate is valid for no name a browser
+            // accepts by itself: the user accepted it for the name they
+            // typed, and a page on any other name cannot get past the
+            // certificate warning. So the page's own host is ours.
+            None => host.is_some_and(|h| h.eq_ignore_ascii_case(authority)),
+        }
+    }
+}
+
+/// `host` of `host:port` or `[v6]:port`.
+fn host_of(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    }
+}
+
+/// Whether the certificate is valid for `host` (a DNS name or an address).
+fn cert_names(der: &[u8], host: &str) -> bool {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let der = CertificateDer::from(der);
+    let (Ok(cert), Ok(name)) = (webpki::EndEntityCert::try_from(&der), ServerName::try_from(host)) else {
+        return false;
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
-    let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {

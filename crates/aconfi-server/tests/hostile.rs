@@ -146,3 +146,88 @@ async fn turning_off_a_crowded_lobby_keeps_the_cap_and_the_moderator() {
     .await;
     server.shutdown().await;
 }
+
+/// Opens a WebSocket by hand over TLS to 127.0.0.1 (trusting `cert`, SNI
+/// `sni`), with the `Host` and `Origin` a browser page would send; the
+/// HTTP status the server answers.
+async fn upgrade_status(port: u16, cert: &[u8], sni: &str, host: &str, origin: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(cert.to_vec())).unwrap();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn with_the_operators_certificate_only_its_names_may_open_the_websocket() {
+    // An operator's certificate for meet.example.test (and localhost, to
+    // reach it here), in files as an operator would pass them.
+    let ck = rcgen::generate_simple_self_signed(vec!["meet.example.test".into(), "localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("aconfi-cert-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, ck.cert.pem()).unwrap();
+    std::fs::write(&key_path, ck.signing_key.serialize_pem()).unwrap();
+    let mut config = aconfi_server::Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.media_port = 0;
+    config.media_bind = Some("127.0.0.1".parse().unwrap());
+    config.cert = Some(cert_path);
+    config.key = Some(key_path);
+    config.origin = vec!["https://proxy.example.test".into()];
+    let server = aconfi_server::start(config).await.expect("server starts");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let port = server.https_addr.port();
+    let der = ck.cert.der().to_vec();
+    let status = |host: String, origin: String| {
+        let der = der.clone();
+        async move { upgrade_status(port, &der, "localhost", &host, &origin).await }
+    };
+
+    // Pages on a name of the certificate, any port, and --origin: let in.
+    assert_eq!(status(format!("localhost:{port}"), "https://meet.example.test".into()).await, 101);
+    assert_eq!(status(format!("localhost:{port}"), "https://meet.example.test:443".into()).await, 101);
+    assert_eq!(status(format!("localhost:{port}"), "https://proxy.example.test".into()).await, 101);
+    // A page on a name that resolves here (DNS rebinding) sends a Host that
+    // matches its Origin: refused all the same, the certificate is not for it.
+    assert_eq!(status("evil.example:443".into(), "https://evil.example:443".into()).await, 403);
+    // The scheme counts.
+    assert_eq!(status(format!("localhost:{port}"), "http://meet.example.test".into()).await, 403);
+
+    // With a real certificate, browsers are told to use HTTPS only.
+    let (code, headers, _) = common::https_request_with_cert(port, &der, "GET", "/").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers.get("strict-transport-security").map(String::as_str), Some("max-age=31536000"));
+    assert_eq!(headers.get("cross-origin-opener-policy").map(String::as_str), Some("same-origin"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_certificate_gets_no_hsts_and_pages_no_other_powers() {
+    let server = common::server().await;
+    common::remember_cert(&server);
+    let (code, headers) = common::https_head(server.https_addr.port(), "/").await;
+    assert_eq!(code, 200);
+    // HSTS would keep browsers from letting the user past the warning.
+    assert_eq!(headers.get("strict-transport-security"), None);
+    assert_eq!(headers.get("cross-origin-opener-policy").map(String::as_str), Some("same-origin"));
+    let policy = headers.get("permissions-policy").expect("a permissions policy");
+    for granted in ["camera=(self)", "microphone=(self)", "display-capture=(self)"] {
+        assert!(policy.contains(granted), "{policy}");
+    }
+    for denied in ["geolocation=()", "usb=()", "payment=()", "serial=()", "midi=()"] {
+        assert!(policy.contains(denied), "{policy}");
+    }
+    server.shutdown().await;
+}

@@ -93,6 +93,9 @@ async fn websockets_from_other_sites_are_refused() {
     assert!(common::ws_with_origin(&server, Some(&own)).await.is_ok());
     let err = common::ws_with_origin(&server, Some("https://evil.example")).await.expect_err("refused");
     assert!(err.to_string().contains("403"), "{err}");
+    // Same host, but a page not served over HTTPS is not ours either.
+    let err = common::ws_with_origin(&server, Some(&format!("http://localhost:{port}"))).await.expect_err("refused");
+    assert!(err.to_string().contains("403"), "{err}");
     // Non-browser clients send no Origin and are let in.
     assert!(common::ws_with_origin(&server, None).await.is_ok());
     server.shutdown().await;

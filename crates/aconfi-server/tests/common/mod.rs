@@ -237,6 +237,18 @@ pub async fn https_request_with(
     (status, headers, body.to_string())
 }
 
+/// Like [`https_request`], for a server with a certificate of the test's
+/// own making (valid for localhost).
+pub async fn https_request_with_cert(
+    port: u16,
+    cert: &[u8],
+    method: &str,
+    path: &str,
+) -> (u16, HashMap<String, String>, String) {
+    CERT.get_or_init(Default::default).lock().unwrap().insert(port, cert.to_vec());
+    https_request(port, method, path).await
+}
+
 pub async fn https_get(port: u16, path: &str) -> (u16, String) {
     let (s, _, b) = https_request(port, "GET", path).await;
     (s, b)
