@@ -35,7 +35,7 @@ pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
 pub use error::SignalError;
 pub use ids::{NodeId, ParticipantId, RoomId, TrackId};
 pub use output::{Datagram, Output};
-pub use participant::MAX_PUBLISHED_TRACKS;
+pub use participant::{CONNECT_DEADLINE, MAX_OFFER_BYTES, MAX_OFFER_MLINES, MAX_PUBLISHED_TRACKS};
 pub use protocol::{
     ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo,
 };

@@ -3,7 +3,7 @@
 //! The room decides; the participant carries it out on its own session.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::CodecSpec;
@@ -29,6 +29,18 @@ pub const MAX_PUBLISHED_TRACKS: usize = 4;
 /// default of 1000 video packets per session is several seconds of video
 /// and most of a subscriber's memory.
 const SEND_BUFFER_VIDEO: usize = 256;
+/// Most m-lines in a client's offer: a browser offers its microphone,
+/// camera and screen (and Firefox one more to receive on); more is refused
+/// unparsed (4004).
+pub const MAX_OFFER_MLINES: usize = 8;
+/// Largest client offer: real ones are 4–10 KB.
+pub const MAX_OFFER_BYTES: usize = 32 * 1024;
+/// A participant whose media has not connected this long after joining
+/// (no offer, or ICE never completes) is closed with 4005: a connection
+/// that will never carry media must not hold its session for ever.
+/// Browsers connect in well under a second; 30 s leaves room for slow
+/// networks and for the user answering a permission prompt first.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Chat: a burst of this many messages, then one a second.
 const CHAT_BURST: f64 = 5.0;
@@ -107,6 +119,8 @@ pub(crate) struct Participant {
     screen_mid: Option<Mid>,
     /// When str0m next wants `Input::Timeout`.
     timeout: Instant,
+    /// Until media connects: when the participant is given up on.
+    connect_by: Option<Instant>,
     /// Packets (or a keyframe request) were written that only advancing
     /// the session releases.
     release_due: bool,
@@ -146,6 +160,7 @@ impl Participant {
             renegotiate: false,
             screen_mid: None,
             timeout: now,
+            connect_by: Some(now + CONNECT_DEADLINE),
             release_due: false,
             force_muted: false,
             chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now),
@@ -227,6 +242,10 @@ impl Participant {
     /// Moves the session's clock to `now`; polling then releases what it holds.
     pub fn advance(&mut self, now: Instant) -> Result<(), CloseCode> {
         self.release_due = false;
+        if self.connect_by.is_some_and(|by| now >= by) {
+            debug!(participant = %self.id, "media did not connect in time");
+            return Err(CloseCode::MediaFailed);
+        }
         match guarded(|| self.rtc.handle_input(Input::Timeout(now))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(CloseCode::MediaFailed),
@@ -236,12 +255,12 @@ impl Participant {
 
     /// Whether the session wants advancing at `now`.
     pub fn is_due(&self, now: Instant) -> bool {
-        self.release_due || self.timeout <= now
+        self.release_due || self.deadline() <= now
     }
 
     /// When the session next wants advancing, if nothing is written to it.
     pub fn deadline(&self) -> Instant {
-        self.timeout
+        self.connect_by.map_or(self.timeout, |by| self.timeout.min(by))
     }
 
     /// Drains the session: datagrams go to `out`, what concerns the room to
@@ -266,7 +285,10 @@ impl Participant {
                     RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return Err(CloseCode::MediaFailed);
                     }
-                    RtcEvent::Connected => debug!(participant = %self.id, "media connected"),
+                    RtcEvent::Connected => {
+                        self.connect_by = None;
+                        debug!(participant = %self.id, "media connected");
+                    }
                     _ => {}
                 },
                 Ok(Err(_)) => return Err(CloseCode::MediaFailed),
@@ -387,6 +409,11 @@ impl Participant {
     pub fn accept_offer(&mut self, sdp: &str, screen_mid: Option<&str>) -> Result<ServerMsg, SignalError> {
         if !matches!(self.phase, Phase::AwaitingOffer) {
             return Err(SignalError::UNEXPECTED);
+        }
+        // Bounded before anything parses it: a huge offer costs the one task
+        // every room's media runs on.
+        if sdp.len() > MAX_OFFER_BYTES || sdp.match_indices("\nm=").count() > MAX_OFFER_MLINES {
+            return Err(SignalError::SDP);
         }
         self.screen_mid = screen_mid.map(Mid::from);
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|_| SignalError::SDP)?;

@@ -46,6 +46,16 @@ pub struct Config {
     #[arg(long, env = "ACONFI_ORIGIN", value_delimiter = ',')]
     pub origin: Vec<String>,
 
+    /// Most WebSocket connections open at once; more are answered 503.
+    #[arg(long, env = "ACONFI_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most WebSocket connections open at once from one address (IPv4, or
+    /// an IPv6 /64): a whole office behind one NAT must fit in a meeting,
+    /// one machine must not fill the server.
+    #[arg(long, env = "ACONFI_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 300)]
+    pub max_connections_per_address: usize,
+
     /// The live-streaming worker (`aconfi-stream`). Default: next to this
     /// binary, else on PATH. Without a working one, streaming is offered as
     /// unavailable, with the reason.

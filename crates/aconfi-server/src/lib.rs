@@ -35,6 +35,10 @@ pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("warn,aconfi=info,aconfi_server=info,aconfi_core=info"))
 }
 
+/// How long a client has to send a request's headers (the TLS handshake has
+/// its own 10 s, axum-server's default).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Shared by every HTTP handler and WebSocket task.
 #[derive(Clone)]
 pub struct AppState {
@@ -45,6 +49,8 @@ pub struct AppState {
     origins: web::Origins,
     /// Send Strict-Transport-Security (only with the operator's certificate).
     hsts: bool,
+    /// Open WebSockets, in all and per address.
+    connections: Arc<ws::Connections>,
 }
 
 /// A running server.
@@ -90,6 +96,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         cancel: cancel.clone(),
         origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
         hsts: tls.operator_cert_der.is_some(),
+        connections: Arc::new(ws::Connections::new(config.max_connections, config.max_connections_per_address)),
     };
     let app = web::router(state);
     let http = axum_server::Handle::new();
@@ -97,7 +104,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("binding HTTPS port {}", config.listen.port()))?;
     listener.set_nonblocking(true)?;
     let https_addr = listener.local_addr()?;
-    let server = axum_server::from_tcp_rustls(listener, tls.config)?.handle(http.clone());
+    let mut server = axum_server::from_tcp_rustls(listener, tls.config)?.handle(http.clone());
+    // A request whose headers are not all there in time is dropped: without
+    // a timer hyper waits for ever, and half-sent requests pile up.
+    server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     tracker.spawn(async move {
         if let Err(e) = server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "HTTPS server stopped");

@@ -159,6 +159,9 @@ async fn websocket(
             return StatusCode::FORBIDDEN.into_response();
         }
     }
+    let Some(slot) = state.connections.take(peer.ip()) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Signaling is a few small messages: tungstenite's default 128 KiB
     // read and write buffers per connection would dominate a participant's
     // memory. Larger messages (an SDP) still fit; the buffers grow.
@@ -167,7 +170,7 @@ async fn websocket(
         .max_write_buffer_size(MAX_MESSAGE_BYTES * 2)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| crate::ws::connection(socket, peer.ip(), state))
+        .on_upgrade(move |socket| crate::ws::connection(socket, peer.ip(), slot, state))
 }
 
 /// Which pages may open the signaling WebSocket. A browser always sends

@@ -1,9 +1,12 @@
 //! One task per WebSocket: parse and size-check client messages, hand them
 //! to the core task, write what the core sends back.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aconfi_core::address::AddrKey;
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::rate::TokenBucket;
 use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId};
@@ -23,10 +26,62 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long to wait for the client's close frame after ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// A connection must send its first message (`join`) this soon after it
+/// opened; the client sends it at once.
+pub const JOIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Counts open WebSockets, in all and per address, against their caps.
+/// Addresses are held (as opaque keys) only while a connection from them
+/// is open.
+pub struct Connections {
+    max: usize,
+    max_per_address: usize,
+    open: Mutex<(usize, HashMap<AddrKey, usize>)>,
+}
+
+/// One counted connection; uncounted when dropped.
+pub struct Slot {
+    connections: Arc<Connections>,
+    key: AddrKey,
+}
+
+impl Connections {
+    pub fn new(max: usize, max_per_address: usize) -> Self {
+        Connections { max, max_per_address, open: Mutex::new((0, HashMap::new())) }
+    }
+
+    /// A slot for a connection from `ip`, if both caps allow one.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let key = AddrKey::new(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = open.1.get(&key).copied().unwrap_or(0);
+        if open.0 >= self.max || mine >= self.max_per_address {
+            return None;
+        }
+        open.0 += 1;
+        open.1.insert(key, mine + 1);
+        Some(Slot { connections: self.clone(), key })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Drives one WebSocket until either side closes it.
 /// `ip` is the client's address: it goes to the core for the per-address
 /// limits, and nowhere else.
-pub async fn connection(socket: WebSocket, ip: IpAddr, state: AppState) {
+pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppState) {
+    let _slot = slot;
     let serial = state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = ParticipantId::new(NodeId::default(), serial);
     let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
@@ -40,8 +95,12 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, state: AppState) {
     ping.tick().await;
 
     let mut read_broken = false;
+    let join_by = tokio::time::sleep(JOIN_DEADLINE);
+    tokio::pin!(join_by);
+    let mut said_anything = false;
     let close_code: Option<CloseCode> = loop {
         tokio::select! {
+            _ = &mut join_by, if !said_anything => break Some(CloseCode::UnexpectedMessage),
             incoming = stream.next() => {
                 let msg = match incoming {
                     None => break None,
@@ -54,6 +113,7 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, state: AppState) {
                 if !bucket.take(Instant::now()) {
                     break Some(CloseCode::RateLimited);
                 }
+                said_anything |= matches!(msg, Message::Text(_));
                 match msg {
                     Message::Text(text) => {
                         if text.len() > MAX_MESSAGE_BYTES {

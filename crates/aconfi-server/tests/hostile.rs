@@ -231,3 +231,72 @@ async fn the_generated_certificate_gets_no_hsts_and_pages_no_other_powers() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_address_cannot_open_more_connections_than_its_cap() {
+    let server = common::server_with(|c| c.max_connections_per_address = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(common::ws(&server).await);
+    }
+    let err = common::ws_with_origin(&server, None).await.expect_err("the fourth is refused");
+    assert!(err.to_string().contains("503"), "{err}");
+    // One closes: there is room again once the server has let it go.
+    let mut gone = open.pop().unwrap();
+    gone.close(None).await.unwrap();
+    while gone.next().await.is_some() {}
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(ws) = common::ws_with_origin(&server, None).await {
+                return ws;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(again.is_ok(), "a slot is free again after a close");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_joins_is_closed() {
+    let server = common::server().await;
+    let mut ws = common::ws(&server).await;
+    let started = std::time::Instant::now();
+    let code = tokio::time::timeout(aconfi_server::ws::JOIN_DEADLINE * 2, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within twice the deadline");
+    assert_eq!(code, Some(4001));
+    assert!(
+        started.elapsed() >= aconfi_server::ws::JOIN_DEADLINE - Duration::from_millis(100),
+        "not before the deadline"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::server().await;
+    let cert = server.cert_der.clone().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(cert)).unwrap();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(server.https_addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+    let mut buf = Vec::new();
+    let ended = tokio::time::timeout(aconfi_server::HEADER_READ_TIMEOUT * 2, s.read_to_end(&mut buf)).await;
+    assert!(ended.is_ok(), "the server hung up within twice the header timeout");
+    server.shutdown().await;
+}

@@ -20,10 +20,16 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 /// A server on free loopback ports.
 pub async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+/// A server on free loopback ports, with some settings changed.
+pub async fn server_with(change: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.media_port = 0;
     config.media_bind = Some("127.0.0.1".parse().unwrap());
+    change(&mut config);
     start(config).await.expect("server starts")
 }
 
