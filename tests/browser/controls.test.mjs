@@ -88,8 +88,10 @@ for (const [aliceKind, bobKind, e2ee] of /** @type {const} */ ([['firefox', 'chr
     // The server goes away: both pages say so; when it is back they rejoin
     // by themselves and see and hear each other again.
     await server.stop();
+    // SIGTERM: the server says it is going away (1001), so the pages say it
+    // is restarting rather than that the connection was lost.
     for (const p of [alice, bob]) {
-      await until(async () => (await p.text('#banner'))?.includes('Reconnecting'), `reconnecting banner (${p})`);
+      await until(async () => (await p.text('#banner'))?.includes('The server is restarting. Reconnecting'), `restarting banner (${p})`);
     }
     server = await startServer(args);
     // Ids restart with the server, so wait for the state, not a new id.

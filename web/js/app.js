@@ -416,7 +416,9 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     if (state === 'connecting') setBanner(S().connecting);
     // Until media connects once more, say why it did not last time.
     else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
-    else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
+    else if (state === 'reconnecting') {
+      setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : code === CloseCode.GOING_AWAY ? S().serverRestarting : S().reconnecting);
+    }
     else if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') {
       // Coming back cannot help after these.

@@ -56,6 +56,12 @@ pub struct Config {
     #[arg(long, env = "ACONFI_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 300)]
     pub max_connections_per_address: usize,
 
+    /// Serve Prometheus metrics (aggregate figures only: no room, id or
+    /// address) over plain HTTP at this address, e.g. 127.0.0.1:9100.
+    /// Off by default.
+    #[arg(long, env = "ACONFI_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// The live-streaming worker (`aconfi-stream`). Default: next to this
     /// binary, else on PATH. Without a working one, streaming is offered as
     /// unavailable, with the reason.

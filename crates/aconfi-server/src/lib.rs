@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod media;
+pub mod metrics;
 pub mod stream;
 pub mod tls;
 pub mod web;
@@ -59,6 +60,8 @@ pub struct Server {
     pub https_addr: SocketAddr,
     /// Addresses advertised for media.
     pub media_addrs: Vec<SocketAddr>,
+    /// Where `/metrics` is served, if `--metrics-listen` was given.
+    pub metrics_addr: Option<SocketAddr>,
     /// The generated self-signed certificate (DER), if no `--cert` was given.
     pub cert_der: Option<Vec<u8>>,
     cancel: CancellationToken,
@@ -79,6 +82,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     // the core starts after it, and HTTPS before, so a restart is not
     // longer by that for the clients reconnecting (their first messages wait
     // in the channel).
+    let metrics = metrics::Metrics::default();
+    let media_metrics = metrics.clone();
     let worker = config.stream_worker.clone();
     let media_cancel = cancel.clone();
     tracker.spawn(async move {
@@ -87,7 +92,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             None => tracing::info!("live streaming available"),
             Some(r) => tracing::info!(reason = %r, "live streaming unavailable"),
         }
-        media::run(media, core_rx, streaming, media_cancel).await;
+        media::run(media, core_rx, streaming, media_metrics, media_cancel).await;
     });
 
     let state = AppState {
@@ -96,7 +101,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         cancel: cancel.clone(),
         origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
         hsts: tls.operator_cert_der.is_some(),
-        connections: Arc::new(ws::Connections::new(config.max_connections, config.max_connections_per_address)),
+        connections: Arc::new(ws::Connections::new(
+            config.max_connections,
+            config.max_connections_per_address,
+            metrics.connections.clone(),
+        )),
     };
     let app = web::router(state);
     let http = axum_server::Handle::new();
@@ -113,8 +122,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             tracing::error!(error = %e, "HTTPS server stopped");
         }
     });
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => Some(metrics::serve(addr, metrics, cancel.clone()).await?),
+        None => None,
+    };
     tracker.close();
-    Ok(Server { https_addr, media_addrs, cert_der: tls.generated_cert_der, cancel, tracker, http })
+    Ok(Server { https_addr, media_addrs, metrics_addr, cert_der: tls.generated_cert_der, cancel, tracker, http })
 }
 
 impl Server {

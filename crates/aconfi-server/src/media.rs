@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::stream::{Availability, Report, Streams};
 
 /// Commands from WebSocket tasks to the core task.
@@ -48,6 +49,8 @@ const RECV_BATCH: usize = 32;
 
 /// Messages a slow WebSocket may have queued before it is dropped.
 pub const CLIENT_QUEUE: usize = 256;
+/// How often the metrics' gauges (rooms, participants, streams) are updated.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// How often the aggregate counts (rooms, participants) are logged.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(15 * 60);
 
@@ -58,6 +61,8 @@ pub struct MediaSockets {
     states: Vec<UdpSocketState>,
     /// Per socket: the address str0m knows it by (its ICE candidate).
     advertised: Vec<SocketAddr>,
+    /// Datagrams and bytes sent and dropped.
+    metrics: Metrics,
 }
 
 /// Consecutive datagrams for one destination, of one size (the last may be
@@ -104,7 +109,7 @@ impl MediaSockets {
             .map(|s| UdpSocketState::new(s.into()))
             .collect::<std::io::Result<Vec<_>>>()
             .context("preparing the media sockets")?;
-        Ok(MediaSockets { sockets, states, advertised })
+        Ok(MediaSockets { sockets, states, advertised, metrics: Metrics::default() })
     }
 
     /// The addresses put into ICE candidates.
@@ -161,10 +166,18 @@ impl MediaSockets {
         let Some(b) = batch.take() else { return };
         let socket = &self.sockets[b.socket];
         // UDP: a full socket buffer drops the datagrams, as the network would.
-        if b.count == 1 {
-            let _ = socket.try_send_to(&b.buf, b.destination);
-            return;
+        let sent =
+            if b.count == 1 { socket.try_send_to(&b.buf, b.destination).is_ok() } else { self.send_batch(socket, &b) };
+        if sent {
+            self.metrics.datagrams_sent.inc_by(b.count as u64);
+            self.metrics.bytes_sent.inc_by(b.buf.len() as u64);
+        } else {
+            self.metrics.datagrams_dropped.inc_by(b.count as u64);
         }
+    }
+
+    /// One GSO `sendmsg` for a run; whether it went.
+    fn send_batch(&self, socket: &UdpSocket, b: &Batch) -> bool {
         let transmit = Transmit {
             destination: b.destination,
             ecn: None,
@@ -172,7 +185,7 @@ impl MediaSockets {
             segment_size: Some(b.segment),
             src_ip: None,
         };
-        let _ = socket.try_io(Interest::WRITABLE, || self.states[b.socket].try_send(socket.into(), &transmit));
+        socket.try_io(Interest::WRITABLE, || self.states[b.socket].try_send(socket.into(), &transmit)).is_ok()
     }
 }
 
@@ -237,11 +250,13 @@ fn interface_ips() -> Vec<IpAddr> {
 
 /// Runs the core until `cancel` fires.
 pub async fn run(
-    media: MediaSockets,
+    mut media: MediaSockets,
     mut cmds: mpsc::Receiver<CoreCmd>,
     streaming: Availability,
+    metrics: Metrics,
     cancel: CancellationToken,
 ) {
+    media.metrics = metrics.clone();
     let mut sfu = Sfu::new(SfuConfig {
         candidates: media.candidates(),
         stream_unavailable: streaming.reason(),
@@ -256,6 +271,9 @@ pub async fn run(
     // Now and then, how much is in use: aggregate counts, the only thing
     // logged about meetings at the default level.
     let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+    // The metrics' gauges, once a second (counting participants walks the
+    // rooms: not for every datagram).
+    let mut gauges = tokio::time::interval(GAUGES_EVERY);
     loop {
         let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
         let recv = std::future::poll_fn(|cx| media.poll_recv(cx, &mut buf));
@@ -264,12 +282,16 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             (i, from, n) = recv => {
                 let now = Instant::now();
+                metrics.datagrams_received.inc();
+                metrics.bytes_received.inc_by(n as u64);
                 sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
                 // Take what else is already queued before releasing the
                 // forwarded packets: a burst then costs one release per
                 // subscriber (see Sfu::poll_timeout).
                 for _ in 0..RECV_BATCH {
                     let Some((i, from, n)) = media.try_recv(&mut buf) else { break };
+                    metrics.datagrams_received.inc();
+                    metrics.bytes_received.inc_by(n as u64);
                     sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
                 }
                 if sfu.poll_timeout().is_some_and(|t| t <= now) {
@@ -298,6 +320,11 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                 sfu.handle_timeout(Instant::now());
+            }
+            _ = gauges.tick() => {
+                metrics.rooms.set(sfu.room_count() as i64);
+                metrics.participants.set(sfu.participant_count() as i64);
+                metrics.streams.set(streams.running() as i64);
             }
             _ = summary.tick() => {
                 info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "in use");
@@ -377,7 +404,12 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let state = UdpSocketState::new((&socket).into()).expect("socket state");
         let source = socket.local_addr().expect("bound");
-        let media = MediaSockets { sockets: vec![socket], states: vec![state], advertised: vec![source] };
+        let media = MediaSockets {
+            sockets: vec![socket],
+            states: vec![state],
+            advertised: vec![source],
+            metrics: Metrics::default(),
+        };
         let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let other = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let (to, to_other) = (rx.local_addr().expect("bound"), other.local_addr().expect("bound"));

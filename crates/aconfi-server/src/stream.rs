@@ -134,6 +134,11 @@ impl Streams {
         Streams { availability, workers: HashMap::new(), reports, tracker: TaskTracker::new() }
     }
 
+    /// Workers running now.
+    pub fn running(&self) -> usize {
+        self.workers.len()
+    }
+
     /// Carries out one of the core's stream outputs.
     pub fn handle(&mut self, key: StreamKey, out: StreamOut) {
         match out {

@@ -12,6 +12,7 @@ use aconfi_core::rate::TokenBucket;
 use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
 use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
@@ -36,6 +37,8 @@ pub const JOIN_DEADLINE: Duration = Duration::from_secs(10);
 pub struct Connections {
     max: usize,
     max_per_address: usize,
+    /// The open count, for `/metrics`.
+    gauge: Gauge,
     open: Mutex<(usize, HashMap<AddrKey, usize>)>,
 }
 
@@ -46,8 +49,8 @@ pub struct Slot {
 }
 
 impl Connections {
-    pub fn new(max: usize, max_per_address: usize) -> Self {
-        Connections { max, max_per_address, open: Mutex::new((0, HashMap::new())) }
+    pub fn new(max: usize, max_per_address: usize, gauge: Gauge) -> Self {
+        Connections { max, max_per_address, gauge, open: Mutex::new((0, HashMap::new())) }
     }
 
     /// A slot for a connection from `ip`, if both caps allow one.
@@ -60,6 +63,7 @@ impl Connections {
         }
         open.0 += 1;
         open.1.insert(key, mine + 1);
+        self.gauge.set(open.0 as i64);
         Some(Slot { connections: self.clone(), key })
     }
 }
@@ -68,6 +72,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.connections.open.lock().unwrap_or_else(|e| e.into_inner());
         open.0 = open.0.saturating_sub(1);
+        self.connections.gauge.set(open.0 as i64);
         if let Some(n) = open.1.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
