@@ -176,3 +176,59 @@ async fn at_debug_per_meeting_events_appear_with_opaque_ids_only() {
         assert!(log.contains(event), "{event:?} is logged at debug:\n{log}");
     }
 }
+
+/// What a log line says, without its values: level, message and field
+/// names, as `docs/privacy.md` lists them (`INFO in use: rooms, participants`).
+fn event_of(line: &str) -> Option<String> {
+    // `<time>  <LEVEL> <target>: <message> <field>=<value> ...`
+    let mut words = line.split_whitespace();
+    let _time = words.next()?;
+    let level = words.next()?;
+    let _target = words.next()?;
+    let rest: Vec<&str> = words.collect();
+    let is_field = |w: &str| {
+        w.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    };
+    let first_field = rest.iter().position(|w| is_field(w)).unwrap_or(rest.len());
+    let message = rest[..first_field].join(" ");
+    let fields: Vec<&str> =
+        rest[first_field..].iter().filter(|w| is_field(w)).map(|w| w.split('=').next().unwrap_or("")).collect();
+    Some(format!("{level} {message}: {}", fields.join(", ")).trim_end_matches(": ").to_string())
+}
+
+/// The events a privacy doc lists, from its `log-inventory` block.
+fn inventory(doc: &str) -> Vec<String> {
+    let path = format!("{}/../../docs/{doc}", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let block =
+        doc.split("```text log-inventory\n").nth(1).expect("a log-inventory block").split("```").next().unwrap_or("");
+    block.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+fn documented() -> Vec<String> {
+    inventory("privacy.md")
+}
+
+#[test]
+fn the_german_privacy_doc_lists_the_same_log_events() {
+    assert_eq!(inventory("privacy.de.md"), documented());
+}
+
+#[tokio::test]
+async fn the_privacy_doc_lists_every_log_event_a_meeting_produces() {
+    let documented = documented();
+    let mut missing = std::collections::BTreeSet::new();
+    for level in ["info", "debug"] {
+        let log = log_of_meeting(level).await;
+        for event in log.lines().filter_map(event_of) {
+            if !documented.contains(&event) {
+                missing.insert(event);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "log events docs/privacy.md does not list:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
