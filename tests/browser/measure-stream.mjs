@@ -37,6 +37,8 @@ function freePort() {
 function switchableCamera() {
   const w = /** @type {any} */ (window);
   w.bright = false;
+  // Not in the blank document Firefox makes before a COOP page.
+  if (!navigator.mediaDevices) return;
   const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
   navigator.mediaDevices.getUserMedia = async (constraints) => {
     const got = await real(constraints);

@@ -22,8 +22,8 @@ after(async () => {
   await server?.stop();
 });
 
-/** Times (ms) of the server's log lines for `event`. @param {string} log @param {'joined'|'left'} event */
-const times = (log, event) => [...log.matchAll(new RegExp(`^(\\S+Z)\\s+INFO ${event} `, 'gm'))].map((m) => Date.parse(m[1]));
+/** Times (ms) of the server's (debug) log lines for `event`. @param {string} log @param {'joined'|'left'} event */
+const times = (log, event) => [...log.matchAll(new RegExp(`^(\\S+Z)\\s+DEBUG ${event} `, 'gm'))].map((m) => Date.parse(m[1]));
 
 /** In the page: every change of the banner, in order. */
 function recordBanner() {

@@ -121,6 +121,10 @@ after(async () => {
  * Runs in the page before its scripts.
  */
 function colourCamera() {
+  // Init scripts run in every new document, also the blank one Firefox
+  // makes when a page with Cross-Origin-Opener-Policy moves it to a fresh
+  // browsing context group: that one has no camera to replace.
+  if (!navigator.mediaDevices) return;
   const red = /name=R/.test(location.hash);
   const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
   navigator.mediaDevices.getUserMedia = async (constraints) => {
