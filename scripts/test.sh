@@ -3,8 +3,9 @@
 # installs what the tests need (Debian's Chromium, Firefox ESR and Xvfb,
 # GStreamer, nginx with RTMP, ffmpeg; npm packages), builds, runs the Rust
 # tests (core simulation, server over loopback, the streaming worker against
-# a real ingest, bad input, protocol spec), type-checks the web client, and
-# drives real Chromium and Firefox in the same meetings.
+# a real ingest, bad input and hostile clients, a short fuzzing pass,
+# protocol spec), a 30 s churn soak, type-checks the web client, and drives
+# real Chromium and Firefox in the same meetings.
 # Ends with one summary line: "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -86,6 +87,13 @@ rust_rc=${PIPESTATUS[0]}
 rp=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 rf=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 add_counts "$rp" "$rf" "$rust_rc"
+
+step "churn soak, 30 s (scripts/soak.sh: joins, leaves, vanishing clients, garbage datagrams)"
+if bash scripts/soak.sh 30 20 2>&1 | tee "$log_dir/soak.log" && grep -q '^soak: ok' "$log_dir/soak.log"; then
+  add_counts 1 0 0
+else
+  add_counts 0 1 1
+fi
 
 step "web client unit tests (node --test tests/js: SFrame vectors and interop, key exchange)"
 node --test --test-reporter=tap tests/js/ 2>&1 | tee "$log_dir/js-test.log"

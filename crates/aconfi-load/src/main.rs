@@ -2,11 +2,13 @@
 //! real WebRTC (str0m) and encoder-shaped media; measures loss, one-way
 //! latency, join time, and the server's CPU and memory from /proc.
 //!
-//! Scenarios: `nxn` (everyone publishes and receives everyone) and
-//! `fanout` (one publisher, N viewers).
+//! Scenarios: `nxn` (everyone publishes and receives everyone),
+//! `fanout` (one publisher, N viewers), and `churn` (a soak: rooms with
+//! people joining, leaving and vanishing, garbage on the media port).
 
 #![forbid(unsafe_code)]
 
+mod churn;
 mod participant;
 mod procstat;
 mod report;
@@ -37,6 +39,10 @@ enum Scenario {
     Nxn,
     /// One publisher, `--participants` viewers.
     Fanout,
+    /// `--rooms` rooms for `--seconds`: every second each room gains or
+    /// loses someone (leaving, or vanishing without a word); garbage
+    /// datagrams go to `--garbage-to`. A soak for leaks and panics.
+    Churn,
 }
 
 /// Load generator for A-Confi (and Janus, for comparison).
@@ -82,6 +88,12 @@ struct Args {
     /// Delay between participants joining, ms.
     #[arg(long, default_value_t = 20)]
     stagger_ms: u64,
+    /// Rooms kept busy (churn).
+    #[arg(long, default_value_t = 20)]
+    rooms: usize,
+    /// The server's media port, for garbage datagrams (churn).
+    #[arg(long)]
+    garbage_to: Option<std::net::SocketAddr>,
 }
 
 struct Running {
@@ -103,6 +115,11 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // One thread: the generator is pinned to one core beside the server.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if args.scenario == Scenario::Churn {
+        let report = rt.block_on(run_churn(&args))?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let report = rt.block_on(run(&args))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(p) = &args.json {
@@ -110,6 +127,26 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+async fn run_churn(args: &Args) -> anyhow::Result<churn::ChurnReport> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let epoch = Instant::now();
+    let media = MediaConfig { video_bitrate: args.video_kbps * 1000, ..Default::default() };
+    let tls = tls::accept_any();
+    churn::run(args.rooms, args.seconds, args.garbage_to, args.server_pid, |i, room, publish| Setup {
+        url: args.url.clone(),
+        room,
+        janus_room: args.janus_room,
+        publish,
+        feeds: vec![],
+        epoch,
+        media,
+        seed: 0x1234_5678 + i as u64,
+        tls: tls.clone(),
+        local_ip: args.local_ip,
+    })
+    .await
 }
 
 async fn run(args: &Args) -> anyhow::Result<RunReport> {
@@ -145,6 +182,7 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
             }
             (0..n, 2 * (n - 1))
         }
+        Scenario::Churn => bail!("churn runs by itself"),
         Scenario::Fanout => {
             let mut p = spawn(args, setup(0, true, vec![]), &reset_rx, &cancel);
             // Janus viewers need the publisher's feed id.

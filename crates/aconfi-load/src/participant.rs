@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aconfi_core::ServerMsg;
+use aconfi_core::{ClientMsg, ServerMsg};
 use aconfi_testpeer::janus::{JanusOutput, JanusParticipant, Leg};
 use aconfi_testpeer::{ClientOutput, ClientPeer, MediaConfig, MediaPeer};
 use anyhow::{anyhow, Context};
@@ -101,7 +101,12 @@ pub async fn run_aconfi(
         }
         let deadline = tokio::time::Instant::from_std(peer.poll_timeout());
         tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = cancel.cancelled() => {
+                // Leave as a client does, then close.
+                let _ = ws.send(Message::Text(serde_json::to_string(&ClientMsg::Leave {})?.into())).await;
+                let _ = ws.close(None).await;
+                break;
+            }
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     let msg: ServerMsg = serde_json::from_str(t.as_str())?;
