@@ -411,14 +411,18 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     t.stream.addTrack(track);
     play(t.video);
   });
+  let restarting = false;
   meeting.addEventListener('state', (ev) => {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
-    if (state === 'connecting') setBanner(S().connecting);
+    // A server that said it is restarting is not reachable for a while;
+    // the failed attempts meanwhile do not change that story.
+    if (state === 'reconnecting' && code === CloseCode.GOING_AWAY) restarting = true;
+    else if (state !== 'connecting' && state !== 'reconnecting') restarting = false;
+    if (restarting) setBanner(S().serverRestarting);
+    else if (state === 'connecting') setBanner(S().connecting);
     // Until media connects once more, say why it did not last time.
     else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
-    else if (state === 'reconnecting') {
-      setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : code === CloseCode.GOING_AWAY ? S().serverRestarting : S().reconnecting);
-    }
+    else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
     else if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') {
       // Coming back cannot help after these.

@@ -157,6 +157,9 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
                     let _ = state.core.send(CoreCmd::Closed(pid)).await;
                     return;
                 }
+                // The core stops at shutdown, maybe before this task sees
+                // the cancellation: that is still the server going away.
+                None if state.cancel.is_cancelled() => break Some(CloseCode::GoingAway),
                 None => break Some(CloseCode::InternalError),
             },
             _ = ping.tick() => {

@@ -300,3 +300,34 @@ async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
     assert!(ended.is_ok(), "the server hung up within twice the header timeout");
     server.shutdown().await;
 }
+
+/// A server stopping (SIGTERM) tells everyone it is going away, so pages say
+/// "restarting" and come back; never "internal error", whichever of the
+/// core or the connection notices the shutdown first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_every_participant_hears_going_away() {
+    let server = common::server().await;
+    let mut conns = Vec::new();
+    for i in 0..60 {
+        let mut ws = common::ws(&server).await;
+        send(&mut ws, &join(&format!("shutdown-{}", i % 3))).await;
+        let mut joined = false;
+        read_until(&mut ws, |m, _| {
+            joined = matches!(m, Some(ServerMsg::Joined { .. }));
+            joined
+        })
+        .await;
+        assert!(joined, "connection {i} joined");
+        conns.push(ws);
+    }
+    server.shutdown().await;
+    for (i, ws) in conns.iter_mut().enumerate() {
+        let mut code = None;
+        read_until(ws, |_, c| {
+            code = c;
+            c.is_some()
+        })
+        .await;
+        assert_eq!(code, Some(1001), "connection {i} was told the server is going away");
+    }
+}
