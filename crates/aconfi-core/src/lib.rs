@@ -28,6 +28,7 @@ pub mod rate;
 mod room;
 pub mod room_name;
 mod sfu;
+mod speaker;
 pub mod stream;
 mod timers;
 

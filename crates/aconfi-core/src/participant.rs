@@ -20,6 +20,7 @@ use crate::ids::{ParticipantId, TrackId};
 use crate::output::{Datagram, Outbox};
 use crate::protocol::{CloseCode, Kind, ParticipantInfo, ServerMsg};
 use crate::rate::TokenBucket;
+use crate::speaker::Meter;
 
 /// Most tracks one participant may publish (microphone, camera, and room for
 /// a screen share with its audio).
@@ -129,6 +130,8 @@ pub(crate) struct Participant {
     force_muted: bool,
     chat: TokenBucket,
     e2ee_bytes: TokenBucket,
+    /// How much its microphone carried voice in the current interval.
+    speech: Meter,
 }
 
 impl Participant {
@@ -165,6 +168,7 @@ impl Participant {
             force_muted: false,
             chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now),
             e2ee_bytes: TokenBucket::new(E2EE_BURST_BYTES, E2EE_BYTES_PER_SECOND, now),
+            speech: Meter::default(),
         }
     }
 
@@ -333,9 +337,21 @@ impl Participant {
             PubState::Track(_) if published.kind == Kind::Audio && self.force_muted => None,
             PubState::Track(track) => {
                 let spec = spec_of(&self.rtc, pkt.header.payload_type)?;
+                // A muted microphone may still send comfort noise: it
+                // never makes anyone the speaker.
+                if let (Kind::Audio, false, Some(level)) =
+                    (published.kind, self.info.audio_muted, pkt.header.ext_vals.audio_level)
+                {
+                    self.speech.hear(level);
+                }
                 Some(Source::Track { track, spec })
             }
         }
+    }
+
+    /// Its microphone's levels in the current speaker interval.
+    pub fn speech(&mut self) -> &mut Meter {
+        &mut self.speech
     }
 
     /// Gives the m-line announced as `track` its id; returns its kind and

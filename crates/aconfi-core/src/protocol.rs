@@ -437,6 +437,13 @@ pub enum ServerMsg {
         /// The participant as it is now.
         participant: ParticipantInfo,
     },
+    /// Who is speaking: sent to everyone when the room's dominant speaker
+    /// changes, and to a newcomer on joining. The speaker stays the
+    /// speaker while the room is quiet, until someone else speaks.
+    ActiveSpeaker {
+        /// The speaker (possibly the receiver).
+        participant: ParticipantId,
+    },
     /// Someone left the room (or was dropped).
     ParticipantLeft {
         /// Who left.

@@ -63,6 +63,7 @@ const SERVER_TYPES: &[&str] = &[
     "chat",
     "e2ee",
     "refused",
+    "active_speaker",
 ];
 
 #[test]

@@ -10,7 +10,7 @@ use aconfi_core::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use aconfi_core::str0m::format::Codec;
 use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt};
 use aconfi_core::str0m::net::{Protocol, Receive};
-use aconfi_core::str0m::rtp::RtpWrite;
+use aconfi_core::str0m::rtp::{ExtensionValues, RtpWrite};
 use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
 use aconfi_core::{Datagram, Kind};
 
@@ -42,6 +42,9 @@ pub struct MediaPeer {
     seed: u64,
     /// Whole received frames, when asked for.
     capture: Option<FrameCapture>,
+    /// The level (dBov) written into each audio packet's header, as a
+    /// browser does (RFC 6464); none by default.
+    audio_level: Option<i8>,
 }
 
 impl MediaPeer {
@@ -66,6 +69,7 @@ impl MediaPeer {
             config,
             seed,
             capture: None,
+            audio_level: None,
         }
     }
 
@@ -107,6 +111,12 @@ impl MediaPeer {
     }
 
     /// Stops or resumes sending on the timer (`send_frame` still works).
+    /// From now on, audio packets say they are this loud (dBov, -127
+    /// silence … 0 loudest), or carry no level.
+    pub fn set_audio_level(&mut self, level: Option<i8>) {
+        self.audio_level = level;
+    }
+
     pub fn set_publishing(&mut self, on: bool) {
         self.publishing = on;
     }
@@ -211,8 +221,16 @@ impl MediaPeer {
         let first = sender.seq;
         sender.seq += n as u64;
         for (seq, (i, payload)) in (first..).zip(frame.payloads.into_iter().enumerate()) {
-            let write =
+            let mut write =
                 RtpWrite::new(pt, seq.into(), rtp_time, now, payload).marker(i + 1 == n).nackable(kind == Kind::Video);
+            if kind == Kind::Audio {
+                let voice_activity = self.audio_level.map(|l| l > -50);
+                write = write.ext_vals(ExtensionValues {
+                    audio_level: self.audio_level,
+                    voice_activity,
+                    ..Default::default()
+                });
+            }
             if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(write);
             }

@@ -37,6 +37,7 @@ use crate::output::Outbox;
 use crate::participant::{Participant, SessionEvent, Source};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, MAX_NAME_CHARS, PROTOCOL_VERSION};
 use crate::room_name::RoomName;
+use crate::speaker::Speaker;
 use crate::timers::{Key, Timers};
 use door::{Door, Guesser, Knock};
 
@@ -74,6 +75,8 @@ pub(crate) struct Room {
     tap: Option<stream::Tap>,
     /// Streams started so far (each gets the next serial).
     next_stream: u32,
+    /// Who is speaking.
+    speaker: Speaker,
 }
 
 impl Room {
@@ -90,6 +93,7 @@ impl Room {
             events: Vec::new(),
             tap: None,
             next_stream: 0,
+            speaker: Speaker::default(),
         }
     }
 
@@ -220,6 +224,9 @@ impl Room {
         if let Some(notice) = self.stream_notice() {
             cx.out.signal(pid, notice);
         }
+        if let Some(participant) = self.speaker.current() {
+            cx.out.signal(pid, ServerMsg::ActiveSpeaker { participant });
+        }
         self.broadcast(cx.out, None, ServerMsg::ParticipantJoined { participant: info });
         debug!(participant = %pid, room = %self.id, "joined");
         self.members.insert(pid, p);
@@ -234,6 +241,7 @@ impl Room {
         cx.timers.cancel(Key::Session(pid));
         cx.departed.push(pid);
         self.announce.retain(|(from, _)| *from != pid);
+        self.speaker.forget(pid);
         debug!(participant = %pid, room = %self.id, "left");
         if self.members.is_empty() {
             return;
@@ -451,6 +459,18 @@ impl Room {
             self.fault(id, CloseCode::InternalError, cx);
         }
         self.tap_packet(track, &spec, pkt, cx);
+        if self.speaker.due(cx.now) {
+            self.elect_speaker(cx);
+        }
+    }
+
+    /// Closes a speaker interval; tells everyone when the speaker changed.
+    /// Not logged, not even at debug: who spoke when is the meeting itself.
+    fn elect_speaker(&mut self, cx: &mut Cx<'_>) {
+        let meters = self.members.iter_mut().map(|(id, p)| (*id, p.speech()));
+        if let Some(participant) = self.speaker.evaluate(meters, cx.now) {
+            self.broadcast(cx.out, None, ServerMsg::ActiveSpeaker { participant });
+        }
     }
 
     /// Control work the forwarding path queued: announce new tracks, so
