@@ -323,6 +323,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     if (!t) {
       t = makeTile(String(id));
       t.video.srcObject = t.stream;
+      t.tile.classList.toggle('speaking', id === meeting.speaker);
       tiles.set(id, t);
       grid.append(t.tile);
       layoutGrid(grid);
@@ -364,16 +365,20 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   let view = 'stage';
   const renderStage = () => {
     const stage = $('stage');
-    const first = [...screens.values()][0];
+    // On the stage: a shared screen; else, with three or more people, the
+    // one speaking (never oneself: one's own picture is the small one).
+    const speaking = meeting.speaker !== meeting.you && meeting.speaker !== null ? tiles.get(meeting.speaker) : undefined;
+    const crowd = tiles.size >= 2;
+    const first = [...screens.values()][0] ?? (crowd ? speaking : undefined);
     const staged = view === 'stage' && first !== undefined;
-    for (const t of screens.values()) {
+    for (const t of [...screens.values(), ...tiles.values()]) {
       const home = staged && t === first ? stage : grid;
       if (t.tile.parentElement !== home) home.append(t.tile);
     }
     stage.hidden = !staged;
     $('meeting').querySelector('.body').classList.toggle('staged', staged);
     $('view-btn').textContent = view === 'stage' ? S().gridView : S().stageView;
-    $('view-btn').hidden = screens.size === 0;
+    $('view-btn').hidden = screens.size === 0 && !(crowd && speaking);
     for (const [id, t] of screens) t.name.textContent = S().screenOf(nameOf(meeting, id));
     layoutGrid(grid);
   };
@@ -383,10 +388,19 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     renderStage();
   };
   rerender.push(renderStage);
+  // The speaker's tile is outlined, one's own included; in stage view it
+  // takes the stage.
+  meeting.addEventListener('speaker', () => {
+    for (const [id, t] of tiles) t.tile.classList.toggle('speaking', id === meeting.speaker);
+    self.tile.classList.toggle('speaking', meeting.speaker !== null && meeting.speaker === meeting.you);
+    renderStage();
+  });
   $('view-btn').onclick = () => { view = view === 'stage' ? 'grid' : 'stage'; renderStage(); };
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
     for (const id of [...screens.keys()]) if (!ps.get(id)?.screen_sharing) dropScreen(id);
+    // Someone came or went: the stage may have (or lose) its speaker.
+    renderStage();
   });
 
   meeting.addEventListener('track', (ev) => {
@@ -500,7 +514,17 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     );
   };
 
-  $('mic').onclick = () => { meeting.setAudioMuted(!meeting.audioMuted); renderSelf(); };
+  $('mic').onclick = async () => {
+    if (meeting.audioMuted && meeting.stream.getAudioTracks().length === 0) {
+      // Joined without a microphone (the link said mic=off, or it was not
+      // allowed then): ask for it now, on the sender that was kept for it.
+      const track = (await acquire(true, false)).getAudioTracks()[0];
+      if (!track) { toast(S().noMicrophone); return; }
+      await meeting.replaceAudioTrack(track);
+    }
+    meeting.setAudioMuted(!meeting.audioMuted);
+    renderSelf();
+  };
   $('cam').onclick = async () => {
     if (meeting.videoMuted) {
       const s = await acquire(false, true);

@@ -60,6 +60,8 @@ export class Meeting extends EventTarget {
     this.you = null;
     /** @type {Map<number, ParticipantInfo>} everyone else */
     this.participants = new Map();
+    /** @type {number|null} who is speaking (possibly `you`), as the server says */
+    this.speaker = null;
     /** @type {Map<string, TrackInfo>} server m-lines by mid */
     this.tracks = new Map();
     /** @type {WebSocket|null} */
@@ -134,6 +136,13 @@ export class Meeting extends EventTarget {
       this.attempt += 1;
       setTimeout(() => { if (!this.closing) this.connect(); }, delay);
     };
+  }
+
+  /** @param {number|null} id */
+  setSpeaker(id) {
+    if (this.speaker === id) return;
+    this.speaker = id;
+    this.dispatchEvent(new CustomEvent('speaker', { detail: { id } }));
   }
 
   sendJoin() {
@@ -254,6 +263,8 @@ export class Meeting extends EventTarget {
         this.live = null;
         this.dispatchEvent(new CustomEvent('live', { detail: { live: null } }));
         this.participants = new Map(msg.participants.map((p) => [p.id, p]));
+        // Ids are the new connection's; the speaker, if any, comes next.
+        this.setSpeaker(null);
         this.emitParticipants();
         this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
         this.emitSelf();
@@ -288,8 +299,12 @@ export class Meeting extends EventTarget {
         this.e2ee?.left(msg.id);
         this.notice('left', { id: msg.id, name: this.participants.get(msg.id)?.name });
         this.participants.delete(msg.id);
+        if (this.speaker === msg.id) this.setSpeaker(null);
         this.dispatchEvent(new CustomEvent('left', { detail: { id: msg.id } }));
         this.emitParticipants();
+        break;
+      case 'active_speaker':
+        this.setSpeaker(msg.participant);
         break;
       case 'room_updated':
         this.roomState = msg.room;

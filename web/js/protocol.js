@@ -77,6 +77,7 @@ export const FATAL_CLOSE_CODES = new Set([
  *   | {type: 'participant_joined', participant: ParticipantInfo}
  *   | {type: 'participant_updated', participant: ParticipantInfo}
  *   | {type: 'participant_left', id: number}
+ *   | {type: 'active_speaker', participant: number}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks: TrackInfo[]}
  *   | {type: 'error', code: number, message: string}} ServerMsg
