@@ -378,7 +378,9 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     stage.hidden = !staged;
     $('meeting').querySelector('.body').classList.toggle('staged', staged);
     $('view-btn').textContent = view === 'stage' ? S().gridView : S().stageView;
-    $('view-btn').hidden = screens.size === 0 && !(crowd && speaking);
+    // Offered whenever the stage can have someone on it, so it does not
+    // come and go as people take turns speaking.
+    $('view-btn').hidden = screens.size === 0 && !crowd;
     for (const [id, t] of screens) t.name.textContent = S().screenOf(nameOf(meeting, id));
     layoutGrid(grid);
   };
