@@ -110,13 +110,13 @@ impl MediaPeer {
         Ok(answer.to_sdp_string())
     }
 
-    /// Stops or resumes sending on the timer (`send_frame` still works).
     /// From now on, audio packets say they are this loud (dBov, -127
     /// silence … 0 loudest), or carry no level.
     pub fn set_audio_level(&mut self, level: Option<i8>) {
         self.audio_level = level;
     }
 
+    /// Stops or resumes sending on the timer (`send_frame` still works).
     pub fn set_publishing(&mut self, on: bool) {
         self.publishing = on;
     }
