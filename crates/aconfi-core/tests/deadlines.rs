@@ -6,21 +6,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, CloseCode, Kind, Output, ParticipantId, Sfu, SfuConfig, CONNECT_DEADLINE};
+use aconfi_testpeer::silent_join as join;
 use aconfi_testpeer::sim::Sim;
-
-fn join(room: &str) -> ClientMsg {
-    ClientMsg::Join {
-        version: PROTOCOL_VERSION,
-        room: room.into(),
-        name: None,
-        audio_muted: true,
-        video_muted: true,
-        password: None,
-        e2ee: false,
-    }
-}
 
 /// Drives the SFU's timers up to `until`; the connections it closed.
 fn run(sfu: &mut Sfu, until: Instant) -> Vec<(ParticipantId, CloseCode)> {

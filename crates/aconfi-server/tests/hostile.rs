@@ -5,26 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, ServerMsg, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM};
+use aconfi_testpeer::silent_join as join;
 use common::Ws;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn send(ws: &mut Ws, msg: &ClientMsg) {
     ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
-}
-
-fn join(room: &str) -> ClientMsg {
-    ClientMsg::Join {
-        version: PROTOCOL_VERSION,
-        room: room.into(),
-        name: None,
-        audio_muted: true,
-        video_muted: true,
-        password: None,
-        e2ee: false,
-    }
 }
 
 /// How a connection's visit ended, as far as the test cares.

@@ -26,6 +26,21 @@ pub use media::MediaConfig;
 pub use peer::MediaPeer;
 pub use stats::TrackStats;
 
+/// The `join` of a client that says nothing and shows nothing: no name,
+/// microphone and camera muted, no password, not end-to-end encrypted.
+/// For tests that only need someone in (or knocking at) a room.
+pub fn silent_join(room: &str) -> ClientMsg {
+    ClientMsg::Join {
+        version: PROTOCOL_VERSION,
+        room: room.into(),
+        name: None,
+        audio_muted: true,
+        video_muted: true,
+        password: None,
+        e2ee: false,
+    }
+}
+
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
