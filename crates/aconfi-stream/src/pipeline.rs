@@ -153,28 +153,21 @@ impl Output {
             .property("is-live", true)
             .property_from_str("pattern", "black")
             .build()?;
-        let canvas_caps = capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", layout::WIDTH)
-                .field("height", layout::HEIGHT)
-                .field("framerate", gst::Fraction::new(30, 1))
-                .build(),
-        )?;
+        // The output frame, I420 all the way into the encoder: no
+        // conversion of the full frame. The canvas is made in it too.
+        let frame = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", layout::WIDTH)
+            .field("height", layout::HEIGHT)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build();
+        let canvas_caps = capsfilter(frame.clone())?;
         let compositor = gst::ElementFactory::make("compositor")
             .property_from_str("background", "black")
             .property("ignore-inactive-pads", true)
             .property("min-upstream-latency", BRANCH_LATENCY.nseconds())
             .build()?;
-        // I420 all the way into the encoder: no conversion of the full frame.
-        let out_caps = capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", layout::WIDTH)
-                .field("height", layout::HEIGHT)
-                .field("framerate", gst::Fraction::new(30, 1))
-                .build(),
-        )?;
+        let out_caps = capsfilter(frame)?;
         let vconvert = make("videoconvert")?;
         let x264 = gst::ElementFactory::make("x264enc")
             .property_from_str("tune", "zerolatency")
