@@ -8,9 +8,8 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { after, before, test } from 'node:test';
-import { launch } from './browsers.mjs';
-import { assertCleanPages, freshRoom, startServer, until } from './harness.mjs';
+import { test } from 'node:test';
+import { assertCleanPages, bothBrowsers, freshRoom, startServer, until } from './harness.mjs';
 
 /** @returns {Promise<number>} a TCP port free right now */
 const freeTcpPort = () => new Promise((resolve) => {
@@ -28,16 +27,7 @@ const freeUdpPort = () => new Promise((resolve) => {
   });
 });
 
-/** @type {Record<string, import('./browsers.mjs').Driver>} */
-const drivers = {};
-before(async () => {
-  drivers.chromium = await launch('chromium');
-  drivers.firefox = await launch('firefox');
-});
-after(async () => {
-  await drivers.chromium?.close();
-  await drivers.firefox?.close();
-});
+const drivers = bothBrowsers();
 
 for (const [aliceKind, bobKind, e2ee] of /** @type {const} */ ([['firefox', 'chromium', false], ['chromium', 'firefox', true]])) {
   const what = e2ee ? 'an end-to-end encrypted meeting' : 'a meeting';

@@ -8,20 +8,10 @@
 //   password: the member is warned and chooses.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launch } from './browsers.mjs';
-import { assertCleanPages, assertLogKeepsSecrets, freshRoom, startServer, until } from './harness.mjs';
+import { test } from 'node:test';
+import { assertCleanPages, assertLogKeepsSecrets, bothBrowsers, freshRoom, startServer, until } from './harness.mjs';
 
-/** @type {Record<string, import('./browsers.mjs').Driver>} */
-const drivers = {};
-before(async () => {
-  drivers.chromium = await launch('chromium');
-  drivers.firefox = await launch('firefox');
-});
-after(async () => {
-  await drivers.chromium?.close();
-  await drivers.firefox?.close();
-});
+const drivers = bothBrowsers();
 
 /** @typedef {import('./browsers.mjs').Participant} Participant */
 

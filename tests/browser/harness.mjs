@@ -64,23 +64,34 @@ export async function startServer(extraArgs = []) {
 }
 
 /**
- * Starts one server and the named browsers for the tests of a file (before)
- * and stops them after; read them from the returned object inside tests.
+ * Launches Chromium and Firefox for the tests of a file (before) and closes
+ * them after; read them from the returned object inside tests, by kind.
+ * @param {{firefoxDisplay?: boolean}} [opts] run Firefox in a window on Xvfb (for screen capture)
+ */
+export function bothBrowsers(opts = {}) {
+  /** @type {Record<import('./browsers.mjs').BrowserKind, import('./browsers.mjs').Driver>} */
+  const drivers = /** @type {any} */ ({});
+  before(async () => {
+    drivers.chromium = await launch('chromium');
+    drivers.firefox = await launch('firefox', { display: opts.firefoxDisplay });
+  });
+  after(async () => {
+    await drivers.chromium?.close();
+    await drivers.firefox?.close();
+  });
+  return drivers;
+}
+
+/**
+ * Starts one server and both browsers for the tests of a file (before) and
+ * stops them after; read them from the returned object inside tests.
  * @param {{firefoxDisplay?: boolean}} [opts] run Firefox in a window on Xvfb (for screen capture)
  */
 export function serverAndBrowsers(opts = {}) {
   /** @type {{server: Awaited<ReturnType<typeof startServer>>, chromium: import('./browsers.mjs').Driver, firefox: import('./browsers.mjs').Driver}} */
-  const ctx = /** @type {any} */ ({});
-  before(async () => {
-    ctx.server = await startServer();
-    ctx.chromium = await launch('chromium');
-    ctx.firefox = await launch('firefox', { display: opts.firefoxDisplay });
-  });
-  after(async () => {
-    await ctx.chromium?.close();
-    await ctx.firefox?.close();
-    await ctx.server?.stop();
-  });
+  const ctx = /** @type {any} */ (bothBrowsers(opts));
+  before(async () => { ctx.server = await startServer(); });
+  after(async () => { await ctx.server?.stop(); });
   return ctx;
 }
 
