@@ -3,23 +3,22 @@
 //! forwarding loop hands every packet to a `DownTrack`; nothing else writes
 //! RTP to a subscriber.
 //!
-//! Offsets are running: `out = in - offset`, and the offset may be moved
-//! while the output stays continuous. Today only the first packet sets it
-//! (so every outgoing stream, and its SRTP rollover counter, starts near
-//! zero); a simulcast layer switch will move both offsets at a keyframe,
-//! and its layer choice belongs next to them here.
+//! Which layer of a simulcast track it gets, and how the layers become one
+//! continuous stream, is its [`Switch`] (simulcast.rs); video starts (and
+//! changes layer) only at a keyframe.
 
 use std::time::Duration;
 
 use str0m::format::CodecSpec;
 use str0m::media::{Mid, Pt};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::Rtc;
 
 use crate::codec::{negotiated_pt, same_codec};
 use crate::guard::guarded;
 use crate::ids::{ParticipantId, TrackId};
 use crate::protocol::{Kind, TrackInfo};
+use crate::simulcast::{Packet, Switch};
 
 /// Retransmission history per outgoing stream: enough to answer NACKs for
 /// round trips up to about half a second, far less memory than str0m's
@@ -50,11 +49,8 @@ pub(crate) struct DownTrack {
     state: DownState,
     /// Publisher payload type → ours, learnt on the first packet of each PT.
     pt_map: Vec<(Pt, Option<Pt>)>,
-    /// Subtracted from the publisher's extended sequence number; set by the
-    /// first packet.
-    seq_offset: Option<u64>,
-    /// Subtracted from the publisher's RTP timestamp.
-    ts_offset: u32,
+    /// Layer choice and sequence/timestamp/picture-id rewriting.
+    switch: Switch,
 }
 
 /// What a forwarded packet looks like, computed once for all subscribers.
@@ -63,6 +59,10 @@ pub(crate) struct Incoming<'a> {
     pub spec: &'a CodecSpec,
     /// Only what a receiver renders; str0m writes mid and transport-cc itself.
     pub ext: ExtensionValues,
+    /// What the layer switch needs of it.
+    pub packet: Packet,
+    /// Its VP8 payload descriptor, when it is VP8 (for picture id rewriting).
+    pub vp8: Option<Vp8Descriptor>,
 }
 
 impl DownTrack {
@@ -74,8 +74,9 @@ impl DownTrack {
             screen,
             state: DownState::Wanted,
             pt_map: Vec::new(),
-            seq_offset: None,
-            ts_offset: 0,
+            // Video starts at the lowest layer, which every publisher
+            // sends; the allocator moves it up within a second.
+            switch: Switch::new(Some(0)),
         }
     }
 
@@ -93,6 +94,36 @@ impl DownTrack {
 
     pub fn state(&self) -> DownState {
         self.state
+    }
+
+    pub fn is_screen(&self) -> bool {
+        self.screen
+    }
+
+    /// The layer it should get, `None` when paused.
+    pub fn set_target(&mut self, layer: Option<u8>) {
+        if self.switch.target() != layer {
+            self.switch.set_target(layer);
+        }
+    }
+
+    /// The layer it should get (`None`: paused).
+    pub fn target(&self) -> Option<u8> {
+        self.switch.target()
+    }
+
+    /// The layer it waits to switch to (the publisher is asked for a
+    /// keyframe of it), if any.
+    pub fn awaited_layer(&self) -> Option<u8> {
+        if !matches!(self.state, DownState::Active(_)) || !self.switch.wants_keyframe() {
+            return None;
+        }
+        self.switch.target()
+    }
+
+    /// The layer it receives now (for its own keyframe requests).
+    pub fn current_layer(&self) -> Option<u8> {
+        self.switch.current()
     }
 
     /// The subscriber's m-line for it, once it has one.
@@ -156,18 +187,25 @@ impl DownTrack {
             }
         };
         let Some(out_pt) = out_pt else { return Ok(false) };
-        let seq = *inc.pkt.seq_no;
-        let offset = *self.seq_offset.get_or_insert(seq.saturating_sub(1));
-        if seq <= offset {
-            // Reordered from before this subscriber's first packet.
-            return Ok(false);
-        }
-        let time = inc.pkt.header.timestamp.wrapping_sub(self.ts_offset);
+        let Some(out) = self.switch.rewrite(&inc.packet) else { return Ok(false) };
         // The payload is shared (an `Arc`), not copied, per subscriber.
-        let write = RtpWrite::new(out_pt, (seq - offset).into(), time, inc.pkt.timestamp, inc.pkt.payload.clone())
-            .marker(inc.pkt.header.marker)
-            .ext_vals(inc.ext.clone())
-            .nackable(self.kind == Kind::Video);
+        let mut write =
+            RtpWrite::new(out_pt, out.seq.into(), out.timestamp, inc.pkt.timestamp, inc.pkt.payload.clone())
+                .marker(inc.pkt.header.marker)
+                .ext_vals(inc.ext.clone())
+                .nackable(self.kind == Kind::Video);
+        if let (Some((picture, tl0)), Some(d)) = (out.vp8, inc.vp8) {
+            let mut patch = d.patch();
+            if let Some(p) = picture {
+                patch = patch.picture_id(p);
+            }
+            if let Some(t) = tl0 {
+                patch = patch.tl0_pic_idx(t);
+            }
+            if let Ok(p) = patch.build() {
+                write = write.vp8_patch(p);
+            }
+        }
         guarded(|| {
             if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(write);

@@ -8,19 +8,22 @@
 //! `sfu` (the shard: finds the room) → `room` (members, door, control,
 //! forwarding) → `participant` (one session) → `downtrack` (one track to one
 //! subscriber); `endpoint` (datagram demux), `timers`, `output`, `error`,
-//! `codec`, `protocol`, `ids`; `stream` (what passes to and from a room's
+//! `codec`, `protocol`, `ids`; `simulcast` (layer switching), `alloc`
+//! (bandwidth allocation) and `layers` (a published track's layers); `stream` (what passes to and from a room's
 //! streaming worker).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod alloc;
 pub mod codec;
 mod downtrack;
 mod endpoint;
 mod error;
 mod guard;
 pub mod ids;
+mod layers;
 mod output;
 mod participant;
 pub mod protocol;
@@ -28,6 +31,7 @@ pub mod rate;
 mod room;
 pub mod room_name;
 mod sfu;
+pub mod simulcast;
 mod speaker;
 pub mod stream;
 mod timers;
@@ -36,9 +40,9 @@ pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
 pub use error::SignalError;
 pub use ids::{NodeId, ParticipantId, RoomId, TrackId};
 pub use output::{Datagram, Output};
-pub use participant::{CONNECT_DEADLINE, MAX_OFFER_BYTES, MAX_OFFER_MLINES, MAX_PUBLISHED_TRACKS};
+pub use participant::{CONNECT_DEADLINE, MAX_OFFER_BYTES, MAX_OFFER_MLINES, MAX_PUBLISHED_TRACKS, MAX_VIEW_TILES};
 pub use protocol::{
-    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo,
+    ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo, ViewTile,
 };
 pub use room::{
     GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM,

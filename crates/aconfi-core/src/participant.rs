@@ -12,13 +12,15 @@ use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use tracing::debug;
 
+use crate::alloc::{self, max_layer_for, LayerRates, Priority, Want};
 use crate::codec::spec_of;
 use crate::downtrack::{DownState, DownTrack, Incoming};
 use crate::error::SignalError;
 use crate::guard::guarded;
 use crate::ids::{ParticipantId, TrackId};
+use crate::layers::{self, Layers};
 use crate::output::{Datagram, Outbox};
-use crate::protocol::{CloseCode, Kind, ParticipantInfo, ServerMsg};
+use crate::protocol::{CloseCode, Kind, ParticipantInfo, ServerMsg, ViewTile};
 use crate::rate::TokenBucket;
 use crate::speaker::Meter;
 
@@ -77,12 +79,14 @@ pub(crate) enum SessionEvent {
 /// An m-line this participant publishes on. Its track is announced to the
 /// others only once media arrives: a camera that is off, or a screen that
 /// is not shared, costs nobody an m-line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Published {
     mid: Mid,
     kind: Kind,
     screen: bool,
     state: PubState,
+    /// Its simulcast layers (one without simulcast), as measured.
+    layers: Layers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +98,28 @@ enum PubState {
     Track(TrackId),
 }
 
+/// Most tiles a `view` may describe.
+pub const MAX_VIEW_TILES: usize = 64;
+/// Tile sizes are capped at this (device pixels per side).
+const MAX_TILE_PIXELS: u32 = 8192;
+/// What an audio track is reckoned to cost (Opus speech with headers).
+const AUDIO_RATE: u64 = 40_000;
+
+/// One published video track's layers, for the subscribers' allocation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VideoSource {
+    pub track: TrackId,
+    pub rates: LayerRates,
+    pub widths: [Option<u32>; crate::simulcast::MAX_LAYERS],
+    /// Sent in several layers.
+    pub simulcast: bool,
+}
+
 /// What an incoming RTP packet is, for the forwarding path.
 pub(crate) enum Source {
-    /// Media of an announced track.
-    Track { track: TrackId, spec: CodecSpec },
+    /// Media of an announced track: its layer (0 without simulcast) and
+    /// whether the packet starts a keyframe.
+    Track { track: TrackId, spec: CodecSpec, layer: u8, keyframe: bool },
     /// The first media on this m-line: the room must announce it.
     New(Mid),
 }
@@ -132,6 +154,9 @@ pub(crate) struct Participant {
     e2ee_bytes: TokenBucket,
     /// How much its microphone carried voice in the current interval.
     speech: Meter,
+    /// Its visible tiles (m-line, width, height in device pixels, on
+    /// stage), from its last `view`; `None` before one: all visible.
+    view: Option<Vec<(Mid, u32, u32, bool)>>,
 }
 
 impl Participant {
@@ -169,6 +194,7 @@ impl Participant {
             chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND, now),
             e2ee_bytes: TokenBucket::new(E2EE_BURST_BYTES, E2EE_BYTES_PER_SECOND, now),
             speech: Meter::default(),
+            view: None,
         }
     }
 
@@ -318,16 +344,33 @@ impl Participant {
             MediaKind::Video => Kind::Video,
         };
         let screen = self.screen_mid == Some(added.mid) && kind == Kind::Video;
-        self.published.push(Published { mid: added.mid, kind, screen, state: PubState::Silent });
+        // The offer lists its layers lowest first (docs/protocol.md).
+        let rids = match (&added.simulcast, kind) {
+            (Some(s), Kind::Video) => {
+                let layers = if s.recv.is_empty() { &s.send } else { &s.recv };
+                layers.iter().map(|l| l.rid).collect()
+            }
+            _ => Vec::new(),
+        };
+        self.published.push(Published {
+            mid: added.mid,
+            kind,
+            screen,
+            state: PubState::Silent,
+            layers: Layers::new(rids),
+        });
     }
 
     /// What an RTP packet from this participant is. `None` for packets of
     /// m-lines it does not publish on, codecs it did not negotiate, media
     /// already waiting to be announced, and a moderator-muted microphone.
-    pub fn classify(&mut self, pkt: &RtpPacket) -> Option<Source> {
+    pub fn classify(&mut self, pkt: &RtpPacket, now: Instant) -> Option<Source> {
         let ssrc = pkt.header.ssrc;
-        let mid = guarded(|| self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid())).ok()??;
+        // The layer comes from the receive stream's rid: browsers stop
+        // sending the rid header extension once str0m has learnt the SSRC.
+        let (mid, rid) = guarded(|| self.rtc.direct_api().stream_rx(&ssrc).map(|s| (s.mid(), s.rid()))).ok()??;
         let published = self.published.iter_mut().find(|p| p.mid == mid)?;
+        let layer = published.layers.layer_of(rid)?;
         match published.state {
             PubState::Silent => {
                 published.state = PubState::Announcing;
@@ -337,6 +380,10 @@ impl Participant {
             PubState::Track(_) if published.kind == Kind::Audio && self.force_muted => None,
             PubState::Track(track) => {
                 let spec = spec_of(&self.rtc, pkt.header.payload_type)?;
+                let (keyframe, width) = layers::keyframe(spec.codec, &pkt.payload);
+                if published.kind == Kind::Video {
+                    published.layers.record(layer, pkt.payload.len(), width, now);
+                }
                 // A muted microphone may still send comfort noise: it
                 // never makes anyone the speaker.
                 if let (Kind::Audio, false, Some(level)) =
@@ -344,7 +391,7 @@ impl Participant {
                 {
                     self.speech.hear(level);
                 }
-                Some(Source::Track { track, spec })
+                Some(Source::Track { track, spec, layer, keyframe })
             }
         }
     }
@@ -362,6 +409,19 @@ impl Participant {
         Some((p.kind, p.screen))
     }
 
+    /// Its announced video tracks' layers as measured now.
+    pub fn video_sources(&self, now: Instant) -> impl Iterator<Item = VideoSource> + '_ {
+        self.published.iter().filter(|p| p.kind == Kind::Video).filter_map(move |p| match p.state {
+            PubState::Track(track) => Some(VideoSource {
+                track,
+                rates: p.layers.rates(now),
+                widths: p.layers.widths(),
+                simulcast: p.layers.is_simulcast(),
+            }),
+            _ => None,
+        })
+    }
+
     /// Its announced tracks: (track, kind, screen).
     pub fn tracks(&self) -> impl Iterator<Item = (TrackId, Kind, bool)> + '_ {
         self.published.iter().filter_map(|p| match p.state {
@@ -370,16 +430,37 @@ impl Participant {
         })
     }
 
-    /// Asks the client for a keyframe of `track`. The PLI leaves when the
-    /// session is next advanced: `Ok(true)` when the caller must schedule
-    /// that (nothing else made the session due yet).
-    pub fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind) -> Result<bool, CloseCode> {
-        let Some(mid) = self.published.iter().find(|p| p.state == PubState::Track(track)).map(|p| p.mid) else {
+    /// Asks the client for a keyframe of `track`, of its simulcast `layer`
+    /// (`None`: every layer). `throttled` requests (layer switches) are
+    /// sent at most every [`layers::KEYFRAME_REQUEST_INTERVAL`] per layer.
+    /// The PLI leaves when the session is next advanced: `Ok(true)` when
+    /// the caller must schedule that (nothing else made the session due yet).
+    pub fn request_keyframe(
+        &mut self,
+        track: TrackId,
+        kind: KeyframeRequestKind,
+        layer: Option<u8>,
+        throttled: Option<Instant>,
+    ) -> Result<bool, CloseCode> {
+        let Some(p) = self.published.iter_mut().find(|p| p.state == PubState::Track(track)) else {
             return Ok(false);
         };
+        if let (Some(l), Some(now)) = (layer, throttled) {
+            if !p.layers.keyframe_request_due(l, now) {
+                return Ok(false);
+            }
+        }
+        let mid = p.mid;
+        let rids: Vec<Option<str0m::media::Rid>> = match layer {
+            _ if !p.layers.is_simulcast() => vec![None],
+            Some(l) => vec![p.layers.rid(l)],
+            None => (0..crate::simulcast::MAX_LAYERS as u8).filter_map(|l| p.layers.rid(l)).map(Some).collect(),
+        };
         guarded(|| {
-            if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
-                rx.request_keyframe(kind);
+            for rid in rids {
+                if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                    rx.request_keyframe(kind);
+                }
             }
         })
         .map_err(|()| CloseCode::InternalError)?;
@@ -403,9 +484,86 @@ impl Participant {
         }
     }
 
-    /// The track it receives on `mid`, with its publisher.
-    pub fn received_on(&self, mid: Mid) -> Option<(TrackId, ParticipantId)> {
-        self.down.iter().find(|d| d.mid() == Some(mid)).map(|d| (d.track(), d.publisher()))
+    /// The track it receives on `mid`, with its publisher and the layer it
+    /// gets (or waits for).
+    pub fn received_on(&self, mid: Mid) -> Option<(TrackId, ParticipantId, Option<u8>)> {
+        let d = self.down.iter().find(|d| d.mid() == Some(mid))?;
+        Some((d.track(), d.publisher(), d.current_layer().or(d.awaited_layer())))
+    }
+
+    /// Its tiles as its client last described them (`view`).
+    pub fn set_view(&mut self, tiles: &[ViewTile]) -> Result<(), SignalError> {
+        if tiles.len() > MAX_VIEW_TILES {
+            return Err(SignalError::Refused("too many tiles"));
+        }
+        let view = tiles
+            .iter()
+            .filter_map(|t| {
+                let mid = self.down.iter().find_map(|d| d.mid().filter(|m| m.to_string() == t.mid))?;
+                Some((mid, t.width.min(MAX_TILE_PIXELS), t.height.min(MAX_TILE_PIXELS), t.stage))
+            })
+            .collect();
+        self.view = Some(view);
+        Ok(())
+    }
+
+    /// Chooses the layer of every video track it receives from its tiles
+    /// and who speaks (alloc.rs). `sources` are the room's video tracks in
+    /// track order. Returns the layers it now waits for (the publishers are
+    /// asked for keyframes).
+    ///
+    /// No bandwidth estimate yet (`allocate(None, …)`): str0m's TWCC
+    /// estimator paces every session at 1.1× its estimate, which in our
+    /// runs ramped up far too slowly and, under loss, held back
+    /// retransmissions; see docs/architecture.md.
+    pub fn allocate(
+        &mut self,
+        sources: &[VideoSource],
+        speaker: Option<ParticipantId>,
+    ) -> Vec<(ParticipantId, TrackId, u8)> {
+        let mut wants = Vec::new();
+        let mut index = Vec::new();
+        let mut audio = 0;
+        for (i, d) in self.down.iter().enumerate() {
+            let Some(mid) = d.mid().filter(|_| matches!(d.state(), DownState::Active(_))) else { continue };
+            if d.kind() == Kind::Audio {
+                audio += AUDIO_RATE;
+                continue;
+            }
+            let Ok(s) = sources.binary_search_by_key(&d.track(), |s| s.track) else { continue };
+            let source = &sources[s];
+            let tile = match &self.view {
+                None => Some((0, 1, false)),
+                Some(v) => v.iter().find(|t| t.0 == mid).map(|t| (t.1, u64::from(t.1) * u64::from(t.2), t.3)),
+            };
+            let priority = match tile {
+                _ if d.is_screen() => Priority::Screen,
+                Some((_, _, true)) => Priority::Stage,
+                _ if Some(d.publisher()) == speaker => Priority::Speaker,
+                _ => Priority::Other,
+            };
+            let max_layer = match tile {
+                Some((width, _, _)) if width > 0 => max_layer_for(width, &source.widths),
+                _ => (crate::simulcast::MAX_LAYERS - 1) as u8,
+            };
+            let pausable = source.simulcast;
+            wants.push(Want { priority, area: tile.map(|t| t.1.max(1)), max_layer, rates: source.rates, pausable });
+            index.push(i);
+        }
+        let a = alloc::allocate(None, audio, &wants);
+        let before: Vec<Option<u8>> = index.iter().map(|i| self.down[*i].target()).collect();
+        if before != a.layers {
+            debug!(participant = %self.id, layers = ?a.layers, "layers chosen");
+        }
+        let mut keyframes = Vec::new();
+        for (i, layer) in index.iter().zip(&a.layers) {
+            let d = &mut self.down[*i];
+            d.set_target(*layer);
+            if let Some(l) = d.awaited_layer() {
+                keyframes.push((d.publisher(), d.track(), l));
+            }
+        }
+        keyframes
     }
 
     /// The hot path: one packet of `track` to this subscriber. `Ok(true)`

@@ -173,6 +173,29 @@ pub enum ClientMsg {
     },
     /// Moderator: stop the live stream.
     StreamStop {},
+    /// Which received videos the client shows, and how large: the server
+    /// sends nothing for a tile not listed, and no layer larger than a tile
+    /// can show. Sent whenever the layout changes; until the first one,
+    /// every video counts as visible and large.
+    View {
+        /// The visible video tiles.
+        tiles: Vec<ViewTile>,
+    },
+}
+
+/// One visible video tile, in a `view`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewTile {
+    /// The m-line the video arrives on (as in the server offer's `tracks`).
+    pub mid: String,
+    /// Size on screen, in device pixels.
+    pub width: u32,
+    /// Height in device pixels.
+    pub height: u32,
+    /// On the stage (pinned or shown large): served before other tiles.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stage: bool,
 }
 
 /// Longest stream URL accepted, in bytes.
@@ -250,6 +273,7 @@ impl ClientMsg {
             ClientMsg::EndMeeting {} => "end_meeting",
             ClientMsg::StreamStart { .. } => "stream_start",
             ClientMsg::StreamStop {} => "stream_stop",
+            ClientMsg::View { .. } => "view",
         }
     }
 }

@@ -4,7 +4,9 @@
 //! for a browser that prefers H.264, as Safari's offers do (captured from a
 //! Chromium told to put H.264 first). Firefox's offer has its own shape:
 //! bundle-only m-lines with port 0, ssrc-group FID lines, its own extmap
-//! ids and payload types.
+//! ids and payload types. The web client's camera is offered in three
+//! simulcast layers (rids `q`, `h`, `f`) by both browsers: the answer
+//! takes all three.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,6 +17,8 @@ use aconfi_core::{ClientMsg, Output, ParticipantId, ServerMsg, Sfu, SfuConfig};
 const OFFERS: &[(&str, &str)] = &[
     ("firefox-153esr", include_str!("offers/firefox-153esr.json")),
     ("chromium-156-h264-first", include_str!("offers/chromium-156-h264-first.json")),
+    ("chromium-156-simulcast", include_str!("offers/chromium-156-simulcast.json")),
+    ("firefox-153esr-simulcast", include_str!("offers/firefox-153esr-simulcast.json")),
 ];
 
 /// Joins one participant and hands it `offer`; returns the answer's SDP.
@@ -96,4 +100,20 @@ fn the_h264_first_offer_really_prefers_h264() {
     let ClientMsg::Offer { sdp, .. } = serde_json::from_str(json).expect("offer") else { panic!("not an offer") };
     let video: Vec<String> = media_lines(&sdp).into_iter().filter(|(k, ..)| k == "video").map(|(.., c)| c).collect();
     assert_eq!(video, ["H264", "H264"]);
+}
+
+#[test]
+fn simulcast_layers_are_received_lowest_first() {
+    for (browser, json) in &OFFERS[2..] {
+        let offer: ClientMsg = serde_json::from_str(json).unwrap_or_else(|e| panic!("{browser}: {e}"));
+        let ClientMsg::Offer { sdp, .. } = &offer else { panic!("{browser}: not an offer") };
+        assert!(sdp.contains("a=simulcast:send q;h;f"), "{browser}: the client offers three layers");
+        let answer = answer_to(offer.clone());
+        assert!(answer.contains("a=simulcast:recv q;h;f"), "{browser}: the server takes them\n{answer}");
+        for rid in ["q", "h", "f"] {
+            assert!(answer.contains(&format!("a=rid:{rid} recv")), "{browser}: rid {rid}\n{answer}");
+        }
+        // Only the camera: the screen m-line is sent as one stream.
+        assert_eq!(answer.matches("a=simulcast:").count(), 1, "{browser}\n{answer}");
+    }
 }

@@ -42,6 +42,7 @@ const CLIENT_TYPES: &[&str] = &[
     "end_meeting",
     "stream_start",
     "stream_stop",
+    "view",
 ];
 const SERVER_TYPES: &[&str] = &[
     "joined",

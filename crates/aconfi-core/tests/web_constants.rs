@@ -6,6 +6,7 @@
 use aconfi_core::protocol::MAX_CHAT_BYTES;
 use aconfi_core::room_name::RESERVED;
 use aconfi_core::CloseCode;
+use aconfi_core::MAX_VIEW_TILES;
 
 fn protocol_js() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/js/protocol.js");
@@ -63,4 +64,11 @@ fn the_chat_limit_matches() {
     let js = protocol_js();
     let value: usize = between(&js, "export const MAX_CHAT_BYTES = ", ";").trim().parse().expect("a number");
     assert_eq!(value, MAX_CHAT_BYTES);
+}
+
+#[test]
+fn the_view_limit_matches() {
+    let js = protocol_js();
+    let value: usize = between(&js, "export const MAX_VIEW_TILES = ", ";").trim().parse().expect("a number");
+    assert_eq!(value, MAX_VIEW_TILES);
 }

@@ -186,6 +186,7 @@ impl Room {
             | ClientMsg::Offer { .. }
             | ClientMsg::Answer { .. }
             | ClientMsg::MediaState { .. }
+            | ClientMsg::View { .. }
             | ClientMsg::Leave {} => Err(SignalError::UNEXPECTED),
         }
     }

@@ -14,12 +14,13 @@ mod door;
 mod stream;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
+use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket};
+use str0m::rtp::{ExtensionValues, RtpPacket, Vp8Descriptor};
 use str0m::Input;
 use tracing::debug;
 
@@ -34,9 +35,10 @@ use crate::endpoint::{Endpoint, Route};
 use crate::error::SignalError;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::output::Outbox;
-use crate::participant::{Participant, SessionEvent, Source};
+use crate::participant::{Participant, SessionEvent, Source, VideoSource};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMsg, MAX_NAME_CHARS, PROTOCOL_VERSION};
 use crate::room_name::RoomName;
+use crate::simulcast::{Packet, Vp8Ids};
 use crate::speaker::Speaker;
 use crate::timers::{Key, Timers};
 use door::{Door, Guesser, Knock};
@@ -77,7 +79,13 @@ pub(crate) struct Room {
     next_stream: u32,
     /// Who is speaking.
     speaker: Speaker,
+    /// When the subscribers' layers are next chosen (`None`: at once).
+    next_allocation: Option<Instant>,
 }
+
+/// How often each subscriber's layers are chosen again (driven by packets,
+/// like the speaker: a room without video has nothing to allocate).
+pub const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Room {
     pub fn new(id: RoomId, name: RoomName, e2ee: bool) -> Self {
@@ -94,6 +102,7 @@ impl Room {
             tap: None,
             next_stream: 0,
             speaker: Speaker::default(),
+            next_allocation: None,
         }
     }
 
@@ -316,7 +325,7 @@ impl Room {
                 let keyframes = p.accept_answer(&sdp)?;
                 self.drain(pid, cx);
                 for (track, publisher) in keyframes {
-                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, cx);
+                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, None, cx);
                 }
                 self.offer_if_due(pid, cx);
                 Ok(())
@@ -330,6 +339,12 @@ impl Room {
                 if pictures != (video_muted, screen_sharing) {
                     self.send_sources(cx);
                 }
+                Ok(())
+            }
+            ClientMsg::View { tiles } => {
+                let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                p.set_view(&tiles)?;
+                self.allocate(Some(pid), cx);
                 Ok(())
             }
             ClientMsg::Join { .. } => Err(SignalError::UNEXPECTED),
@@ -407,8 +422,8 @@ impl Room {
                 SessionEvent::Rtp(pkt) => self.forward(pid, &pkt, cx),
                 SessionEvent::KeyframeRequest { mid, kind } => {
                     let wanted = self.members.get(&pid).and_then(|p| p.received_on(mid));
-                    if let Some((track, publisher)) = wanted {
-                        self.request_keyframe(publisher, track, kind, cx);
+                    if let Some((track, publisher, layer)) = wanted {
+                        self.request_keyframe(publisher, track, kind, layer, cx);
                     }
                 }
             }
@@ -420,7 +435,7 @@ impl Room {
     /// control work here: a new track is only queued.
     fn forward(&mut self, from: ParticipantId, pkt: &RtpPacket, cx: &mut Cx<'_>) {
         let Some(p) = self.members.get_mut(&from) else { return };
-        let (track, spec) = match p.classify(pkt) {
+        let (track, spec, layer, keyframe) = match p.classify(pkt, cx.now) {
             None => return,
             Some(Source::New(mid)) => {
                 if self.announce.is_empty() {
@@ -429,7 +444,23 @@ impl Room {
                 self.announce.push((from, mid));
                 return;
             }
-            Some(Source::Track { track, spec, .. }) => (track, spec),
+            Some(Source::Track { track, spec, layer, keyframe }) => (track, spec, layer, keyframe),
+        };
+        let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
+        let packet = Packet {
+            layer,
+            seq: *pkt.seq_no,
+            timestamp: pkt.header.timestamp,
+            arrival: pkt.timestamp,
+            clock_rate: spec.clock_rate.get(),
+            keyframe,
+            vp8: vp8.map(|d| Vp8Ids {
+                picture_id: d.picture_id(),
+                // The picture id's first byte has the M bit for 15 bits.
+                long_picture_id: pkt.payload.get(2).is_some_and(|b| b & 0x80 != 0),
+                tl0_pic_idx: d.tl0_pic_idx(),
+            }),
+            sender_report: pkt.last_sender_info.map(|s| (*s.ssrc, s.ntp_time, s.rtp_time.numer() as u32)),
         };
         let inc = Incoming {
             pkt,
@@ -440,6 +471,8 @@ impl Room {
                 video_orientation: pkt.header.ext_vals.video_orientation,
                 ..Default::default()
             },
+            packet,
+            vp8,
         };
         // Allocated only if a session breaks.
         let mut broken = Vec::new();
@@ -458,9 +491,36 @@ impl Room {
         for id in broken {
             self.fault(id, CloseCode::InternalError, cx);
         }
-        self.tap_packet(track, &spec, pkt, cx);
+        self.tap_packet(track, &spec, pkt, &inc.packet, cx);
         if self.speaker.due(cx.now) {
             self.elect_speaker(cx);
+        }
+        if self.next_allocation.is_none_or(|t| cx.now >= t) {
+            self.next_allocation = Some(cx.now + ALLOCATION_INTERVAL);
+            self.allocate(None, cx);
+        }
+    }
+
+    /// Chooses the layers every member (or only `only`) receives, from its
+    /// tiles and who speaks; asks publishers for the keyframes the switches
+    /// wait for.
+    fn allocate(&mut self, only: Option<ParticipantId>, cx: &mut Cx<'_>) {
+        let mut sources: Vec<VideoSource> = self.members.values().flat_map(|p| p.video_sources(cx.now)).collect();
+        sources.sort_by_key(|s| s.track);
+        let speaker = self.speaker.current();
+        let mut keyframes = Vec::new();
+        for (_, m) in self.members.iter_mut().filter(|(id, _)| only.is_none_or(|o| o == **id)) {
+            keyframes.extend(m.allocate(&sources, speaker));
+        }
+        if only.is_none() {
+            for (track, layer) in self.tap_allocate(&sources) {
+                keyframes.extend(self.publisher_of(track).map(|p| (p, track, layer)));
+            }
+        }
+        keyframes.sort_unstable();
+        keyframes.dedup();
+        for (publisher, track, layer) in keyframes {
+            self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, Some(layer), cx);
         }
     }
 
@@ -498,17 +558,20 @@ impl Room {
         }
     }
 
-    /// Asks `publisher` for a keyframe of `track`; the request leaves with
-    /// its session's next advance, scheduled now.
+    /// Asks `publisher` for a keyframe of `track` (of one simulcast
+    /// `layer`, or all); the request leaves with its session's next
+    /// advance, scheduled now. Requests for a layer switch are throttled
+    /// per layer.
     fn request_keyframe(
         &mut self,
         publisher: ParticipantId,
         track: TrackId,
         kind: KeyframeRequestKind,
+        layer: Option<u8>,
         cx: &mut Cx<'_>,
     ) {
         let Some(p) = self.members.get_mut(&publisher) else { return };
-        match p.request_keyframe(track, kind) {
+        match p.request_keyframe(track, kind, layer, layer.map(|_| cx.now)) {
             Ok(true) => cx.timers.schedule_now(Key::Session(publisher), cx.now),
             Ok(false) => {}
             Err(code) => self.fault(publisher, code, cx),

@@ -5,6 +5,8 @@
 //! forwarding path only copies packets out and notes a track it has not
 //! seen; the list of sources the worker composes is sent from the room
 //! timer, when someone leaves and when a camera or screen goes on or off.
+//! Of a simulcast track the worker gets the best layer being sent (its
+//! own [`Switch`], moved with the subscribers' allocation).
 
 use str0m::format::CodecSpec;
 use str0m::media::KeyframeRequestKind;
@@ -15,7 +17,9 @@ use super::{Cx, Room};
 use crate::error::SignalError;
 use crate::ids::{ParticipantId, TrackId};
 use crate::output::Output;
+use crate::participant::VideoSource;
 use crate::protocol::{Kind, ServerMsg, StreamStatus, StreamUrl};
+use crate::simulcast::{Packet, Switch};
 use crate::stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource, TapCodec};
 use crate::timers::Key;
 
@@ -25,8 +29,9 @@ const MAX_REASON_CHARS: usize = 200;
 pub(crate) struct Tap {
     key: StreamKey,
     status: StreamStatus,
-    /// Tracks seen on the forwarding path with their codec, by track.
-    feeds: Vec<(TrackId, TapCodec)>,
+    /// Tracks seen on the forwarding path with their codec and layer
+    /// switch, by track.
+    feeds: Vec<(TrackId, TapCodec, Switch)>,
     /// A feed was added or changed codec: send the sources again.
     dirty: bool,
 }
@@ -100,9 +105,12 @@ impl Room {
         let Some(tap) = self.tap.as_mut().filter(|t| t.key == key) else { return };
         match ev {
             StreamEvent::Keyframe { ssrc } => {
-                let Some(&(track, _)) = tap.feeds.iter().find(|(t, c)| Tap::ssrc(*t, *c) == ssrc) else { return };
+                let Some((track, _, switch)) = tap.feeds.iter().find(|(t, c, _)| Tap::ssrc(*t, *c) == ssrc) else {
+                    return;
+                };
+                let (track, layer) = (*track, switch.current().or(switch.target()));
                 if let Some(publisher) = self.publisher_of(track) {
-                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, cx);
+                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, layer, cx);
                 }
             }
             StreamEvent::State { state, reason } => {
@@ -135,27 +143,42 @@ impl Room {
     }
 
     /// The forwarding path's copy for the worker: a plain RTP packet.
-    pub(super) fn tap_packet(&mut self, track: TrackId, spec: &CodecSpec, pkt: &RtpPacket, cx: &mut Cx<'_>) {
+    pub(super) fn tap_packet(
+        &mut self,
+        track: TrackId,
+        spec: &CodecSpec,
+        pkt: &RtpPacket,
+        packet: &Packet,
+        cx: &mut Cx<'_>,
+    ) {
         let Some(tap) = self.tap.as_mut() else { return };
         let Some(codec) = TapCodec::of(spec.codec) else { return };
-        match tap.feeds.binary_search_by_key(&track, |(t, _)| *t) {
-            Ok(i) if tap.feeds[i].1 == codec => {}
+        let i = match tap.feeds.binary_search_by_key(&track, |(t, _, _)| *t) {
+            Ok(i) if tap.feeds[i].1 == codec => i,
             found => {
-                match found {
-                    Ok(i) => tap.feeds[i].1 = codec,
-                    Err(i) => tap.feeds.insert(i, (track, codec)),
-                }
+                let i = match found {
+                    Ok(i) => {
+                        tap.feeds[i].1 = codec;
+                        i
+                    }
+                    Err(i) => {
+                        tap.feeds.insert(i, (track, codec, Switch::new(Some(0))));
+                        i
+                    }
+                };
                 if !tap.dirty && self.announce.is_empty() {
                     cx.timers.schedule_now(Key::Room(self.id), cx.now);
                 }
                 tap.dirty = true;
+                i
             }
-        }
+        };
+        let Some(out) = tap.feeds[i].2.rewrite(packet) else { return };
         let mut buf = Vec::with_capacity(12 + pkt.payload.len());
         buf.push(0x80);
         buf.push(codec.pt() | if pkt.header.marker { 0x80 } else { 0 });
-        buf.extend_from_slice(&(*pkt.seq_no as u16).to_be_bytes());
-        buf.extend_from_slice(&pkt.header.timestamp.to_be_bytes());
+        buf.extend_from_slice(&(out.seq as u16).to_be_bytes());
+        buf.extend_from_slice(&out.timestamp.to_be_bytes());
         buf.extend_from_slice(&Tap::ssrc(track, codec).to_be_bytes());
         buf.extend_from_slice(&pkt.payload);
         cx.out.push(Output::Stream(tap.key, StreamOut::Rtp(buf)));
@@ -178,7 +201,7 @@ impl Room {
         for (pid, m) in &self.members {
             let info = m.info();
             for (track, kind, screen) in m.tracks() {
-                let Ok(i) = tap.feeds.binary_search_by_key(&track, |(t, _)| *t) else { continue };
+                let Ok(i) = tap.feeds.binary_search_by_key(&track, |(t, _, _)| *t) else { continue };
                 let codec = tap.feeds[i].1;
                 let kind = match (kind, screen) {
                     (Kind::Audio, _) => SourceKind::Audio,
@@ -204,11 +227,29 @@ impl Room {
     pub(super) fn stream_forget(&mut self, cx: &mut Cx<'_>) {
         let Some(tap) = self.tap.as_mut() else { return };
         let live: Vec<TrackId> = self.members.values().flat_map(|m| m.tracks().map(|(t, _, _)| t)).collect();
-        tap.feeds.retain(|(t, _)| live.contains(t));
+        tap.feeds.retain(|(t, _, _)| live.contains(t));
         self.send_sources(cx);
     }
 
-    fn publisher_of(&self, track: TrackId) -> Option<ParticipantId> {
+    /// The worker composes at up to 1280×720: it gets the best layer of
+    /// each video being sent. Returns the layers it waits for.
+    pub(super) fn tap_allocate(&mut self, sources: &[VideoSource]) -> Vec<(TrackId, u8)> {
+        let Some(tap) = self.tap.as_mut() else { return Vec::new() };
+        let mut awaited = Vec::new();
+        for (track, _, switch) in &mut tap.feeds {
+            let Ok(s) = sources.binary_search_by_key(track, |s| s.track) else { continue };
+            let best = sources[s].rates.iter().rposition(Option::is_some).map(|l| l as u8);
+            if best.is_some() && best != switch.target() {
+                switch.set_target(best);
+            }
+            if let (true, Some(l)) = (switch.wants_keyframe(), switch.target()) {
+                awaited.push((*track, l));
+            }
+        }
+        awaited
+    }
+
+    pub(super) fn publisher_of(&self, track: TrackId) -> Option<ParticipantId> {
         self.members.iter().find(|(_, m)| m.tracks().any(|(t, _, _)| t == track)).map(|(id, _)| *id)
     }
 }
