@@ -213,7 +213,9 @@ function makeTile(key) {
   unverified.className = 'unverified-icon';
   label.append(name, muted, hand, unverified);
   tile.append(video, avatar, label);
-  return { tile, video, name, avatar, muted, hand, unverified, stream: new MediaStream() };
+  /** @type {string|null} the m-line its video arrives on */
+  const mid = null;
+  return { tile, video, name, avatar, muted, hand, unverified, mid, stream: new MediaStream() };
 }
 
 /**
@@ -383,6 +385,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     $('view-btn').hidden = screens.size === 0 && !crowd;
     for (const [id, t] of screens) t.name.textContent = S().screenOf(nameOf(meeting, id));
     layoutGrid(grid);
+    reportView();
   };
   const dropScreen = (/** @type {number} */ id) => {
     screens.get(id)?.tile.remove();
@@ -406,7 +409,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   });
 
   meeting.addEventListener('track', (ev) => {
-    const { participant, kind, track, screen } = /** @type {CustomEvent} */ (ev).detail;
+    const { participant, kind, track, screen, mid } = /** @type {CustomEvent} */ (ev).detail;
     if (screen) {
       let st = screens.get(participant);
       if (!st) {
@@ -418,15 +421,50 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       }
       for (const old of st.stream.getVideoTracks()) st.stream.removeTrack(old);
       st.stream.addTrack(track);
+      st.mid = mid;
+      resized?.observe(st.video);
       renderStage();
       play(st.video);
+      reportView();
       return;
     }
     const t = tileFor(participant);
     for (const old of kind === 'audio' ? t.stream.getAudioTracks() : t.stream.getVideoTracks()) t.stream.removeTrack(old);
     t.stream.addTrack(track);
+    if (kind === 'video') t.mid = mid;
+    resized?.observe(t.video);
     play(t.video);
+    reportView();
   });
+  // The server learns which videos are on screen and how large (device
+  // pixels), whenever the layout changes: hidden tiles cost nothing, small
+  // ones get a small layer.
+  let viewQueued = false;
+  function reportView() {
+    if (viewQueued) return;
+    viewQueued = true;
+    requestAnimationFrame(() => {
+      viewQueued = false;
+      const dpr = window.devicePixelRatio || 1;
+      const stage = $('stage');
+      const shown = [];
+      for (const t of [...tiles.values(), ...screens.values()]) {
+        if (t.mid === null || !t.tile.isConnected) continue;
+        const r = t.video.getBoundingClientRect();
+        if (r.width < 1 || r.height < 1) continue;
+        shown.push({
+          mid: t.mid, width: Math.round(r.width * dpr), height: Math.round(r.height * dpr), stage: t.tile.parentElement === stage,
+        });
+      }
+      meeting.sendView(shown);
+    });
+  }
+  // Every received video is watched (and the grid and stage, for tiles
+  // coming and going).
+  const resized = typeof ResizeObserver === 'function' ? new ResizeObserver(reportView) : null;
+  resized?.observe(grid);
+  resized?.observe($('stage'));
+  meeting.addEventListener('media', reportView);
   let restarting = false;
   meeting.addEventListener('state', (ev) => {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;

@@ -3,8 +3,8 @@
 // listens to the events this class dispatches.
 
 import {
-  CloseCode, E2EE_WRONG_KEY, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg, offerMsg,
-  parseServerMsg,
+  CAMERA_LAYERS, CloseCode, E2EE_WRONG_KEY, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg,
+  offerMsg, parseServerMsg, viewMsg,
 } from './protocol.js';
 import { KeySession } from './e2ee/session.js';
 import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
@@ -28,7 +28,7 @@ const RECONNECT_MAX_MS = 8000;
  * Events:
  * - `state`        detail: {state: MeetingState, code?: number, reason?: string}
  * - `participants` detail: {participants: Map<number, ParticipantInfo>}
- * - `track`        detail: {participant: number, kind: string, track: MediaStreamTrack}
+ * - `track`        detail: {participant: number, kind: string, screen: boolean, track: MediaStreamTrack, mid: string}
  * - `left`         detail: {id: number}
  * - `self`         detail: {moderator: boolean, hand: boolean}  (our own role/hand changed)
  * - `room`         detail: {room: RoomState}
@@ -64,6 +64,8 @@ export class Meeting extends EventTarget {
     this.speaker = null;
     /** @type {Map<string, TrackInfo>} server m-lines by mid */
     this.tracks = new Map();
+    /** The last `view` sent, to send only changes. */
+    this.lastView = '';
     /** @type {WebSocket|null} */
     this.ws = null;
     /** @type {RTCPeerConnection|null} */
@@ -113,6 +115,7 @@ export class Meeting extends EventTarget {
   connect() {
     const ws = new WebSocket(this.wsUrl);
     this.ws = ws;
+    this.lastView = '';
     ws.onopen = () => this.sendJoin();
     ws.onmessage = (ev) => {
       const msg = parseServerMsg(typeof ev.data === 'string' ? ev.data : '');
@@ -249,6 +252,20 @@ export class Meeting extends EventTarget {
   /** @param {object} msg */
   send(msg) {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /**
+   * Tells the server which received videos are on screen and how large,
+   * when that changed: it sends nothing for hidden ones and no layer larger
+   * than a tile shows.
+   * @param {{mid: string, width: number, height: number, stage: boolean}[]} tiles
+   */
+  sendView(tiles) {
+    const msg = viewMsg(tiles);
+    const text = JSON.stringify(msg);
+    if (text === this.lastView || this.ws?.readyState !== WebSocket.OPEN) return;
+    this.lastView = text;
+    this.send(msg);
   }
 
   /** @param {ServerMsg} msg */
@@ -400,7 +417,7 @@ export class Meeting extends EventTarget {
     const audio = this.stream.getAudioTracks()[0];
     const video = this.stream.getVideoTracks()[0];
     this.audioTx = pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [this.stream] });
-    this.videoTx = pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [this.stream] });
+    this.videoTx = addCamera(pc, video, this.stream);
     this.screenTx = pc.addTransceiver('video', { direction: 'sendonly' });
     this.screenSharing = false;
     // End-to-end: every frame we send is encrypted before it leaves (and
@@ -422,7 +439,7 @@ export class Meeting extends EventTarget {
         sframe: true,
       });
       this.dispatchEvent(new CustomEvent('track', {
-        detail: { participant: info.participant, kind: info.kind, screen: Boolean(info.screen), track: ev.track },
+        detail: { participant: info.participant, kind: info.kind, screen: Boolean(info.screen), track: ev.track, mid: info.mid },
       }));
     };
     pc.onconnectionstatechange = () => {
@@ -569,5 +586,20 @@ export class Meeting extends EventTarget {
       });
     }
     return out;
+  }
+}
+
+/**
+ * The camera's transceiver: in simulcast layers (CAMERA_LAYERS) where the
+ * browser can, else one stream.
+ * @param {RTCPeerConnection} pc @param {MediaStreamTrack|undefined} video @param {MediaStream} stream
+ */
+function addCamera(pc, video, stream) {
+  try {
+    return pc.addTransceiver(video ?? 'video', {
+      direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS.map((l) => ({ ...l })),
+    });
+  } catch {
+    return pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [stream] });
   }
 }

@@ -117,6 +117,28 @@ export const answerMsg = (sdp) => ({ type: 'answer', sdp });
 export const mediaStateMsg = (audioMuted, videoMuted, screenSharing) =>
   ({ type: 'media_state', audio_muted: audioMuted, video_muted: videoMuted, screen_sharing: screenSharing });
 export const leaveMsg = () => ({ type: 'leave' });
+/** Most tiles a `view` may list, as the server's. */
+export const MAX_VIEW_TILES = 64;
+/**
+ * The received videos on screen and their size in device pixels (the
+ * largest MAX_VIEW_TILES of them).
+ * @param {{mid: string, width: number, height: number, stage: boolean}[]} tiles
+ */
+export const viewMsg = (tiles) => ({
+  type: 'view',
+  tiles: [...tiles].sort((a, b) => b.width * b.height - a.width * a.height).slice(0, MAX_VIEW_TILES),
+});
+
+/**
+ * The camera's simulcast layers, lowest first (the server reads their order
+ * from the offer): a quarter, half and full resolution. The server sends
+ * each receiver the one its bandwidth and tile size call for.
+ */
+export const CAMERA_LAYERS = Object.freeze([
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+]);
 
 /** Chat size limit, as the server's. */
 export const MAX_CHAT_BYTES = 4096;
