@@ -1,0 +1,195 @@
+// Simulcast and per-receiver layers in real browsers. Every camera is a
+// 1280×720 canvas (the same in Chromium and Firefox), sent in three layers
+// (320, 640 and 1280 wide). What a receiver gets is read from its own
+// `inbound-rtp` statistics: the width of the frames it decodes.
+//
+// - Chromium and Firefox publish all three layers; with room to spare
+//   each decodes the other's top layer.
+//
+// "Top layer" is the width the sender's own statistics give for its `f`
+// layer: 1280, unless the sender's encoder scaled it down because these
+// two cores are busy (Chromium does that under CPU load).
+// - A receiver that shows someone in a small tile gets a small layer of
+//   that person; the sender still gets the receiver's top layer; back to
+//   a large tile, the top layer returns.
+
+import { test } from 'node:test';
+import { assertCleanPages, freshRoom, serverAndBrowsers, until } from './harness.mjs';
+
+const ctx = serverAndBrowsers();
+
+/**
+ * Replaces the camera with a moving 1280×720 canvas (the browsers' own fake
+ * cameras differ in size). Runs in the page before its scripts.
+ */
+function canvasCamera() {
+  if (!navigator.mediaDevices) return;
+  const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const got = await real(constraints);
+    if (!constraints?.video) return got;
+    for (const t of got.getVideoTracks()) { got.removeTrack(t); t.stop(); }
+    const canvas = document.createElement('canvas');
+    canvas.width = 1280;
+    canvas.height = 720;
+    const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+    let n = 0;
+    const draw = () => {
+      n += 1;
+      // Moving detail, so the encoder has something to spend bits on.
+      g.fillStyle = `hsl(${n % 360} 60% 40%)`;
+      g.fillRect(0, 0, 1280, 720);
+      for (let i = 0; i < 40; i += 1) {
+        g.fillStyle = `hsl(${(n * 7 + i * 37) % 360} 80% 60%)`;
+        g.fillRect((n * 13 + i * 97) % 1280, (n * 5 + i * 53) % 720, 90, 60);
+      }
+    };
+    setInterval(draw, 33);
+    draw();
+    for (const t of canvas.captureStream(30).getVideoTracks()) got.addTrack(t);
+    return got;
+  };
+}
+
+/**
+ * The width of the frames each inbound camera video decodes, and how many
+ * it decoded, by the sender's participant id (from the meeting's track map).
+ * @param {import('./browsers.mjs').Participant} p
+ * @returns {Promise<{widths: Record<string, number>, decoding: Record<string, number>}>}
+ */
+function receiving(p) {
+  return p.evaluate(async () => {
+    const m = /** @type {any} */ (window).aconfi;
+    const stats = await m.pc.getStats();
+    /** @type {Record<string, number>} */
+    const widths = {};
+    /** @type {Record<string, number>} */
+    const decoding = {};
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const info = m.tracks.get(s.mid);
+      if (!info || info.screen) return;
+      widths[info.participant] = s.frameWidth ?? 0;
+      decoding[info.participant] = s.framesDecoded ?? 0;
+    });
+    return { widths, decoding };
+  });
+}
+
+/**
+ * The rids a page sends, with the width encoded on each.
+ * @param {import('./browsers.mjs').Participant} p
+ * @returns {Promise<Record<string, number>>}
+ */
+function sendingLayers(p) {
+  return p.evaluate(async () => {
+    const m = /** @type {any} */ (window).aconfi;
+    const stats = await m.pc.getStats();
+    /** @type {Record<string, number>} */
+    const layers = {};
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) layers[s.rid] = s.frameWidth ?? 0;
+    });
+    return layers;
+  });
+}
+
+/**
+ * Waits until `p` decodes video from each of `ids` at a width that `ok`
+ * accepts, and the frames keep coming.
+ * @param {import('./browsers.mjs').Participant} p @param {number[]} ids
+ * @param {(width: number) => boolean | Promise<boolean>} ok @param {string} what @param {number} [ms]
+ */
+async function receives(p, ids, ok, what, ms = 60000) {
+  /** @type {Record<string, number>} */
+  let before = {};
+  await until(async () => {
+    const r = await receiving(p);
+    let good = true;
+    for (const id of ids) {
+      good = good && (r.decoding[id] ?? 0) > (before[id] ?? 0) && await ok(r.widths[id] ?? 0);
+    }
+    before = r.decoding;
+    return good;
+  }, `${p.kind}: ${what}`, ms);
+}
+
+/** The width of `p`'s top layer now. @param {import('./browsers.mjs').Participant} p */
+async function topWidth(p) {
+  return (await sendingLayers(p)).f ?? 0;
+}
+
+/**
+ * A check that a width is `sender`'s top layer as it is sending it now
+ * (within what its encoder may scale between the two looks). A sender
+ * whose own uplink estimate has not grown to the top layer yet does not
+ * send it: the check waits for that too.
+ * @param {import('./browsers.mjs').Participant} sender
+ */
+function isTopOf(sender) {
+  return async (/** @type {number} */ w) => {
+    const top = await topWidth(sender);
+    return top >= 640 && w >= top * 0.74;
+  };
+}
+
+test('Chromium and Firefox send three layers and receive each other\'s top layer', async () => {
+  const { server, chromium, firefox } = ctx;
+  const room = freshRoom('simulcast');
+  const link = `${server.origin}/${room}#autojoin=1&mic=off`;
+  const people = [
+    await chromium.open(`${link}&name=Ada`, { init: canvasCamera }),
+    await firefox.open(`${link}&name=Fox`, { init: canvasCamera }),
+  ];
+  const ids = [];
+  for (const p of people) ids.push(await p.joined());
+  for (const p of people) {
+    await until(async () => {
+      const l = await sendingLayers(p);
+      return Object.keys(l).sort().join() === 'f,h,q' && l.q > 0 && l.q <= 320 && l.h > l.q && l.f > l.h;
+    }, `${p.kind} sends q, h and f layers`, 45000);
+  }
+  const [ada, fox] = people;
+  await receives(ada, [ids[1]], isTopOf(fox), 'Fox\'s top layer');
+  await receives(fox, [ids[0]], isTopOf(ada), 'Ada\'s top layer');
+  assertCleanPages(people, server.origin);
+});
+
+/**
+ * Pins `id`'s tile on `p`'s page to a fixed size in CSS pixels (the page
+ * reports the new size to the server like any layout change).
+ * @param {import('./browsers.mjs').Participant} p @param {number} id @param {number} width
+ */
+function tileWidth(p, id, width) {
+  return p.evaluate(({ id, width }) => {
+    const tile = /** @type {HTMLElement} */ (document.querySelector(`.tile[data-participant="${id}"]`));
+    Object.assign(tile.style, {
+      position: 'fixed', left: '0', top: '0', zIndex: '10', width: `${width}px`, height: `${Math.round(width * 9 / 16)}px`,
+    });
+  }, { id, width });
+}
+
+test('a small tile gets a small layer, a large one the top layer', async () => {
+  const { server, chromium } = ctx;
+  const room = freshRoom('tiles');
+  const link = `${server.origin}/${room}#autojoin=1&mic=off`;
+  const people = [
+    await chromium.open(`${link}&name=Ada`, { init: canvasCamera }),
+    await chromium.open(`${link}&name=Bo`, { init: canvasCamera }),
+  ];
+  const ids = [];
+  for (const p of people) ids.push(await p.joined());
+  const [ada, bo] = people;
+  // A tile as wide as the top layer: the top layer.
+  await tileWidth(ada, ids[1], 1280);
+  await receives(ada, [ids[1]], isTopOf(bo), 'Bo\'s top layer in a large tile');
+  // 160 CSS pixels wide: the smallest layer. Bo, whose tile of Ada is
+  // unchanged, still gets more than that.
+  await tileWidth(ada, ids[1], 160);
+  await receives(ada, [ids[1]], (w) => w > 0 && w <= 320, 'a small layer for the small tile');
+  await receives(bo, [ids[0]], (w) => w > 320, 'more than Ada\'s smallest layer');
+  // Large again: the top layer again.
+  await tileWidth(ada, ids[1], 1280);
+  await receives(ada, [ids[1]], isTopOf(bo), 'Bo\'s top layer again');
+  assertCleanPages(people, server.origin);
+});
