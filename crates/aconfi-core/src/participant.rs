@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::CodecSpec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use tracing::debug;
@@ -161,7 +162,13 @@ pub(crate) struct Participant {
 
 impl Participant {
     /// A fresh session offering `candidates`.
-    pub fn new(id: ParticipantId, info: ParticipantInfo, candidates: &[SocketAddr], now: Instant) -> Self {
+    pub fn new(
+        id: ParticipantId,
+        info: ParticipantInfo,
+        candidates: &[SocketAddr],
+        tcp_candidates: &[SocketAddr],
+        now: Instant,
+    ) -> Self {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -173,6 +180,12 @@ impl Participant {
             .build(now);
         for addr in candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        // Browsers prefer UDP pairs; these are for networks that block UDP.
+        for addr in tcp_candidates {
+            if let Ok(c) = Candidate::builder().tcp().host(*addr).tcptype(TcpType::Passive).build() {
                 rtc.add_local_candidate(c);
             }
         }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use str0m::net::Protocol;
 use tracing::debug;
 
 use crate::address::{AddrKey, Guessers};
@@ -29,6 +30,10 @@ use crate::timers::{Key, Timers};
 pub struct SfuConfig {
     /// Addresses put into ICE candidates: where browsers send media.
     pub candidates: Vec<SocketAddr>,
+    /// Passive ICE-TCP candidates (RFC 6544): where browsers that may not
+    /// use UDP connect over TCP, each datagram framed as in RFC 4571 by the
+    /// shell, which passes them in with [`Sfu::handle_receive_tcp`].
+    pub tcp_candidates: Vec<SocketAddr>,
     /// This server in a deployment of several (its ids carry it).
     pub node: NodeId,
     /// Why meetings cannot be streamed live here (no worker, GStreamer
@@ -73,6 +78,7 @@ macro_rules! with_room {
                     timers: &mut sfu.timers,
                     endpoint: &mut sfu.endpoint,
                     candidates: &sfu.config.candidates,
+                    tcp_candidates: &sfu.config.tcp_candidates,
                     departed: &mut sfu.departed,
                     stream_unavailable: sfu.config.stream_unavailable.as_deref(),
                     guessers: &mut sfu.guessers,
@@ -289,6 +295,7 @@ impl Sfu {
                 timers: &mut self.timers,
                 endpoint: &mut self.endpoint,
                 candidates: &self.config.candidates,
+                tcp_candidates: &self.config.tcp_candidates,
                 departed: &mut self.departed,
                 stream_unavailable: self.config.stream_unavailable.as_deref(),
                 guessers: &mut self.guessers,
@@ -308,6 +315,17 @@ impl Sfu {
 
     /// A UDP datagram arrived on the media socket. Garbage is dropped.
     pub fn handle_receive(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
+        self.receive(Protocol::Udp, source, destination, contents, now);
+    }
+
+    /// A datagram that came over an ICE-TCP connection from `source` to our
+    /// TCP candidate `destination` (the RFC 4571 framing already removed).
+    /// What the core sends back to `source` must go over that connection.
+    pub fn handle_receive_tcp(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
+        self.receive(Protocol::Tcp, source, destination, contents, now);
+    }
+
+    fn receive(&mut self, proto: Protocol, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
         // A known address is one lookup. A new one is claimed only by a STUN
         // request naming a session's ICE username (looked up, not searched
         // for) that the session accepts; anything else costs one parse.
@@ -318,7 +336,15 @@ impl Sfu {
                 None => return,
             },
         };
-        with_room!(self, route.room, now, |r, cx| r.receive(route.pid, source, destination, contents, claim, cx));
+        with_room!(self, route.room, now, |r, cx| r.receive(
+            route.pid,
+            proto,
+            source,
+            destination,
+            contents,
+            claim,
+            cx
+        ));
     }
 
     /// Time passed: drive every session and room whose deadline is due.

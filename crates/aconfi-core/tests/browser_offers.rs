@@ -24,7 +24,11 @@ const OFFERS: &[(&str, &str)] = &[
 /// Joins one participant and hands it `offer`; returns the answer's SDP.
 fn answer_to(offer: ClientMsg) -> String {
     let addr: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
-    let mut sfu = Sfu::new(SfuConfig { candidates: vec![addr], ..SfuConfig::default() });
+    answer_with(SfuConfig { candidates: vec![addr], ..SfuConfig::default() }, offer)
+}
+
+fn answer_with(config: SfuConfig, offer: ClientMsg) -> String {
+    let mut sfu = Sfu::new(config);
     let pid = ParticipantId(1);
     let now = Instant::now();
     let join = ClientMsg::Join {
@@ -116,4 +120,21 @@ fn simulcast_layers_are_received_lowest_first() {
         // Only the camera: the screen m-line is sent as one stream.
         assert_eq!(answer.matches("a=simulcast:").count(), 1, "{browser}\n{answer}");
     }
+}
+
+#[test]
+fn the_answer_offers_ice_over_tcp_where_the_server_listens_for_it() {
+    let udp: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
+    let tcp: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
+    let offer: ClientMsg = serde_json::from_str(OFFERS[0].1).expect("offer");
+    let config = SfuConfig { candidates: vec![udp], tcp_candidates: vec![tcp], ..SfuConfig::default() };
+    let answer = answer_with(config, offer.clone());
+    let candidates: Vec<&str> = answer.split("\r\n").filter(|l| l.starts_with("a=candidate:")).collect();
+    assert!(candidates.iter().any(|c| c.contains(" udp ") && c.contains("192.0.2.1 10000 typ host")), "{answer}");
+    assert!(
+        candidates.iter().any(|c| c.contains(" tcp ") && c.contains("192.0.2.1 10000 typ host tcptype passive")),
+        "a passive TCP candidate (RFC 6544)\n{answer}"
+    );
+    // Without TCP candidates configured, none.
+    assert!(!answer_to(offer).contains(" tcp "), "no TCP candidate unless configured");
 }

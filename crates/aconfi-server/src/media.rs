@@ -11,12 +11,13 @@ use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig};
 use anyhow::Context;
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::{Interest, ReadBuf};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::ice_tcp::{self, TcpIn};
 use crate::metrics::Metrics;
 use crate::stream::{Availability, Report, Streams};
 
@@ -61,6 +62,9 @@ pub struct MediaSockets {
     states: Vec<UdpSocketState>,
     /// Per socket: the address str0m knows it by (its ICE candidate).
     advertised: Vec<SocketAddr>,
+    /// The same addresses over TCP (ICE-TCP, passive), with the address
+    /// advertised for each.
+    tcp: Vec<(TcpListener, SocketAddr)>,
     /// Datagrams and bytes sent and dropped.
     metrics: Metrics,
 }
@@ -109,12 +113,22 @@ impl MediaSockets {
             .map(|s| UdpSocketState::new(s.into()))
             .collect::<std::io::Result<Vec<_>>>()
             .context("preparing the media sockets")?;
-        Ok(MediaSockets { sockets, states, advertised, metrics: Metrics::default() })
+        let mut tcp = Vec::new();
+        for (s, adv) in sockets.iter().zip(&advertised) {
+            let local = s.local_addr()?;
+            tcp.extend(ice_tcp::bind(&[local]).await.into_iter().map(|l| (l, *adv)));
+        }
+        Ok(MediaSockets { sockets, states, advertised, tcp, metrics: Metrics::default() })
     }
 
     /// The addresses put into ICE candidates.
     pub fn candidates(&self) -> Vec<SocketAddr> {
         self.advertised.clone()
+    }
+
+    /// The addresses put into passive ICE-TCP candidates.
+    pub fn tcp_candidates(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().map(|(_, a)| *a).collect()
     }
 
     fn poll_recv(&self, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<(usize, SocketAddr, usize)> {
@@ -259,12 +273,21 @@ pub async fn run(
     media.metrics = metrics.clone();
     let mut sfu = Sfu::new(SfuConfig {
         candidates: media.candidates(),
+        tcp_candidates: media.tcp_candidates(),
         stream_unavailable: streaming.reason(),
         ..SfuConfig::default()
     });
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let mut streams = Streams::new(streaming, reports_tx);
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
+    // ICE-TCP: connection tasks report here; datagrams for a peer that
+    // reached us over TCP go back over its connection.
+    let (tcp_tx, mut tcp_rx) = mpsc::channel(4096);
+    for (listener, advertised) in std::mem::take(&mut media.tcp) {
+        tokio::spawn(ice_tcp::accept(listener, advertised, tcp_tx.clone(), cancel.child_token()));
+    }
+    drop(tcp_tx);
+    let mut tcp_peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut batch: Option<Batch> = None;
     let far = Duration::from_secs(3600);
@@ -314,6 +337,19 @@ pub async fn run(
                 Some(CoreCmd::IsStreaming(name, tx)) => { let _ = tx.send(sfu.is_streaming(&name)); }
                 None => break,
             },
+            Some(ev) = tcp_rx.recv() => match ev {
+                TcpIn::Open { peer, tx } => { tcp_peers.insert(peer, tx); }
+                TcpIn::Datagram { peer, local, contents } => {
+                    let now = Instant::now();
+                    metrics.datagrams_received.inc();
+                    metrics.bytes_received.inc_by(contents.len() as u64);
+                    sfu.handle_receive_tcp(peer, local, &contents, now);
+                    if sfu.poll_timeout().is_some_and(|t| t <= now) {
+                        sfu.handle_timeout(now);
+                    }
+                }
+                TcpIn::Closed { peer } => { tcp_peers.remove(&peer); }
+            },
             Some((key, report)) = reports.recv() => match report {
                 Report::Ready(port) => streams.ready(key, port),
                 Report::Event(ev) => sfu.handle_stream(key, ev, Instant::now()),
@@ -332,7 +368,18 @@ pub async fn run(
         }
         while let Some(out) = sfu.poll_output() {
             match out {
-                Output::Transmit(t) => media.send(&mut batch, t.source, t.destination, t.contents),
+                Output::Transmit(t) => match tcp_peers.get(&t.destination) {
+                    Some(tx) => {
+                        let n = t.contents.len() as u64;
+                        if ice_tcp::send(tx, t.contents) {
+                            metrics.datagrams_sent.inc();
+                            metrics.bytes_sent.inc_by(n);
+                        } else {
+                            metrics.datagrams_dropped.inc();
+                        }
+                    }
+                    None => media.send(&mut batch, t.source, t.destination, t.contents),
+                },
                 Output::Signal(pid, msg) => {
                     let Some(tx) = clients.get(&pid) else { continue };
                     let text = match serde_json::to_string(&msg) {
@@ -408,6 +455,7 @@ mod tests {
             sockets: vec![socket],
             states: vec![state],
             advertised: vec![source],
+            tcp: Vec::new(),
             metrics: Metrics::default(),
         };
         let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bound");

@@ -51,6 +51,8 @@ pub(crate) struct Cx<'a> {
     pub endpoint: &'a mut Endpoint,
     /// Addresses put into ICE candidates.
     pub candidates: &'a [SocketAddr],
+    /// Passive ICE-TCP candidates.
+    pub tcp_candidates: &'a [SocketAddr],
     /// Connections this room let go of (left, removed, refused at the door).
     pub departed: &'a mut Vec<ParticipantId>,
     /// Why this server cannot stream live, if it cannot.
@@ -206,7 +208,7 @@ impl Room {
         // The first participant of an empty room is its moderator.
         info.moderator = self.members.is_empty();
         info.name = info.name.map(|n| self.unique_name(n));
-        let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.now);
+        let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.tcp_candidates, cx.now);
         cx.endpoint.register(p.ufrag().to_string(), Route { room: self.id, pid });
         // The newcomer receives every track already published, in id order.
         let mut tracks: Vec<DownTrack> = self
@@ -368,16 +370,18 @@ impl Room {
 
     /// A datagram for member `pid`. `claim` is set when it comes from an
     /// address not yet known: it is taken only if the session accepts it.
+    #[allow(clippy::too_many_arguments)]
     pub fn receive(
         &mut self,
         pid: ParticipantId,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
         claim: bool,
         cx: &mut Cx<'_>,
     ) {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else { return };
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else { return };
         let input = Input::Receive(cx.now, receive);
         let Some(p) = self.members.get_mut(&pid) else { return };
         if claim {
