@@ -149,12 +149,15 @@ const CHROMIUM_ARGS = [
   '--disable-gpu',
 ];
 
-/** @returns {Promise<Driver>} */
-export async function launchChromium() {
+/**
+ * @param {{args?: string[]}} [opts] `args`: more command-line switches
+ * @returns {Promise<Driver>}
+ */
+export async function launchChromium(opts = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
   });
   return {
     kind: 'chromium',
@@ -227,8 +230,8 @@ export async function launchFirefox(opts = {}) {
   };
 }
 
-/** @param {BrowserKind} kind @param {{display?: boolean, prefs?: Record<string, unknown>}} [opts] */
-export const launch = (kind, opts) => (kind === 'firefox' ? launchFirefox(opts) : launchChromium());
+/** @param {BrowserKind} kind @param {{display?: boolean, prefs?: Record<string, unknown>, args?: string[]}} [opts] */
+export const launch = (kind, opts) => (kind === 'firefox' ? launchFirefox(opts) : launchChromium(opts));
 
 /**
  * A private X display (Xvfb picks a free number and tells it on fd 3).
