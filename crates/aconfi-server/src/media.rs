@@ -245,21 +245,28 @@ fn bind_addresses(config: &Config, interfaces: impl FnOnce() -> Vec<IpAddr>) -> 
     }
 }
 
-/// IPv4 addresses of this machine's interfaces (loopback included, so
-/// https://localhost works out of the box).
+/// This machine's interface addresses: IPv4 (loopback included, so
+/// https://localhost works out of the box) and IPv6 other than loopback and
+/// link-local (a browser with IPv6 can then reach us without IPv4).
 fn interface_ips() -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| i.ip())
-        .filter(|ip| matches!(ip, IpAddr::V4(v4) if !v4.is_link_local() && !v4.is_unspecified()))
-        .collect();
+    let mut ips: Vec<IpAddr> =
+        if_addrs::get_if_addrs().unwrap_or_default().into_iter().map(|i| i.ip()).filter(usable_for_media).collect();
     ips.sort();
     ips.dedup();
     if ips.is_empty() {
         ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     ips
+}
+
+/// Whether an interface address makes a useful host candidate.
+fn usable_for_media(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_link_local() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && !v6.is_unspecified() && !v6.is_multicast() && !v6.is_unicast_link_local()
+        }
+    }
 }
 
 /// Runs the core until `cancel` fires.
@@ -480,6 +487,22 @@ mod tests {
             let recv = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf));
             let (n, from) = recv.await.expect("a datagram in time").expect("received");
             assert_eq!((from, &buf[..n]), (source, &d[..]));
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_are_candidates_but_not_loopback_or_link_local() {
+        for (addr, usable) in [
+            ("127.0.0.1", true),
+            ("192.0.2.2", true),
+            ("169.254.1.1", false),
+            ("2001:db8::2", true),
+            ("fd00::2", true),
+            ("::1", false),
+            ("fe80::1", false),
+            ("::", false),
+        ] {
+            assert_eq!(usable_for_media(&ip(addr)), usable, "{addr}");
         }
     }
 

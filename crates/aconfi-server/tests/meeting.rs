@@ -49,6 +49,20 @@ async fn three_clients_meet_over_loopback_and_the_room_empties() {
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_flows_over_ipv6() {
+    let server = common::server_with(|c| c.media_bind = Some("::1".parse().unwrap())).await;
+    assert!(server.media_addrs.iter().all(|a| a.is_ipv6()), "{:?}", server.media_addrs);
+    let v6 = "::1".parse().unwrap();
+    let mut a = RealPeer::join_from(&server, "over-ipv6", Some("A"), v6).await;
+    let mut b = RealPeer::join_from(&server, "over-ipv6", Some("B"), v6).await;
+    let ida = a.wait_for("a joined", |s| s.id.is_some()).await.id.unwrap();
+    let idb = b.wait_for("b joined", |s| s.id.is_some()).await.id.unwrap();
+    a.wait_for("media from b", |s| s.got(idb, Kind::Audio) >= 25 && s.got(idb, Kind::Video) >= 15).await;
+    b.wait_for("media from a", |s| s.got(ida, Kind::Audio) >= 25 && s.got(ida, Kind::Video) >= 15).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn invalid_room_link_gets_an_error_page_and_new_meeting_redirects() {
     let server = common::server().await;

@@ -108,8 +108,13 @@ pub struct RealPeer {
 
 impl RealPeer {
     pub async fn join(server: &Server, room: &str, name: Option<&str>) -> RealPeer {
+        Self::join_from(server, room, name, "127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Joins with media from a UDP socket on `ip`.
+    pub async fn join_from(server: &Server, room: &str, name: Option<&str>, ip: std::net::IpAddr) -> RealPeer {
         let mut ws = ws(server).await;
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = UdpSocket::bind((ip, 0)).await.unwrap();
         let local = udp.local_addr().unwrap();
         let mut peer = ClientPeer::new(room, name, local, Instant::now());
         let (tx, rx) = watch::channel(Snapshot::default());
