@@ -130,8 +130,10 @@ pub(crate) fn keyframe(codec: str0m::format::Codec, payload: &[u8]) -> (bool, Op
             // start code 9d 01 2a, then 14-bit width (and scale). The
             // descriptor's length is where the frame begins.
             let header = payload.len() - vp8_frame_len(payload);
-            let width =
-                payload.get(header + 6..header + 8).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]) & 0x3fff));
+            let width = match payload.get(header + 3..header + 8) {
+                Some([0x9d, 0x01, 0x2a, lo, hi]) => Some(u32::from(u16::from_le_bytes([*lo, *hi]) & 0x3fff)),
+                _ => None,
+            };
             (true, width)
         }
         Codec::H264 => (h264_keyframe(payload), None),
@@ -202,6 +204,9 @@ mod tests {
         p[6] |= 1; // P = 1: an inter frame
         assert_eq!(keyframe(Codec::Vp8, &p), (false, None));
         assert_eq!(keyframe(Codec::Vp8, &[0x90]), (false, None), "truncated");
+        p[6] &= !1;
+        p[9] = 0; // no start code: a keyframe, its width unknown
+        assert_eq!(keyframe(Codec::Vp8, &p), (true, None));
     }
 
     #[test]

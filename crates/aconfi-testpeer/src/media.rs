@@ -19,13 +19,27 @@ pub struct MediaConfig {
     pub keyframe_every: Duration,
     /// Bytes in one 20 ms Opus frame (80 ≈ 32 kbit/s).
     pub audio_bytes: usize,
+    /// Send video in three simulcast layers (rids `q`, `h`, `f`, lowest
+    /// first, as the web client does) at a tenth, a third and all of
+    /// `video_bitrate`.
+    pub simulcast: bool,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig { video_bitrate: 500_000, fps: 30, keyframe_every: Duration::from_secs(2), audio_bytes: 80 }
+        MediaConfig {
+            video_bitrate: 500_000,
+            fps: 30,
+            keyframe_every: Duration::from_secs(2),
+            audio_bytes: 80,
+            simulcast: false,
+        }
     }
 }
+
+/// The simulcast layers: rid and share of the top bitrate (numerator,
+/// denominator), lowest first.
+pub const SIMULCAST_LAYERS: [(&str, u32, u32); 3] = [("q", 1, 10), ("h", 1, 3), ("f", 1, 1)];
 
 /// Opus frame interval.
 pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
@@ -72,12 +86,16 @@ pub struct VideoSource {
     rng: u64,
     /// A keyframe was requested (PLI/FIR) or none was sent yet.
     pub keyframe_wanted: bool,
+    /// Fills the frames' bytes after the stamp (else the frame counter):
+    /// a simulcast layer's rid, so a receiver can tell which layer a frame
+    /// came from.
+    pub fill: Option<u8>,
 }
 
 impl VideoSource {
     /// A source; `seed` makes sizes differ between senders yet stay reproducible.
     pub fn new(config: MediaConfig, seed: u64) -> Self {
-        VideoSource { config, frames: 0, last_key: None, rng: seed | 1, keyframe_wanted: true }
+        VideoSource { config, frames: 0, last_key: None, rng: seed | 1, keyframe_wanted: true, fill: None }
     }
 
     /// Time between frames.
@@ -102,7 +120,7 @@ impl VideoSource {
         let jitter = self.next_rand() % 31; // 0..=30 → -15 %..+15 %
         let size = (base * (85 + jitter) / 100).max(STAMP as u64 + 1) as usize;
 
-        let mut data = vec![(self.frames & 0xff) as u8; size];
+        let mut data = vec![self.fill.unwrap_or((self.frames & 0xff) as u8); size];
         // VP8 frame tag: bit 0 clear means keyframe.
         data[0] = if key { 0x10 } else { 0x11 };
         data[1..1 + STAMP].copy_from_slice(&stamp_us.to_be_bytes());

@@ -8,19 +8,21 @@ use std::time::Instant;
 use aconfi_core::codec::negotiated_pt;
 use aconfi_core::str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use aconfi_core::str0m::format::Codec;
-use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt};
+use aconfi_core::str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use aconfi_core::str0m::net::{Protocol, Receive};
 use aconfi_core::str0m::rtp::{ExtensionValues, RtpWrite};
 use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
 use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
-use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL};
+use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, SIMULCAST_LAYERS};
 use crate::stats::TrackStats;
 use crate::ClientError;
 
 struct Sender {
     mid: Mid,
+    /// The simulcast layer it sends, if any.
+    rid: Option<Rid>,
     seq: u64,
     rtp_time: u32,
     next_due: Instant,
@@ -35,7 +37,8 @@ pub struct MediaPeer {
     epoch: Instant,
     pending: Option<SdpPendingOffer>,
     audio: Option<(Sender, AudioSource)>,
-    video: Option<(Sender, VideoSource)>,
+    /// One sender per simulcast layer (lowest first), or one.
+    video: Vec<(Sender, VideoSource)>,
     recv: HashMap<Mid, (Kind, TrackStats)>,
     publishing: bool,
     config: MediaConfig,
@@ -63,7 +66,7 @@ impl MediaPeer {
             epoch,
             pending: None,
             audio: None,
-            video: None,
+            video: Vec::new(),
             recv: HashMap::new(),
             publishing: true,
             config,
@@ -79,10 +82,34 @@ impl MediaPeer {
         let mut api = self.rtc.sdp_api();
         if publish {
             let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-            let sender = |mid| Sender { mid, seq: 1, rtp_time: 0, next_due: now, pt: None };
-            self.audio = Some((sender(a), AudioSource::new(self.config.audio_bytes)));
-            self.video = Some((sender(v), VideoSource::new(self.config, self.seed)));
+            let layers: Vec<(Option<Rid>, u32)> = if self.config.simulcast {
+                SIMULCAST_LAYERS
+                    .iter()
+                    .map(|(rid, num, den)| (Some(Rid::from(*rid)), self.config.video_bitrate * num / den))
+                    .collect()
+            } else {
+                vec![(None, self.config.video_bitrate)]
+            };
+            let simulcast = self.config.simulcast.then(|| {
+                let mut s = Simulcast::new();
+                for (rid, _) in &layers {
+                    s.add_send_layer(SimulcastLayer::new(&rid.map(|r| r.to_string()).unwrap_or_default()));
+                }
+                s
+            });
+            let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+            let sender = |mid, rid| Sender { mid, rid, seq: 1, rtp_time: 0, next_due: now, pt: None };
+            self.audio = Some((sender(a, None), AudioSource::new(self.config.audio_bytes)));
+            self.video = layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, (rid, bitrate))| {
+                    let config = MediaConfig { video_bitrate: bitrate, ..self.config };
+                    let mut source = VideoSource::new(config, self.seed.wrapping_add(i as u64));
+                    source.fill = rid.and_then(|r| r.to_string().bytes().next());
+                    (sender(v, rid), source)
+                })
+                .collect();
         } else {
             self.publishing = false;
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -152,7 +179,7 @@ impl MediaPeer {
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.timeout;
         if self.publishing && self.rtc.is_connected() {
-            for s in [self.audio.as_ref().map(|a| &a.0), self.video.as_ref().map(|v| &v.0)].into_iter().flatten() {
+            for s in self.audio.iter().map(|a| &a.0).chain(self.video.first().map(|v| &v.0)) {
                 t = t.min(s.next_due);
             }
         }
@@ -184,57 +211,69 @@ impl MediaPeer {
         if self.audio.as_ref().is_some_and(|a| a.0.next_due <= now) {
             self.send_frame(Kind::Audio, now)?;
         }
-        if self.video.as_ref().is_some_and(|v| v.0.next_due <= now) {
+        if self.video.first().is_some_and(|v| v.0.next_due <= now) {
             self.send_frame(Kind::Video, now)?;
         }
         Ok(())
     }
 
-    /// Sends one frame of `kind` now.
+    /// Sends one frame of `kind` now (of every simulcast layer).
     pub fn send_frame(&mut self, kind: Kind, now: Instant) -> Result<(), ClientError> {
         let stamp = micros_since(self.epoch, now);
-        let (sender, frame) = match kind {
+        let mut frames = Vec::new();
+        match kind {
             Kind::Audio => {
                 let Some((s, src)) = self.audio.as_mut() else { return Ok(()) };
                 s.next_due += AUDIO_INTERVAL;
-                (s, src.frame(stamp))
+                frames.push((0, src.frame(stamp)));
             }
             Kind::Video => {
-                let Some((s, src)) = self.video.as_mut() else { return Ok(()) };
-                s.next_due += src.interval();
-                (s, src.frame(stamp))
+                for (i, (s, src)) in self.video.iter_mut().enumerate() {
+                    s.next_due += src.interval();
+                    frames.push((i, src.frame(stamp)));
+                }
             }
-        };
-        // A timer that fell far behind (a stalled process) does not burst.
-        if sender.next_due < now {
-            sender.next_due = now;
         }
         let codec = if kind == Kind::Video { Codec::Vp8 } else { Codec::Opus };
-        if sender.pt.is_none() {
-            sender.pt = negotiated_pt(&self.rtc, sender.mid, |s| s.codec == codec);
-        }
-        let Some(pt) = sender.pt else { return Ok(()) };
-        let mid = sender.mid;
-        sender.rtp_time = sender.rtp_time.wrapping_add(frame.rtp_step);
-        let rtp_time = sender.rtp_time;
-        let n = frame.payloads.len();
-        let first = sender.seq;
-        sender.seq += n as u64;
-        for (seq, (i, payload)) in (first..).zip(frame.payloads.into_iter().enumerate()) {
-            let mut write =
-                RtpWrite::new(pt, seq.into(), rtp_time, now, payload).marker(i + 1 == n).nackable(kind == Kind::Video);
-            if kind == Kind::Audio {
-                let voice_activity = self.audio_level.map(|l| l > -50);
-                write = write.ext_vals(ExtensionValues {
-                    audio_level: self.audio_level,
-                    voice_activity,
-                    ..Default::default()
-                });
+        for (i, frame) in frames {
+            let sender = match kind {
+                Kind::Audio => match self.audio.as_mut() {
+                    Some((s, _)) => s,
+                    None => continue,
+                },
+                Kind::Video => &mut self.video[i].0,
+            };
+            // A timer that fell far behind (a stalled process) does not burst.
+            if sender.next_due < now {
+                sender.next_due = now;
             }
-            if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                tx.write_rtp(write);
+            if sender.pt.is_none() {
+                sender.pt = negotiated_pt(&self.rtc, sender.mid, |s| s.codec == codec);
             }
-            self.drain(now)?;
+            let Some(pt) = sender.pt else { continue };
+            let (mid, rid) = (sender.mid, sender.rid);
+            sender.rtp_time = sender.rtp_time.wrapping_add(frame.rtp_step);
+            let rtp_time = sender.rtp_time;
+            let n = frame.payloads.len();
+            let first = sender.seq;
+            sender.seq += n as u64;
+            for (seq, (i, payload)) in (first..).zip(frame.payloads.into_iter().enumerate()) {
+                let mut write = RtpWrite::new(pt, seq.into(), rtp_time, now, payload)
+                    .marker(i + 1 == n)
+                    .nackable(kind == Kind::Video);
+                if kind == Kind::Audio {
+                    let voice_activity = self.audio_level.map(|l| l > -50);
+                    write = write.ext_vals(ExtensionValues {
+                        audio_level: self.audio_level,
+                        voice_activity,
+                        ..Default::default()
+                    });
+                }
+                if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, rid) {
+                    tx.write_rtp(write);
+                }
+                self.drain(now)?;
+            }
         }
         // str0m holds written packets until time advances: release them.
         self.rtc.handle_input(Input::Timeout(now))?;
@@ -273,9 +312,11 @@ impl MediaPeer {
                         }
                     }
                 }
-                Output::Event(Event::KeyframeRequest(_)) => {
-                    if let Some((_, v)) = self.video.as_mut() {
-                        v.keyframe_wanted = true;
+                Output::Event(Event::KeyframeRequest(r)) => {
+                    for (s, v) in &mut self.video {
+                        if r.rid.is_none() || r.rid == s.rid {
+                            v.keyframe_wanted = true;
+                        }
                     }
                 }
                 Output::Event(_) => {}

@@ -117,6 +117,14 @@ impl Sim {
         self.add(peer, addr)
     }
 
+    /// Adds a peer that joins `room` sending media as `config` says (for
+    /// example in simulcast layers); returns its index.
+    pub fn join_with(&mut self, room: &str, name: Option<&str>, config: crate::MediaConfig) -> usize {
+        let addr = self.next_addr();
+        let peer = ClientPeer::with_media(room, name, addr, self.now, self.now, config, true, addr.port().into());
+        self.add(peer, addr)
+    }
+
     /// Adds a viewer (publishes nothing) that joins `room`; returns its index.
     pub fn join_viewer(&mut self, room: &str) -> usize {
         let addr = self.next_addr();
