@@ -154,10 +154,9 @@ impl DownTrack {
         self.state = DownState::Stopping(self.mid());
     }
 
-    /// The subscriber answered the offer that carried this m-line. Returns
-    /// whether it is video (and the publisher should send a keyframe).
-    pub fn answered(&mut self, rtc: &mut Rtc) -> bool {
-        let DownState::Offered(mid) = self.state else { return false };
+    /// The subscriber answered the offer that carried this m-line.
+    pub fn answered(&mut self, rtc: &mut Rtc) {
+        let DownState::Offered(mid) = self.state else { return };
         self.state = DownState::Active(mid);
         let video = self.kind == Kind::Video;
         let (packets, age) = if video { RTX_CACHE_VIDEO } else { RTX_CACHE_AUDIO };
@@ -168,7 +167,6 @@ impl DownTrack {
                 tx.set_rtx_cache(packets, age, Some(0.15));
             }
         });
-        video
     }
 
     /// Writes one packet to the subscriber's session. `Ok(true)` when one

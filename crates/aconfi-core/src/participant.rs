@@ -545,6 +545,10 @@ impl Participant {
             }
             let Ok(s) = sources.binary_search_by_key(&d.track(), |s| s.track) else { continue };
             let source = &sources[s];
+            if source.rates.iter().all(Option::is_none) {
+                // Nothing measured yet (just announced): keep what it has.
+                continue;
+            }
             let tile = match &self.view {
                 None => Some((0, 1, false)),
                 Some(v) => v.iter().find(|t| t.0 == mid).map(|t| (t.1, u64::from(t.1) * u64::from(t.2), t.3)),
@@ -611,9 +615,10 @@ impl Participant {
         Ok(ServerMsg::Answer { sdp: answer.to_sdp_string() })
     }
 
-    /// The client's answer to our offer. Returns the video tracks that just
-    /// became active (their publishers should send a keyframe).
-    pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<(TrackId, ParticipantId)>, SignalError> {
+    /// The client's answer to our offer: the m-lines it carried become
+    /// active (their video waits for a keyframe of its layer; the room's
+    /// allocation asks for it).
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<(), SignalError> {
         if !matches!(self.phase, Phase::AwaitingAnswer(_)) {
             return Err(SignalError::UNEXPECTED);
         }
@@ -624,13 +629,10 @@ impl Participant {
         guarded(|| self.rtc.sdp_api().accept_answer(pending, answer))
             .map_err(|()| SignalError::SDP)?
             .map_err(|_| SignalError::SDP)?;
-        let mut keyframes = Vec::new();
         for d in &mut self.down {
-            if d.answered(&mut self.rtc) {
-                keyframes.push((d.track(), d.publisher()));
-            }
+            d.answered(&mut self.rtc);
         }
-        Ok(keyframes)
+        Ok(())
     }
 
     /// A server offer, when its down tracks changed and no offer is out:

@@ -324,11 +324,12 @@ impl Room {
             }
             ClientMsg::Answer { sdp } => {
                 let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
-                let keyframes = p.accept_answer(&sdp)?;
+                p.accept_answer(&sdp)?;
                 self.drain(pid, cx);
-                for (track, publisher) in keyframes {
-                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, None, cx);
-                }
+                // Its new videos get their layers at once, and each
+                // publisher is asked for a keyframe of exactly that layer,
+                // unthrottled: a newcomer must not wait for another's.
+                self.allocate(Some(pid), false, cx);
                 self.offer_if_due(pid, cx);
                 Ok(())
             }
@@ -346,7 +347,7 @@ impl Room {
             ClientMsg::View { tiles } => {
                 let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
                 p.set_view(&tiles)?;
-                self.allocate(Some(pid), cx);
+                self.allocate(Some(pid), true, cx);
                 Ok(())
             }
             ClientMsg::Join { .. } => Err(SignalError::UNEXPECTED),
@@ -427,7 +428,7 @@ impl Room {
                 SessionEvent::KeyframeRequest { mid, kind } => {
                     let wanted = self.members.get(&pid).and_then(|p| p.received_on(mid));
                     if let Some((track, publisher, layer)) = wanted {
-                        self.request_keyframe(publisher, track, kind, layer, cx);
+                        self.request_keyframe(publisher, track, kind, layer, true, cx);
                     }
                 }
             }
@@ -501,14 +502,14 @@ impl Room {
         }
         if self.next_allocation.is_none_or(|t| cx.now >= t) {
             self.next_allocation = Some(cx.now + ALLOCATION_INTERVAL);
-            self.allocate(None, cx);
+            self.allocate(None, true, cx);
         }
     }
 
     /// Chooses the layers every member (or only `only`) receives, from its
     /// tiles and who speaks; asks publishers for the keyframes the switches
-    /// wait for.
-    fn allocate(&mut self, only: Option<ParticipantId>, cx: &mut Cx<'_>) {
+    /// wait for (`throttle`: at most one per layer per 500 ms).
+    fn allocate(&mut self, only: Option<ParticipantId>, throttle: bool, cx: &mut Cx<'_>) {
         let mut sources: Vec<VideoSource> = self.members.values().flat_map(|p| p.video_sources(cx.now)).collect();
         sources.sort_by_key(|s| s.track);
         let speaker = self.speaker.current();
@@ -524,7 +525,7 @@ impl Room {
         keyframes.sort_unstable();
         keyframes.dedup();
         for (publisher, track, layer) in keyframes {
-            self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, Some(layer), cx);
+            self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, Some(layer), throttle, cx);
         }
     }
 
@@ -564,18 +565,19 @@ impl Room {
 
     /// Asks `publisher` for a keyframe of `track` (of one simulcast
     /// `layer`, or all); the request leaves with its session's next
-    /// advance, scheduled now. Requests for a layer switch are throttled
-    /// per layer.
+    /// advance, scheduled now. `throttle`d requests go at most once per
+    /// layer per 500 ms.
     fn request_keyframe(
         &mut self,
         publisher: ParticipantId,
         track: TrackId,
         kind: KeyframeRequestKind,
         layer: Option<u8>,
+        throttle: bool,
         cx: &mut Cx<'_>,
     ) {
         let Some(p) = self.members.get_mut(&publisher) else { return };
-        match p.request_keyframe(track, kind, layer, layer.map(|_| cx.now)) {
+        match p.request_keyframe(track, kind, layer, throttle.then_some(cx.now)) {
             Ok(true) => cx.timers.schedule_now(Key::Session(publisher), cx.now),
             Ok(false) => {}
             Err(code) => self.fault(publisher, code, cx),

@@ -110,7 +110,7 @@ impl Room {
                 };
                 let (track, layer) = (*track, switch.current().or(switch.target()));
                 if let Some(publisher) = self.publisher_of(track) {
-                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, layer, cx);
+                    self.request_keyframe(publisher, track, KeyframeRequestKind::Pli, layer, true, cx);
                 }
             }
             StreamEvent::State { state, reason } => {
