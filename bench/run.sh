@@ -5,6 +5,7 @@
 #   bench/run.sh            # full run (about 10 minutes), writes bench/results/
 #   ROUNDS=1 QUICK=1 bench/run.sh   # a short sanity run
 #   TARGETS=aconfi bench/run.sh     # A-Confi alone (say, before and after a change)
+#   SIMULCAST=1 bench/run.sh        # publishers send three simulcast layers (q/h/f)
 #
 # Both servers run in a network namespace ("acbench", veth 10.77.0.1 <->
 # 10.77.0.2) made by this script: Janus (libnice) gathers no candidates on
@@ -94,7 +95,7 @@ run() { # target scenario participants kbps
   start_server "$1"
   if taskset -c 1 "$load" --target "$1" --url "$url" --local-ip "$HOST_IP" --scenario "$2" --participants "$3" \
       --video-kbps "$4" --seconds "$WINDOW" --server-pid "$server_pid" --room "bench-$round-$2-$3" \
-      --json "$out/$name.json" > "$out/$name.out" 2>&1; then
+      ${SIMULCAST:+--simulcast} --json "$out/$name.json" > "$out/$name.out" 2>&1; then
     echo "ok   $name"
   else
     echo "FAIL $name: $(tail -1 "$out/$name.out")"

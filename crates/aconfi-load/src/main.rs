@@ -63,9 +63,15 @@ struct Args {
     /// Measurement window after everyone receives everything.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Video bitrate per publisher, kbit/s.
+    /// Video bitrate per publisher, kbit/s (of the top layer with
+    /// --simulcast).
     #[arg(long, default_value_t = 500)]
     video_kbps: u32,
+    /// Publishers send video in three simulcast layers (q, h, f at a tenth,
+    /// a third and all of --video-kbps), as the web client does; receivers
+    /// report no tile sizes, so they get the top layer.
+    #[arg(long)]
+    simulcast: bool,
     /// Server process to sample CPU time and memory of.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -132,7 +138,7 @@ fn main() -> anyhow::Result<()> {
 async fn run_churn(args: &Args) -> anyhow::Result<churn::ChurnReport> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let epoch = Instant::now();
-    let media = MediaConfig { video_bitrate: args.video_kbps * 1000, ..Default::default() };
+    let media = MediaConfig { video_bitrate: args.video_kbps * 1000, simulcast: args.simulcast, ..Default::default() };
     let tls = tls::accept_any();
     churn::run(args.rooms, args.seconds, args.garbage_to, args.server_pid, |i, room, publish| Setup {
         url: args.url.clone(),
@@ -157,7 +163,7 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
     let epoch = Instant::now();
     let cancel = CancellationToken::new();
     let (reset_tx, reset_rx) = watch::channel(0u64);
-    let media = MediaConfig { video_bitrate: args.video_kbps * 1000, ..Default::default() };
+    let media = MediaConfig { video_bitrate: args.video_kbps * 1000, simulcast: args.simulcast, ..Default::default() };
     let setup = |i: usize, publish: bool, feeds: Vec<u64>| Setup {
         url: args.url.clone(),
         room: args.room.clone(),
