@@ -263,7 +263,7 @@ export class Meeting extends EventTarget {
   sendView(tiles) {
     const msg = viewMsg(tiles);
     const text = JSON.stringify(msg);
-    if (text === this.lastView || this.ws?.readyState !== WebSocket.OPEN) return;
+    if (text === this.lastView || this.state !== 'joined' || this.ws?.readyState !== WebSocket.OPEN) return;
     this.lastView = text;
     this.send(msg);
   }

@@ -194,6 +194,12 @@ fn password_is_asked_before_anything_is_revealed_and_checked() {
     // Nobody inside learns of the visitor.
     assert_eq!(count(&sim, 0, |m| matches!(m, ServerMsg::ParticipantJoined { .. })), 1);
 
+    // A layout report racing the join, from the door: ignored, the
+    // connection stays and nothing is revealed.
+    sim.send(x, ClientMsg::View { tiles: Vec::new() });
+    assert!(sim.peers[x].open);
+    assert_eq!(sim.peers[x].inbox.len(), 1);
+
     sim.send(x, join_msg(Some("wrong horse")));
     assert_eq!(sim.peers[x].inbox.last(), Some(&ServerMsg::PasswordRequired { wrong: true, retry_after_ms: None }));
     assert!(sim.peers[x].open);

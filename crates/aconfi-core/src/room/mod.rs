@@ -345,7 +345,9 @@ impl Room {
                 Ok(())
             }
             ClientMsg::View { tiles } => {
-                let p = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
+                // From someone still at the door (a layout change racing
+                // the join): nothing to show yet, nothing to say.
+                let Some(p) = self.members.get_mut(&pid) else { return Ok(()) };
                 p.set_view(&tiles)?;
                 self.allocate(Some(pid), true, cx);
                 Ok(())
