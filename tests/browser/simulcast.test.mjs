@@ -133,6 +133,20 @@ function isTopOf(sender) {
   };
 }
 
+/**
+ * Pins `id`'s tile on `p`'s page to a fixed size in CSS pixels (the page
+ * reports the new size to the server like any layout change).
+ * @param {import('./browsers.mjs').Participant} p @param {number} id @param {number} width
+ */
+function tileWidth(p, id, width) {
+  return p.evaluate(({ id, width }) => {
+    const tile = /** @type {HTMLElement} */ (document.querySelector(`.tile[data-participant="${id}"]`));
+    Object.assign(tile.style, {
+      position: 'fixed', left: '0', top: '0', zIndex: '10', width: `${width}px`, height: `${Math.round(width * 9 / 16)}px`,
+    });
+  }, { id, width });
+}
+
 test('Chromium and Firefox send three layers and receive each other\'s top layer', async () => {
   const { server, chromium, firefox } = ctx;
   const room = freshRoom('simulcast');
@@ -150,24 +164,13 @@ test('Chromium and Firefox send three layers and receive each other\'s top layer
     }, `${p.kind} sends q, h and f layers`, 45000);
   }
   const [ada, fox] = people;
+  // Each shows the other in a tile as wide as the top layer.
+  await tileWidth(ada, ids[1], 1280);
+  await tileWidth(fox, ids[0], 1280);
   await receives(ada, [ids[1]], isTopOf(fox), 'Fox\'s top layer');
   await receives(fox, [ids[0]], isTopOf(ada), 'Ada\'s top layer');
   assertCleanPages(people, server.origin);
 });
-
-/**
- * Pins `id`'s tile on `p`'s page to a fixed size in CSS pixels (the page
- * reports the new size to the server like any layout change).
- * @param {import('./browsers.mjs').Participant} p @param {number} id @param {number} width
- */
-function tileWidth(p, id, width) {
-  return p.evaluate(({ id, width }) => {
-    const tile = /** @type {HTMLElement} */ (document.querySelector(`.tile[data-participant="${id}"]`));
-    Object.assign(tile.style, {
-      position: 'fixed', left: '0', top: '0', zIndex: '10', width: `${width}px`, height: `${Math.round(width * 9 / 16)}px`,
-    });
-  }, { id, width });
-}
 
 test('a small tile gets a small layer, a large one the top layer', async () => {
   const { server, chromium } = ctx;
