@@ -512,7 +512,9 @@ impl Participant {
         let view = tiles
             .iter()
             .filter_map(|t| {
-                let mid = self.down.iter().find_map(|d| d.mid().filter(|m| m.to_string() == t.mid))?;
+                // Mids are at most 16 bytes; a longer one names no m-line.
+                let wanted = (t.mid.len() <= 16).then(|| Mid::from(t.mid.as_str()))?;
+                let mid = self.down.iter().find_map(|d| d.mid().filter(|m| *m == wanted))?;
                 Some((mid, t.width.min(MAX_TILE_PIXELS), t.height.min(MAX_TILE_PIXELS), t.stage))
             })
             .collect();
