@@ -117,12 +117,17 @@ impl Layers {
 }
 
 /// Whether an RTP payload starts a keyframe, and its width when the codec
-/// says (VP8). `codec` is the payload's codec.
-pub(crate) fn keyframe(codec: str0m::format::Codec, payload: &[u8]) -> (bool, Option<u32>) {
+/// says (VP8). `codec` is the payload's codec; `vp8` its VP8 payload
+/// descriptor, parsed once by the caller (`None`: not VP8, or malformed).
+pub(crate) fn keyframe(
+    codec: str0m::format::Codec,
+    payload: &[u8],
+    vp8: Option<&str0m::rtp::Vp8Descriptor>,
+) -> (bool, Option<u32>) {
     use str0m::format::Codec;
     match codec {
         Codec::Vp8 => {
-            let Ok(d) = str0m::rtp::Vp8Descriptor::parse(payload) else { return (false, None) };
+            let Some(d) = vp8 else { return (false, None) };
             if !d.starts_keyframe(payload) {
                 return (false, None);
             }
@@ -193,6 +198,11 @@ fn h264_keyframe(payload: &[u8]) -> bool {
 mod tests {
     use super::*;
     use str0m::format::Codec;
+    use str0m::rtp::Vp8Descriptor;
+
+    fn keyframe(codec: Codec, payload: &[u8]) -> (bool, Option<u32>) {
+        super::keyframe(codec, payload, Vp8Descriptor::parse(payload).ok().as_ref())
+    }
 
     #[test]
     fn vp8_keyframe_and_width() {

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::CodecSpec;
+use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid};
 use str0m::net::TcpType;
-use str0m::rtp::RtpPacket;
+use str0m::rtp::{RtpPacket, Vp8Descriptor};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as RtcOutput, Rtc};
 use tracing::debug;
 
@@ -118,9 +118,10 @@ pub(crate) struct VideoSource {
 
 /// What an incoming RTP packet is, for the forwarding path.
 pub(crate) enum Source {
-    /// Media of an announced track: its layer (0 without simulcast) and
-    /// whether the packet starts a keyframe.
-    Track { track: TrackId, spec: CodecSpec, layer: u8, keyframe: bool },
+    /// Media of an announced track: its layer (0 without simulcast),
+    /// whether the packet starts a keyframe, and its VP8 payload descriptor
+    /// (parsed once here, used again for picture-id rewriting).
+    Track { track: TrackId, spec: CodecSpec, layer: u8, keyframe: bool, vp8: Option<Vp8Descriptor> },
     /// The first media on this m-line: the room must announce it.
     New(Mid),
 }
@@ -393,7 +394,8 @@ impl Participant {
             PubState::Track(_) if published.kind == Kind::Audio && self.force_muted => None,
             PubState::Track(track) => {
                 let spec = spec_of(&self.rtc, pkt.header.payload_type)?;
-                let (keyframe, width) = layers::keyframe(spec.codec, &pkt.payload);
+                let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
+                let (keyframe, width) = layers::keyframe(spec.codec, &pkt.payload, vp8.as_ref());
                 if published.kind == Kind::Video {
                     published.layers.record(layer, pkt.payload.len(), width, now);
                 }
@@ -404,7 +406,7 @@ impl Participant {
                 {
                     self.speech.hear(level);
                 }
-                Some(Source::Track { track, spec, layer, keyframe })
+                Some(Source::Track { track, spec, layer, keyframe, vp8 })
             }
         }
     }

@@ -17,10 +17,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
-use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, Vp8Descriptor};
+use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
 use tracing::debug;
 
@@ -442,7 +441,7 @@ impl Room {
     /// control work here: a new track is only queued.
     fn forward(&mut self, from: ParticipantId, pkt: &RtpPacket, cx: &mut Cx<'_>) {
         let Some(p) = self.members.get_mut(&from) else { return };
-        let (track, spec, layer, keyframe) = match p.classify(pkt, cx.now) {
+        let (track, spec, layer, keyframe, vp8) = match p.classify(pkt, cx.now) {
             None => return,
             Some(Source::New(mid)) => {
                 if self.announce.is_empty() {
@@ -451,9 +450,8 @@ impl Room {
                 self.announce.push((from, mid));
                 return;
             }
-            Some(Source::Track { track, spec, layer, keyframe }) => (track, spec, layer, keyframe),
+            Some(Source::Track { track, spec, layer, keyframe, vp8 }) => (track, spec, layer, keyframe, vp8),
         };
-        let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
         let packet = Packet {
             layer,
             seq: *pkt.seq_no,
