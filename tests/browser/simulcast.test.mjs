@@ -147,16 +147,23 @@ function tileWidth(p, id, width) {
   }, { id, width });
 }
 
-test('Chromium and Firefox send three layers and receive each other\'s top layer', async () => {
-  const { server, chromium, firefox } = ctx;
-  const room = freshRoom('simulcast');
-  const link = `${server.origin}/${room}#autojoin=1&mic=off`;
-  const people = [
-    await chromium.open(`${link}&name=Ada`, { init: canvasCamera }),
-    await firefox.open(`${link}&name=Fox`, { init: canvasCamera }),
-  ];
+/**
+ * People with canvas cameras and microphones off, joined to a fresh room in
+ * this order; their pages and participant ids.
+ * @param {string} prefix @param {[import('./browsers.mjs').Driver, string][]} who browser and name
+ */
+async function meeting(prefix, who) {
+  const link = `${ctx.server.origin}/${freshRoom(prefix)}#autojoin=1&mic=off`;
+  const people = [];
+  for (const [driver, name] of who) people.push(await driver.open(`${link}&name=${name}`, { init: canvasCamera }));
   const ids = [];
   for (const p of people) ids.push(await p.joined());
+  return { people, ids };
+}
+
+test('Chromium and Firefox send three layers and receive each other\'s top layer', async () => {
+  const { server, chromium, firefox } = ctx;
+  const { people, ids } = await meeting('simulcast', [[chromium, 'Ada'], [firefox, 'Fox']]);
   for (const p of people) {
     await until(async () => {
       const l = await sendingLayers(p);
@@ -174,14 +181,7 @@ test('Chromium and Firefox send three layers and receive each other\'s top layer
 
 test('a small tile gets a small layer, a large one the top layer', async () => {
   const { server, chromium } = ctx;
-  const room = freshRoom('tiles');
-  const link = `${server.origin}/${room}#autojoin=1&mic=off`;
-  const people = [
-    await chromium.open(`${link}&name=Ada`, { init: canvasCamera }),
-    await chromium.open(`${link}&name=Bo`, { init: canvasCamera }),
-  ];
-  const ids = [];
-  for (const p of people) ids.push(await p.joined());
+  const { people, ids } = await meeting('tiles', [[chromium, 'Ada'], [chromium, 'Bo']]);
   const [ada, bo] = people;
   // A tile as wide as the top layer: the top layer.
   await tileWidth(ada, ids[1], 1280);
