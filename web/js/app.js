@@ -212,10 +212,14 @@ function makeTile(key) {
   const unverified = document.createElement('span');
   unverified.className = 'unverified-icon';
   label.append(name, muted, hand, unverified);
-  tile.append(video, avatar, label);
+  // Shown while the server pauses this video for want of bandwidth.
+  const paused = document.createElement('div');
+  paused.className = 'paused-note';
+  paused.setAttribute('role', 'status');
+  tile.append(video, avatar, paused, label);
   /** @type {string|null} the m-line its video arrives on */
   const mid = null;
-  return { tile, video, name, avatar, muted, hand, unverified, mid, stream: new MediaStream() };
+  return { tile, video, name, avatar, muted, hand, unverified, paused, mid, stream: new MediaStream() };
 }
 
 /**
@@ -401,6 +405,17 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     renderStage();
   });
   $('view-btn').onclick = () => { view = view === 'stage' ? 'grid' : 'stage'; renderStage(); };
+  // A video the server pauses for want of bandwidth says so on its tile
+  // (its last frame stays, dimmed), until the server sends it again.
+  const markPaused = () => {
+    for (const t of [...tiles.values(), ...screens.values()]) {
+      const paused = t.mid !== null && meeting.paused.has(t.mid);
+      t.tile.classList.toggle('bandwidth-paused', paused);
+      t.paused.textContent = paused ? S().videoPaused : '';
+    }
+  };
+  meeting.addEventListener('paused', markPaused);
+  rerender.push(markPaused);
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
     for (const id of [...screens.keys()]) if (!ps.get(id)?.screen_sharing) dropScreen(id);
@@ -422,6 +437,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       for (const old of st.stream.getVideoTracks()) st.stream.removeTrack(old);
       st.stream.addTrack(track);
       st.mid = mid;
+      markPaused();
       resized?.observe(st.video);
       renderStage();
       play(st.video);
@@ -432,6 +448,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     for (const old of kind === 'audio' ? t.stream.getAudioTracks() : t.stream.getVideoTracks()) t.stream.removeTrack(old);
     t.stream.addTrack(track);
     if (kind === 'video') t.mid = mid;
+    markPaused();
     resized?.observe(t.video);
     play(t.video);
     reportView();

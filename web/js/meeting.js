@@ -62,6 +62,8 @@ export class Meeting extends EventTarget {
     this.participants = new Map();
     /** @type {number|null} who is speaking (possibly `you`), as the server says */
     this.speaker = null;
+    /** @type {Set<string>} m-lines whose video the server pauses for want of bandwidth */
+    this.paused = new Set();
     /** @type {Map<string, TrackInfo>} server m-lines by mid */
     this.tracks = new Map();
     /** The last `view` sent, to send only changes. */
@@ -322,6 +324,11 @@ export class Meeting extends EventTarget {
         break;
       case 'active_speaker':
         this.setSpeaker(msg.participant);
+        break;
+      case 'video_paused':
+        // The server has no room on our downlink for these videos.
+        this.paused = new Set(msg.mids);
+        this.dispatchEvent(new CustomEvent('paused', { detail: { mids: this.paused } }));
         break;
       case 'room_updated':
         this.roomState = msg.room;

@@ -78,6 +78,7 @@ export const FATAL_CLOSE_CODES = new Set([
  *   | {type: 'participant_updated', participant: ParticipantInfo}
  *   | {type: 'participant_left', id: number}
  *   | {type: 'active_speaker', participant: number}
+ *   | {type: 'video_paused', mids: string[]}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks: TrackInfo[]}
  *   | {type: 'error', code: number, message: string}} ServerMsg

@@ -17,6 +17,7 @@
 
 pub mod address;
 pub mod alloc;
+pub mod capacity;
 pub mod codec;
 mod downtrack;
 mod endpoint;

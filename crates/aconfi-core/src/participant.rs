@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaKind, Mid};
@@ -14,6 +15,7 @@ use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output as R
 use tracing::debug;
 
 use crate::alloc::{self, max_layer_for, LayerRates, Priority, Want};
+use crate::capacity::Capacity;
 use crate::codec::spec_of;
 use crate::downtrack::{DownState, DownTrack, Incoming};
 use crate::error::SignalError;
@@ -105,6 +107,12 @@ pub const MAX_VIEW_TILES: usize = 64;
 const MAX_TILE_PIXELS: u32 = 8192;
 /// What an audio track is reckoned to cost (Opus speech with headers).
 const AUDIO_RATE: u64 = 40_000;
+/// What str0m's bandwidth estimator assumes a fresh session carries, until
+/// feedback says otherwise: enough for a speaker's top layer and a few
+/// small tiles, the start LiveKit and libwebrtc use too.
+const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_500);
+/// How often str0m reports the estimate and the loss (capacity.rs).
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One published video track's layers, for the subscribers' allocation.
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +167,13 @@ pub(crate) struct Participant {
     /// Its visible tiles (m-line, width, height in device pixels, on
     /// stage), from its last `view`; `None` before one: all visible.
     view: Option<Vec<(Mid, u32, u32, bool)>>,
+    /// What its downlink carries, from str0m's TWCC estimate.
+    capacity: Capacity,
+    /// The (minimum, desired) rates last given to the estimator.
+    bwe_rates: (u64, u64),
+    /// The m-lines whose video it is not sent for want of bandwidth, as
+    /// last told; `Some` when that changed and is still to be told.
+    paused: (Vec<Mid>, Option<ServerMsg>),
 }
 
 impl Participant {
@@ -178,6 +193,8 @@ impl Participant {
             .enable_vp8(true)
             .enable_h264(true)
             .set_send_buffer_video(SEND_BUFFER_VIDEO)
+            .enable_bwe(Some(INITIAL_ESTIMATE))
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for addr in candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
@@ -209,6 +226,9 @@ impl Participant {
             e2ee_bytes: TokenBucket::new(E2EE_BURST_BYTES, E2EE_BYTES_PER_SECOND, now),
             speech: Meter::default(),
             view: None,
+            capacity: Capacity::default(),
+            bwe_rates: (0, 0),
+            paused: (Vec::new(), None),
         }
     }
 
@@ -328,6 +348,11 @@ impl Participant {
                     RtcEvent::MediaAdded(added) => self.publish(added),
                     RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return Err(CloseCode::MediaFailed);
+                    }
+                    RtcEvent::PeerStats(stats) => {
+                        if let Some(estimate) = stats.bwe_tx {
+                            self.capacity.observe(stats.timestamp, estimate.as_u64(), stats.egress_loss_fraction);
+                        }
                     }
                     RtcEvent::Connected => {
                         self.connect_by = None;
@@ -529,14 +554,13 @@ impl Participant {
     /// track order. Returns the layers it now waits for (the publishers are
     /// asked for keyframes).
     ///
-    /// No bandwidth estimate yet (`allocate(None, …)`): str0m's TWCC
-    /// estimator paces every session at 1.1× its estimate, which in our
-    /// runs ramped up far too slowly and, under loss, held back
-    /// retransmissions; see docs/architecture.md.
+    /// The budget is str0m's TWCC estimate of the session's downlink
+    /// (docs/architecture.md).
     pub fn allocate(
         &mut self,
         sources: &[VideoSource],
         speaker: Option<ParticipantId>,
+        now: Instant,
     ) -> Vec<(ParticipantId, TrackId, u8)> {
         let mut wants = Vec::new();
         let mut index = Vec::new();
@@ -571,10 +595,38 @@ impl Participant {
             wants.push(Want { priority, area: tile.map(|t| t.1.max(1)), max_layer, rates: source.rates, pausable });
             index.push(i);
         }
-        let a = alloc::allocate(None, audio, &wants);
+        let capacity = self.capacity.get(now);
+        let a = alloc::allocate(capacity, audio, &wants);
+        // Padding fills what the media leaves of the estimate, up to what
+        // every tile could show, and str0m probes for that much: the
+        // estimate grows towards what would be used, and a layer that
+        // would fit is found. Rounded, so that measuring noise does not
+        // ask for a probe every time; never below the starting estimate,
+        // as str0m probes up to twice the desired rate, and a probe capped
+        // at a newcomer's first, still unmeasured allocation would pull
+        // its estimate down to that.
+        let round = |r: u64| r.div_ceil(100_000) * 100_000;
+        let desired = round(a.desired + audio).max(INITIAL_ESTIMATE.as_u64());
+        if (desired, desired) != self.bwe_rates {
+            self.bwe_rates = (desired, desired);
+            self.rtc.bwe().set_bitrate(Bitrate::bps(desired), Bitrate::bps(desired));
+        }
+        // Visible videos with no layer: paused for bandwidth (the client
+        // says so on their tiles).
+        let paused: Vec<Mid> = index
+            .iter()
+            .zip(&a.layers)
+            .zip(&wants)
+            .filter(|((_, l), w)| l.is_none() && w.area.is_some())
+            .filter_map(|((i, _), _)| self.down[*i].mid())
+            .collect();
+        if paused != self.paused.0 {
+            let mids = paused.iter().map(ToString::to_string).collect();
+            self.paused = (paused, Some(ServerMsg::VideoPaused { mids }));
+        }
         let before: Vec<Option<u8>> = index.iter().map(|i| self.down[*i].target()).collect();
         if before != a.layers {
-            debug!(participant = %self.id, layers = ?a.layers, "layers chosen");
+            debug!(participant = %self.id, layers = ?a.layers, ?capacity, "layers chosen");
         }
         let mut keyframes = Vec::new();
         for (i, layer) in index.iter().zip(&a.layers) {
@@ -585,6 +637,12 @@ impl Participant {
             }
         }
         keyframes
+    }
+
+    /// `video_paused` for its client, when the videos paused for want of
+    /// bandwidth changed since it was last told.
+    pub fn take_paused(&mut self) -> Option<ServerMsg> {
+        self.paused.1.take()
     }
 
     /// The hot path: one packet of `track` to this subscriber. `Ok(true)`

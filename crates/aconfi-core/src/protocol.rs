@@ -468,6 +468,13 @@ pub enum ServerMsg {
         /// The speaker (possibly the receiver).
         participant: ParticipantId,
     },
+    /// The videos this client is not sent because its downlink has no
+    /// room for them (see `view`), by m-line; sent when that changes,
+    /// empty once every visible video is sent again.
+    VideoPaused {
+        /// The m-lines (`mid`s of the offer's tracks) paused.
+        mids: Vec<String>,
+    },
     /// Someone left the room (or was dropped).
     ParticipantLeft {
         /// Who left.

@@ -53,10 +53,14 @@ impl Timers {
         }
     }
 
-    /// Forgets `key`'s deadline (its owner is gone; a `soon` entry for it
-    /// finds nobody when it fires).
+    /// Forgets `key`'s deadline and any wish to handle it at once (its
+    /// owner is gone).
     pub fn cancel(&mut self, key: Key) {
         self.live.remove(&key);
+        self.soon.retain(|k| *k != key);
+        if self.soon.is_empty() {
+            self.soon_since = None;
+        }
     }
 
     /// The earliest deadline.

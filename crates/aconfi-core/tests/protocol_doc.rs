@@ -65,6 +65,7 @@ const SERVER_TYPES: &[&str] = &[
     "e2ee",
     "refused",
     "active_speaker",
+    "video_paused",
 ];
 
 #[test]

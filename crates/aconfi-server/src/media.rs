@@ -324,6 +324,9 @@ pub async fn run(
                     metrics.bytes_received.inc_by(n as u64);
                     sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
                 }
+                // The forwarded packets leave now, not when the batch came
+                // in: the bandwidth estimator times them from this.
+                let now = Instant::now();
                 if sfu.poll_timeout().is_some_and(|t| t <= now) {
                     sfu.handle_timeout(now);
                 }

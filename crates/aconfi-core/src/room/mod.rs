@@ -514,8 +514,11 @@ impl Room {
         sources.sort_by_key(|s| s.track);
         let speaker = self.speaker.current();
         let mut keyframes = Vec::new();
-        for (_, m) in self.members.iter_mut().filter(|(id, _)| only.is_none_or(|o| o == **id)) {
-            keyframes.extend(m.allocate(&sources, speaker));
+        for (id, m) in self.members.iter_mut().filter(|(id, _)| only.is_none_or(|o| o == **id)) {
+            keyframes.extend(m.allocate(&sources, speaker, cx.now));
+            if let Some(msg) = m.take_paused() {
+                cx.out.signal(*id, msg);
+            }
         }
         if only.is_none() {
             for (track, layer) in self.tap_allocate(&sources) {

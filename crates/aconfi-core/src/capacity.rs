@@ -1,0 +1,132 @@
+//! What one subscriber's downlink carries, as the allocation (alloc.rs)
+//! uses it: str0m's TWCC estimate, read with care.
+//!
+//! The estimate is delay-based: it drops whenever queues grow on the way,
+//! on a congested link but also when the receiving machine is busy (a
+//! browser decoding on a loaded laptop stamps its packets late), and then
+//! climbs back at some 8 % a second. Following every such dip would cost
+//! the viewer a visible layer drop and a keyframe each time, and the
+//! keyframes themselves feed the next dip. So the capacity follows the
+//! estimate up at once, and down only as far as the best estimate of the
+//! last [`HOLD`] — unless the link is losing packets too ([`LOSSY`] or
+//! more, by the subscriber's transport-wide feedback): then the estimate
+//! counts as it is, until the loss has been gone for [`HOLD`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How long a higher estimate still counts, and a loss.
+pub const HOLD: Duration = Duration::from_secs(4);
+/// The share of packets lost over the last second from which the link
+/// counts as congested.
+pub const LOSSY: f32 = 0.02;
+
+/// A subscriber's downlink capacity (bit/s).
+#[derive(Debug, Default)]
+pub struct Capacity {
+    /// Estimates of the last [`HOLD`], oldest first (the newest is always
+    /// kept).
+    recent: VecDeque<(Instant, u64)>,
+    /// Until when the link counts as losing packets.
+    lossy_until: Option<Instant>,
+}
+
+impl Capacity {
+    /// A new estimate, and the loss over the last second (if known).
+    pub fn observe(&mut self, now: Instant, estimate: u64, loss: Option<f32>) {
+        if loss.is_some_and(|l| l >= LOSSY) {
+            self.lossy_until = Some(now + HOLD);
+        }
+        self.recent.push_back((now, estimate));
+        while self.recent.len() > 1
+            && self.recent.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > HOLD)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// What the allocation may spend at `now`; `None` before any estimate.
+    pub fn get(&self, now: Instant) -> Option<u64> {
+        let newest = self.recent.back()?.1;
+        if self.lossy_until.is_some_and(|t| now < t) {
+            return Some(newest);
+        }
+        self.recent
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= HOLD)
+            .map(|e| e.1)
+            .max()
+            .or(Some(newest))
+    }
+
+    /// Whether the link lost packets lately.
+    pub fn is_lossy(&self, now: Instant) -> bool {
+        self.lossy_until.is_some_and(|t| now < t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn nothing_before_an_estimate() {
+        assert_eq!(Capacity::default().get(Instant::now()), None);
+    }
+
+    #[test]
+    fn follows_the_estimate_up_at_once() {
+        let t = Instant::now();
+        let mut c = Capacity::default();
+        c.observe(t, 500_000, Some(0.0));
+        c.observe(t + S, 2_000_000, Some(0.0));
+        assert_eq!(c.get(t + S), Some(2_000_000));
+    }
+
+    #[test]
+    fn a_dip_without_loss_is_ridden_out_then_followed() {
+        let t = Instant::now();
+        let mut c = Capacity::default();
+        c.observe(t, 2_500_000, Some(0.0));
+        c.observe(t + S, 900_000, Some(0.0));
+        c.observe(t + 3 * S, 1_000_000, None);
+        assert_eq!(c.get(t + 3 * S), Some(2_500_000), "a dip of three seconds");
+        // Low for longer than HOLD: the best of the last HOLD.
+        c.observe(t + 5 * S, 1_200_000, Some(0.0));
+        assert_eq!(c.get(t + 5 * S), Some(1_200_000));
+        // And nothing older than HOLD counts even with no new estimate.
+        let mut quiet = Capacity::default();
+        quiet.observe(t, 2_500_000, None);
+        quiet.observe(t + S, 600_000, None);
+        assert_eq!(quiet.get(t + 10 * S), Some(600_000));
+    }
+
+    #[test]
+    fn with_loss_the_estimate_counts_as_it_is_until_the_loss_has_gone() {
+        let t = Instant::now();
+        let mut c = Capacity::default();
+        c.observe(t, 2_500_000, Some(0.0));
+        c.observe(t + S, 400_000, Some(0.08));
+        assert_eq!(c.get(t + S), Some(400_000));
+        assert!(c.is_lossy(t + S));
+        // The loss stops; for HOLD the newest estimate still counts.
+        c.observe(t + 2 * S, 300_000, Some(0.0));
+        c.observe(t + 3 * S, 350_000, Some(0.0));
+        assert_eq!(c.get(t + 3 * S), Some(350_000));
+        // Then the best of the last HOLD again: all after the drop.
+        c.observe(t + 6 * S, 320_000, Some(0.0));
+        assert!(!c.is_lossy(t + 6 * S));
+        assert_eq!(c.get(t + 6 * S), Some(350_000));
+    }
+
+    #[test]
+    fn a_loss_below_the_threshold_is_not_congestion() {
+        let t = Instant::now();
+        let mut c = Capacity::default();
+        c.observe(t, 2_000_000, Some(0.01));
+        c.observe(t + S, 800_000, Some(0.01));
+        assert_eq!(c.get(t + S), Some(2_000_000));
+    }
+}

@@ -1,0 +1,64 @@
+// A weak link for one browser, made with the kernel's own traffic control
+// (`tc`, root only): every page talks to the server over this machine's
+// loopback, so an htb class on `lo` that catches the UDP datagrams to one
+// page's ICE port limits that page's downlink, and nobody else's.
+//
+// The class queues at most 50 packets (a home router's buffer, about 1.6 s
+// at 300 kbit/s) and drops the rest, as a real bottleneck does.
+
+import { execFileSync } from 'node:child_process';
+
+/** @param {string[]} args */
+const tc = (args) => execFileSync('tc', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+/**
+ * The local UDP port of `p`'s connection to the server (its selected ICE
+ * candidate pair).
+ * @param {import('./browsers.mjs').Participant} p
+ * @returns {Promise<number>}
+ */
+export function mediaPort(p) {
+  return p.evaluate(async () => {
+    const stats = await /** @type {any} */ (window).aconfi.pc.getStats();
+    /** @type {any} */
+    let pair;
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+    });
+    if (!pair) throw new Error('no selected candidate pair');
+    const local = stats.get(pair.localCandidateId);
+    if (local?.protocol !== 'udp') throw new Error(`media over ${local?.protocol}, not UDP`);
+    return Number(local.port);
+  });
+}
+
+/**
+ * Limits what reaches UDP `port` on this machine to `kbit` kbit/s, IPv4 and
+ * IPv6. Returns what lifts the limit again (also safe to call twice).
+ * @param {number} port @param {number} kbit
+ * @returns {{lift: () => void, dropped: () => number}}
+ */
+export function limitDownlink(port, kbit) {
+  try { tc(['qdisc', 'del', 'dev', 'lo', 'root']); } catch { /* none yet */ }
+  tc(['qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb']);
+  tc(['class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`]);
+  tc(['qdisc', 'add', 'dev', 'lo', 'parent', '1:1', 'handle', '10:', 'pfifo', 'limit', '50']);
+  const p = String(port);
+  tc(['filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
+    'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', p, '0xffff', 'flowid', '1:1']);
+  tc(['filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ipv6', 'prio', '2', 'u32',
+    'match', 'ip6', 'protocol', '17', '0xff', 'match', 'ip6', 'dport', p, '0xffff', 'flowid', '1:1']);
+  let lifted = false;
+  return {
+    lift() {
+      if (lifted) return;
+      lifted = true;
+      tc(['qdisc', 'del', 'dev', 'lo', 'root']);
+    },
+    /** Packets the limit dropped so far (it really bit). */
+    dropped() {
+      const m = tc(['-s', 'qdisc', 'show', 'dev', 'lo']).match(/qdisc pfifo 10:[\s\S]*?dropped (\d+)/);
+      return m ? Number(m[1]) : 0;
+    },
+  };
+}
