@@ -90,7 +90,11 @@ export class Participant {
 
   /** A real click (trusted event) once the element is visible. @param {string} sel */
   async click(sel) {
-    await this.waitFor(sel, 'visible');
+    // Visible and enabled: a disabled control is not ready for the user yet.
+    await until(() => this.evaluate((sel) => {
+      const el = /** @type {HTMLButtonElement|null} */ (document.querySelector(sel));
+      return Boolean(el && el.checkVisibility() && !el.disabled);
+    }, sel), `${sel} visible and enabled (${this.kind})`);
     await deadline(this.page.click(sel), `click ${sel} (${this.kind})`);
   }
 

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,9 @@ export async function startServer(extraArgs = []) {
     origin: `https://localhost:${port}`,
     log: () => log,
     async stop() {
+      // For a failure's post-mortem: ACONFI_KEEP_LOGS=1 keeps the server's
+      // debug log in test-artifacts/.
+      if (process.env.ACONFI_KEEP_LOGS) writeFileSync(path.join(artifacts, `server-${port}.log`), log);
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');

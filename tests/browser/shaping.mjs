@@ -22,10 +22,16 @@ export function mediaPort(p) {
     const stats = await /** @type {any} */ (window).aconfi.pc.getStats();
     /** @type {any} */
     let pair;
+    /** @type {any[]} */
+    const pairs = [];
+    // The transport names its selected pair (the standard way); a browser
+    // that does not flags the pair itself.
     stats.forEach((/** @type {any} */ s) => {
-      if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      if (s.type === 'candidate-pair') pairs.push(s);
     });
-    if (!pair) throw new Error('no selected candidate pair');
+    pair ??= pairs.find((s) => s.selected) ?? pairs.find((s) => s.nominated && s.state === 'succeeded');
+    if (!pair) throw new Error(`no selected candidate pair among ${JSON.stringify(pairs.map((s) => [s.state, s.nominated]))}`);
     const local = stats.get(pair.localCandidateId);
     if (local?.protocol !== 'udp') throw new Error(`media over ${local?.protocol}, not UDP`);
     return Number(local.port);

@@ -122,6 +122,10 @@ async function prejoin(room, name) {
     .catch(() => { /* unknown: say nothing */ });
   const nameInput = $('name-input');
   nameInput.value = name ?? '';
+  // Joining waits until the camera and microphone are asked for (a click
+  // before that would have nothing to send, and be lost).
+  const joinNow = /** @type {HTMLButtonElement} */ ($('join-now'));
+  joinNow.disabled = true;
   let micOn = true;
   let camOn = true;
   let stream = await acquire(true, true);
@@ -172,13 +176,14 @@ async function prejoin(room, name) {
     else for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
     render();
   };
-  $('join-now').onclick = () => {
+  joinNow.onclick = () => {
     const n = String(nameInput.value).trim();
     if (n) localStorage.setItem(NAME_KEY, n); else localStorage.removeItem(NAME_KEY);
     preview.srcObject = null;
     joinMeeting(room, n || undefined, stream, !micOn || stream.getAudioTracks().length === 0,
       !camOn || stream.getVideoTracks().length === 0);
   };
+  joinNow.disabled = false;
 }
 
 /** @param {HTMLElement} el @param {boolean} on @param {string} onText @param {string} offText */

@@ -565,6 +565,7 @@ impl Participant {
         let mut wants = Vec::new();
         let mut index = Vec::new();
         let mut audio = 0;
+        let lossy = self.capacity.is_lossy(now);
         for (i, d) in self.down.iter().enumerate() {
             let Some(mid) = d.mid().filter(|_| matches!(d.state(), DownState::Active(_))) else { continue };
             if d.kind() == Kind::Audio {
@@ -591,25 +592,31 @@ impl Participant {
                 Some((width, _, _)) if width > 0 => max_layer_for(width, &source.widths),
                 _ => (crate::simulcast::MAX_LAYERS - 1) as u8,
             };
-            let pausable = source.simulcast;
+            // A delay-based estimate also dips when the viewer's machine is
+            // merely busy; that may cost layers, but blanking a tile takes
+            // a link that loses packets. A track already paused stays
+            // pausable: it comes back when the estimate has room for it.
+            let pausable = source.simulcast && (lossy || d.target().is_none());
             wants.push(Want { priority, area: tile.map(|t| t.1.max(1)), max_layer, rates: source.rates, pausable });
             index.push(i);
         }
         let capacity = self.capacity.get(now);
         let a = alloc::allocate(capacity, audio, &wants);
-        // Padding fills what the media leaves of the estimate, up to what
-        // every tile could show, and str0m probes for that much: the
-        // estimate grows towards what would be used, and a layer that
-        // would fit is found. Rounded, so that measuring noise does not
-        // ask for a probe every time; never below the starting estimate,
-        // as str0m probes up to twice the desired rate, and a probe capped
-        // at a newcomer's first, still unmeasured allocation would pull
-        // its estimate down to that.
+        // str0m probes towards what every tile could show, and pads up to
+        // the rate of the next step up (capped by its estimate): the
+        // estimate grows until that step fits, with no padding at all
+        // once everyone has the best their tile shows. Rounded, so that
+        // measuring noise does not reconfigure it every time; the desired
+        // rate never below the starting estimate, as str0m probes up to
+        // twice the desired rate, and a probe capped at a newcomer's
+        // first, still unmeasured allocation would pull its estimate down
+        // to that.
         let round = |r: u64| r.div_ceil(100_000) * 100_000;
         let desired = round(a.desired + audio).max(INITIAL_ESTIMATE.as_u64());
-        if (desired, desired) != self.bwe_rates {
-            self.bwe_rates = (desired, desired);
-            self.rtc.bwe().set_bitrate(Bitrate::bps(desired), Bitrate::bps(desired));
+        let minimum = if a.next > a.rate { round(a.next + audio).min(desired) } else { 0 };
+        if (minimum, desired) != self.bwe_rates {
+            self.bwe_rates = (minimum, desired);
+            self.rtc.bwe().set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
         }
         // Visible videos with no layer: paused for bandwidth (the client
         // says so on their tiles).
