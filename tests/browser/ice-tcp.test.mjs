@@ -3,12 +3,16 @@
 // `--webrtc-ip-handling-policy=disable_non_proxied_udp`) joins a meeting
 // with a Chromium and a Firefox user on UDP: it connects to the server's
 // passive ICE-TCP candidate (the media port, over TCP) and everyone decodes
-// everyone's video and receives their audio.
+// everyone's video and receives their audio. Where only the web's port is
+// open (here: the media port's TCP is taken by something else), the same
+// browser reaches media on the HTTPS port, which tells TLS and ICE apart by
+// the first byte.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './browsers.mjs';
-import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers } from './harness.mjs';
+import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers, startServer } from './harness.mjs';
 
 const ctx = serverAndBrowsers();
 /** @type {import('./browsers.mjs').Driver} */
@@ -28,7 +32,8 @@ function selectedPair(p) {
     stats.forEach((/** @type {any} */ s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
     const pair = pairId ? stats.get(pairId) : null;
     if (!pair) return null;
-    return { local: stats.get(pair.localCandidateId)?.protocol, remote: stats.get(pair.remoteCandidateId)?.protocol };
+    const remote = stats.get(pair.remoteCandidateId);
+    return { local: stats.get(pair.localCandidateId)?.protocol, remote: remote?.protocol, port: remote?.port };
   });
 }
 
@@ -44,7 +49,51 @@ test('a browser that may not use UDP joins over TCP and media flows both ways', 
   const ids = [];
   for (const p of people) ids.push(await p.joined());
   await everyoneSeesEveryone(people, ids);
-  assert.deepEqual(await selectedPair(people[0]), { local: 'tcp', remote: 'tcp' }, 'Ada connects over TCP');
-  assert.deepEqual(await selectedPair(people[1]), { local: 'udp', remote: 'udp' }, 'Bo stays on UDP');
+  const [ada, bo] = [await selectedPair(people[0]), await selectedPair(people[1])];
+  assert.deepEqual([ada?.local, ada?.remote], ['tcp', 'tcp'], 'Ada connects over TCP');
+  assert.deepEqual([bo?.local, bo?.remote], ['udp', 'udp'], 'Bo stays on UDP');
   assertCleanPages(people, server.origin);
+});
+
+/**
+ * A TCP port taken on every interface, as another program would hold it.
+ * @returns {Promise<{port: number, close: () => Promise<void>}>}
+ */
+async function takenPort() {
+  const listen = (/** @type {string} */ host) => new Promise((resolve, reject) => {
+    const server = net.createServer((c) => c.destroy());
+    server.once('error', reject);
+    server.listen(0, host, () => resolve(server));
+  });
+  // Both families where the machine has IPv6; IPv4 alone otherwise.
+  /** @type {net.Server} */
+  const server = await listen('::').catch(() => listen('0.0.0.0'));
+  const port = /** @type {net.AddressInfo} */ (server.address()).port;
+  return { port, close: () => new Promise((r) => server.close(() => r(undefined))) };
+}
+
+test('where only the web port is open, a browser that may not use UDP gets media over the HTTPS port', async () => {
+  const { chromium } = ctx;
+  // The media port's TCP is somebody else's: the only TCP candidate left
+  // is the HTTPS port, listening on every interface as it does by default.
+  const taken = await takenPort();
+  const server = await startServer(['--listen', '0.0.0.0:0', '--media-port', String(taken.port)]);
+  try {
+    assert.match(server.log(), /ICE over TCP is not available on this address/, 'the media port has no TCP');
+    const link = `${server.origin}/${freshRoom('tcp443')}#autojoin=1`;
+    const people = [await tcpOnly.open(`${link}&name=Ada`), await chromium.open(`${link}&name=Bo`)];
+    const ids = [];
+    for (const p of people) ids.push(await p.joined());
+    await everyoneSeesEveryone(people, ids);
+    const ada = await selectedPair(people[0]);
+    assert.deepEqual(ada, { local: 'tcp', remote: 'tcp', port: server.port }, 'Ada\'s media comes over the HTTPS port');
+    // The page itself is still served there, to anyone.
+    const page = await people[1].evaluate(async () => (await fetch('/', { cache: 'no-store' })).status);
+    assert.equal(page, 200);
+    assertCleanPages(people, server.origin);
+    for (const p of people) await p.close();
+  } finally {
+    await server.stop();
+    await taken.close();
+  }
 });

@@ -1,5 +1,6 @@
 //! ICE over TCP (RFC 6544), for browsers on networks that block UDP: the
-//! media port is also a TCP port, advertised as a passive candidate. Each
+//! media port is also a TCP port, advertised as a passive candidate, and so
+//! is the HTTPS port for networks that let only it out ([`SharedPort`]). Each
 //! accepted connection carries the same datagrams as UDP (STUN, DTLS, SRTP),
 //! each framed by a 16-bit length (RFC 4571). A task per connection
 //! unframes what arrives and hands it to the core task; what the core sends
@@ -66,45 +67,46 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// Accepts connections on `listener` until `cancel`, each in its own task
-/// that reports to `to_core`.
-pub async fn accept(
-    listener: TcpListener,
-    advertised: SocketAddr,
+/// Where accepted connections go, from every listener (the media port's
+/// and the HTTPS port's): the core task, under one set of caps.
+#[derive(Clone)]
+pub struct Hub {
     to_core: mpsc::Sender<TcpIn>,
+    counts: Arc<Mutex<Counts>>,
     cancel: CancellationToken,
-) {
-    let counts = Arc::new(Mutex::new(Counts::default()));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
+}
+
+impl Hub {
+    /// Connections report to `to_core` until `cancel`.
+    pub fn new(to_core: mpsc::Sender<TcpIn>, cancel: CancellationToken) -> Self {
+        Hub { to_core, counts: Arc::default(), cancel }
+    }
+
+    /// Takes over a connection from `peer` to our candidate `advertised`,
+    /// in a task of its own; one over the caps is closed at once.
+    pub async fn admit(&self, stream: TcpStream, peer: SocketAddr, advertised: SocketAddr) {
+        // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6;
+        // the sessions know them as IPv4.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         {
-            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             let from_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
             if c.total >= MAX_CONNECTIONS || from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
                 debug!("ICE-TCP connection refused: too many");
-                continue;
+                return;
             }
             c.total += 1;
             *c.per_ip.entry(peer.ip()).or_default() += 1;
         }
+        let hub = self.clone();
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        if to_core.send(TcpIn::Open { peer, tx }).await.is_err() {
-            return;
-        }
-        let to_core = to_core.clone();
-        let counts = counts.clone();
-        let cancel = cancel.clone();
         tokio::spawn(async move {
-            serve(stream, peer, advertised, rx, &to_core, cancel).await;
-            let _ = to_core.send(TcpIn::Closed { peer }).await;
-            let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+            if hub.to_core.send(TcpIn::Open { peer, tx }).await.is_ok() {
+                serve(stream, peer, advertised, rx, &hub.to_core, hub.cancel.clone()).await;
+                let _ = hub.to_core.send(TcpIn::Closed { peer }).await;
+            }
+            let mut c = hub.counts.lock().unwrap_or_else(|e| e.into_inner());
             c.total -= 1;
             if let Some(n) = c.per_ip.get_mut(&peer.ip()) {
                 *n -= 1;
@@ -113,6 +115,79 @@ pub async fn accept(
                 }
             }
         });
+    }
+}
+
+/// Accepts connections on `listener` (the media port over TCP), whose
+/// candidate is `advertised`, until the hub is cancelled.
+pub async fn accept(listener: TcpListener, advertised: SocketAddr, hub: Hub) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = hub.cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        hub.admit(stream, peer, advertised).await;
+    }
+}
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 22;
+/// How long a connection to the HTTPS port may stay silent before it is
+/// told apart (as long as a TLS handshake may take).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTPS port, shared with ICE over TCP, for networks that let only
+/// the web's port out (axum-server runs it before the TLS handshake). A
+/// connection that starts with a TLS handshake record (byte 22) goes on to
+/// HTTPS; any other is ICE over TCP: its first bytes are an RFC 4571
+/// length, and no datagram we take is anywhere near 22 × 256 bytes long.
+#[derive(Clone)]
+pub struct SharedPort {
+    hub: Hub,
+    /// Per local IP the HTTPS port is reached on: the candidate advertised
+    /// for it (the HTTPS port, on the media address of that IP).
+    candidates: Arc<Vec<(IpAddr, SocketAddr)>>,
+}
+
+impl SharedPort {
+    /// Hands non-TLS connections to `hub`, as `candidates` (local IP,
+    /// advertised address); one reaching another local IP is closed.
+    pub fn new(hub: Hub, candidates: Vec<(IpAddr, SocketAddr)>) -> Self {
+        SharedPort { hub, candidates: Arc::new(candidates) }
+    }
+
+    fn advertised(&self, local: SocketAddr) -> Option<SocketAddr> {
+        let ip = local.ip().to_canonical();
+        self.candidates
+            .iter()
+            .find(|(l, _)| *l == ip || (l.is_unspecified() && l.is_ipv4() == ip.is_ipv4()))
+            .map(|c| c.1)
+    }
+}
+
+impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for SharedPort {
+    type Stream = TcpStream;
+    type Service = S;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(TcpStream, S)>> + Send>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => return Ok((stream, service)),
+                Ok(Ok(1)) => {}
+                _ => return Err(std::io::Error::other("closed before its first byte")),
+            }
+            let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+            if let Some(advertised) = this.advertised(local) {
+                this.hub.admit(stream, peer, advertised).await;
+            }
+            Err(std::io::Error::other("ICE over TCP, not HTTPS"))
+        })
     }
 }
 
@@ -187,7 +262,7 @@ mod tests {
         let addr = listener.local_addr().expect("bound");
         let (tx, rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
-        tokio::spawn(accept(listener, addr, tx, cancel.clone()));
+        tokio::spawn(accept(listener, addr, Hub::new(tx, cancel.clone())));
         (addr, rx, cancel)
     }
 
@@ -209,6 +284,57 @@ mod tests {
         c.read_exact(&mut got).await.expect("read");
         assert_eq!(got, [0, 2, 7, 7]);
         cancel.cancel();
+    }
+
+    /// The HTTPS port's acceptor, and a connection to it as accepted.
+    async fn shared() -> (SharedPort, SocketAddr, TcpListener, mpsc::Receiver<TcpIn>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let advertised: SocketAddr = "192.0.2.7:443".parse().expect("address");
+        let (tx, rx) = mpsc::channel(64);
+        let port = SharedPort::new(
+            Hub::new(tx, CancellationToken::new()),
+            vec![("127.0.0.1".parse().expect("ip"), advertised)],
+        );
+        (port, advertised, listener, rx)
+    }
+
+    #[tokio::test]
+    async fn the_https_port_passes_tls_on_and_takes_ice_over_tcp() {
+        use axum_server::accept::Accept;
+        let (port, advertised, listener, mut rx) = shared().await;
+        // A TLS ClientHello starts with a handshake record: HTTPS's.
+        let mut tls = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+        tls.write_all(&[22, 3, 1, 0, 5]).await.expect("written");
+        let (stream, _) = listener.accept().await.expect("accepted");
+        let (mut stream, ()) = port.accept(stream, ()).await.expect("handed on");
+        let mut record = [0u8; 5];
+        stream.read_exact(&mut record).await.expect("nothing was consumed");
+        assert_eq!(record, [22, 3, 1, 0, 5]);
+        assert!(rx.try_recv().is_err(), "not ICE");
+        // A framed STUN message: ICE over TCP, as the advertised candidate.
+        let mut ice = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+        ice.write_all(&[0, 2, 0, 1]).await.expect("written");
+        let (stream, _) = listener.accept().await.expect("accepted");
+        assert!(port.accept(stream, ()).await.is_err(), "not for HTTPS");
+        let Some(TcpIn::Open { peer, tx }) = rx.recv().await else { panic!("open") };
+        assert_eq!(peer, ice.local_addr().expect("bound"));
+        let Some(TcpIn::Datagram { contents, local, .. }) = rx.recv().await else { panic!("a datagram") };
+        assert_eq!((contents, local), (vec![0, 1], advertised));
+        assert!(send(&tx, vec![1, 1]));
+        let mut got = [0u8; 4];
+        ice.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, [0, 2, 1, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_to_the_https_port_is_dropped() {
+        use axum_server::accept::Accept;
+        let (port, _, listener, mut rx) = shared().await;
+        let _silent = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+        let (stream, _) = listener.accept().await.expect("accepted");
+        let told = tokio::time::timeout(FIRST_BYTE_TIMEOUT * 2, port.accept(stream, ())).await;
+        assert!(matches!(told, Ok(Err(_))), "dropped after FIRST_BYTE_TIMEOUT, not held");
+        assert!(rx.try_recv().is_err(), "and not taken for ICE");
     }
 
     #[tokio::test]

@@ -73,8 +73,15 @@ pub struct Server {
 /// Binds everything and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let tls = tls::load(&config).await?;
-    let media = media::MediaSockets::bind(&config).await?;
+    let mut media = media::MediaSockets::bind(&config).await?;
     let media_addrs = media.candidates();
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding HTTPS port {}", config.listen.port()))?;
+    listener.set_nonblocking(true)?;
+    let https_addr = listener.local_addr()?;
+    // Browsers on networks that let only the web's port out reach media
+    // there too, over TCP.
+    let shared_port = media.share_tcp_port(https_addr);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -110,11 +117,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     };
     let app = web::router(state);
     let http = axum_server::Handle::new();
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("binding HTTPS port {}", config.listen.port()))?;
-    listener.set_nonblocking(true)?;
-    let https_addr = listener.local_addr()?;
-    let mut server = axum_server::from_tcp_rustls(listener, tls.config)?.handle(http.clone());
+    let mut server =
+        axum_server::from_tcp_rustls(listener, tls.config)?.map(|tls| tls.acceptor(shared_port)).handle(http.clone());
     // A request whose headers are not all there in time is dropped: without
     // a timer hyper waits for ever, and half-sent requests pile up.
     server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

@@ -65,6 +65,13 @@ pub struct MediaSockets {
     /// The same addresses over TCP (ICE-TCP, passive), with the address
     /// advertised for each.
     tcp: Vec<(TcpListener, SocketAddr)>,
+    /// Passive TCP candidates on the HTTPS port (`share_tcp_port`).
+    https_tcp: Vec<SocketAddr>,
+    /// Where every ICE-TCP connection reports, and what it reports to.
+    hub: ice_tcp::Hub,
+    tcp_in: Option<mpsc::Receiver<TcpIn>>,
+    /// Ends the ICE-TCP connections with the media loop.
+    tcp_cancel: CancellationToken,
     /// Datagrams and bytes sent and dropped.
     metrics: Metrics,
 }
@@ -118,7 +125,51 @@ impl MediaSockets {
             let local = s.local_addr()?;
             tcp.extend(ice_tcp::bind(&[local]).await.into_iter().map(|l| (l, *adv)));
         }
-        Ok(MediaSockets { sockets, states, advertised, tcp, metrics: Metrics::default() })
+        Ok(MediaSockets::new(sockets, states, advertised, tcp))
+    }
+
+    fn new(
+        sockets: Vec<UdpSocket>,
+        states: Vec<UdpSocketState>,
+        advertised: Vec<SocketAddr>,
+        tcp: Vec<(TcpListener, SocketAddr)>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        let tcp_cancel = CancellationToken::new();
+        MediaSockets {
+            sockets,
+            states,
+            advertised,
+            tcp,
+            https_tcp: Vec::new(),
+            hub: ice_tcp::Hub::new(tx, tcp_cancel.clone()),
+            tcp_in: Some(rx),
+            tcp_cancel,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// ICE over TCP on the HTTPS port too, which `listen` is bound to: a
+    /// passive candidate there for each media address that listener also
+    /// covers (same IP, or it listens on all). Returns what the HTTPS
+    /// listener needs to hand such connections over.
+    pub fn share_tcp_port(&mut self, listen: SocketAddr) -> ice_tcp::SharedPort {
+        let mut candidates = Vec::new();
+        for (s, adv) in self.sockets.iter().zip(&self.advertised) {
+            let Ok(local) = s.local_addr() else { continue };
+            let covered = match listen.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => local.is_ipv4(),
+                // Linux's IPv6 wildcard takes IPv4 too (bindv6only=0).
+                IpAddr::V6(ip) if ip.is_unspecified() => true,
+                ip => ip == local.ip() || (local.ip().is_unspecified() && local.is_ipv4() == ip.is_ipv4()),
+            };
+            if covered {
+                let advertised = SocketAddr::new(adv.ip(), listen.port());
+                candidates.push((local.ip(), advertised));
+                self.https_tcp.push(advertised);
+            }
+        }
+        ice_tcp::SharedPort::new(self.hub.clone(), candidates)
     }
 
     /// The addresses put into ICE candidates.
@@ -128,7 +179,7 @@ impl MediaSockets {
 
     /// The addresses put into passive ICE-TCP candidates.
     pub fn tcp_candidates(&self) -> Vec<SocketAddr> {
-        self.tcp.iter().map(|(_, a)| *a).collect()
+        self.tcp.iter().map(|(_, a)| *a).chain(self.https_tcp.iter().copied()).collect()
     }
 
     fn poll_recv(&self, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<(usize, SocketAddr, usize)> {
@@ -289,11 +340,11 @@ pub async fn run(
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     // ICE-TCP: connection tasks report here; datagrams for a peer that
     // reached us over TCP go back over its connection.
-    let (tcp_tx, mut tcp_rx) = mpsc::channel(4096);
+    let mut tcp_rx = media.tcp_in.take().unwrap_or_else(|| mpsc::channel(1).1);
+    let _tcp_cancel = media.tcp_cancel.clone().drop_guard();
     for (listener, advertised) in std::mem::take(&mut media.tcp) {
-        tokio::spawn(ice_tcp::accept(listener, advertised, tcp_tx.clone(), cancel.child_token()));
+        tokio::spawn(ice_tcp::accept(listener, advertised, media.hub.clone()));
     }
-    drop(tcp_tx);
     let mut tcp_peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut batch: Option<Batch> = None;
@@ -461,13 +512,7 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let state = UdpSocketState::new((&socket).into()).expect("socket state");
         let source = socket.local_addr().expect("bound");
-        let media = MediaSockets {
-            sockets: vec![socket],
-            states: vec![state],
-            advertised: vec![source],
-            tcp: Vec::new(),
-            metrics: Metrics::default(),
-        };
+        let media = MediaSockets::new(vec![socket], vec![state], vec![source], Vec::new());
         let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let other = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let (to, to_other) = (rx.local_addr().expect("bound"), other.local_addr().expect("bound"));
