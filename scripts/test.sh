@@ -21,8 +21,9 @@ step "system packages"
 # (its build: pkg-config and the -dev packages; its run: the plugins, -x for
 # the name overlays, glib-networking for RTMPS; its tests send with
 # gst-launch-1.0 from -tools); a real RTMP ingest (nginx with the rtmp and
-# stream modules) and ffmpeg to read what it receives.
-packages=(chromium chromium-driver firefox-esr xvfb iproute2 fonts-dejavu-core
+# stream modules) and ffmpeg to read what it receives; tc (iproute2) and
+# nft (nftables) for the weak and lossy links of the network tests.
+packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-dejavu-core
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl)

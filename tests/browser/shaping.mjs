@@ -5,6 +5,9 @@
 //
 // The class queues at most 50 packets (a home router's buffer, about 1.6 s
 // at 300 kbit/s) and drops the rest, as a real bottleneck does.
+//
+// Random loss comes from nftables (`numgen random`): this kernel has no
+// netem and no tc actions, but nf_tables is built in.
 
 import { execFileSync } from 'node:child_process';
 
@@ -65,6 +68,39 @@ export function limitDownlink(port, kbit) {
     dropped() {
       const m = tc(['-s', 'qdisc', 'show', 'dev', 'lo']).match(/qdisc pfifo 10:[\s\S]*?dropped (\d+)/);
       return m ? Number(m[1]) : 0;
+    },
+  };
+}
+
+/** @param {string[]} args */
+const nft = (args) => execFileSync('nft', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const LOSS_TABLE = 'aconfi_test_loss';
+
+/**
+ * Drops `percent` % of the UDP datagrams to and from local `port` at
+ * random, both directions, IPv4 and IPv6; a later call changes the rate.
+ * Returns what lifts it and how many it dropped.
+ * @param {number} port @param {number} percent
+ * @returns {{lift: () => void, dropped: () => number}}
+ */
+export function lossyLink(port, percent) {
+  try { nft(['delete', 'table', 'inet', LOSS_TABLE]); } catch { /* none yet */ }
+  nft(['add', 'table', 'inet', LOSS_TABLE]);
+  nft(['add', 'chain', 'inet', LOSS_TABLE, 'input', '{ type filter hook input priority 0; }']);
+  for (const dir of ['dport', 'sport']) {
+    nft(['add', 'rule', 'inet', LOSS_TABLE, 'input', 'udp', dir, String(port),
+      'numgen', 'random', 'mod', '100', '<', String(percent), 'counter', 'drop']);
+  }
+  let lifted = false;
+  return {
+    lift() {
+      if (lifted) return;
+      lifted = true;
+      nft(['delete', 'table', 'inet', LOSS_TABLE]);
+    },
+    dropped() {
+      if (lifted) return 0;
+      return [...nft(['list', 'table', 'inet', LOSS_TABLE]).matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
     },
   };
 }

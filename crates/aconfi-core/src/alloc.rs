@@ -69,12 +69,24 @@ pub struct Allocation {
     pub desired: u64,
 }
 
+/// The visible wants, most important first.
+fn in_order(wants: &[Want]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..wants.len()).filter(|i| wants[*i].area.is_some()).collect();
+    order.sort_by_key(|i| (wants[*i].priority, std::cmp::Reverse(wants[*i].area)));
+    order
+}
+
+/// The most important visible want, if any: the one picture a viewer on a
+/// lossy link keeps (participant.rs).
+pub fn most_important(wants: &[Want]) -> Option<usize> {
+    in_order(wants).first().copied()
+}
+
 /// Allocates `estimate` bit/s (`None`: not known yet, everything fits)
 /// after `audio` bit/s of audio.
 pub fn allocate(estimate: Option<u64>, audio: u64, wants: &[Want]) -> Allocation {
     let mut budget = estimate.map(|e| (e * USABLE_PERCENT / 100).saturating_sub(audio));
-    let mut order: Vec<usize> = (0..wants.len()).filter(|i| wants[*i].area.is_some()).collect();
-    order.sort_by_key(|i| (wants[*i].priority, std::cmp::Reverse(wants[*i].area)));
+    let order = in_order(wants);
     let rate = |w: &Want, l: usize| w.rates[l].map(|r| r.max(MIN_LAYER_RATE));
     let fits = |budget: Option<u64>, cost: u64| budget.is_none_or(|b| cost <= b);
     let mut layers = vec![None; wants.len()];
@@ -150,6 +162,17 @@ mod tests {
         single.pausable = false;
         let a = allocate(Some(300_000), 0, &[single, want(Priority::Other, 1)]);
         assert_eq!(a.layers, vec![Some(0), None], "it keeps its one layer; the simulcast one pauses");
+    }
+
+    #[test]
+    fn the_most_important_visible_track_is_the_screen_then_the_stage_then_the_largest() {
+        let mut hidden = want(Priority::Screen, 1);
+        hidden.area = None;
+        let wants = [hidden, want(Priority::Other, 640 * 360), want(Priority::Speaker, 320 * 180)];
+        assert_eq!(most_important(&wants), Some(2), "a hidden screen is not shown; the speaker is");
+        let wants = [want(Priority::Other, 320 * 180), want(Priority::Other, 640 * 360)];
+        assert_eq!(most_important(&wants), Some(1), "among equals, the largest tile");
+        assert_eq!(most_important(&[]), None);
     }
 
     #[test]

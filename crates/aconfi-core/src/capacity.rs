@@ -29,6 +29,8 @@ pub struct Capacity {
     recent: VecDeque<(Instant, u64)>,
     /// Until when the link counts as losing packets.
     lossy_until: Option<Instant>,
+    /// When the last lossy report came.
+    last_loss: Option<Instant>,
 }
 
 impl Capacity {
@@ -36,6 +38,7 @@ impl Capacity {
     pub fn observe(&mut self, now: Instant, estimate: u64, loss: Option<f32>) {
         if loss.is_some_and(|l| l >= LOSSY) {
             self.lossy_until = Some(now + HOLD);
+            self.last_loss = Some(now);
         }
         self.recent.push_back((now, estimate));
         while self.recent.len() > 1
@@ -63,6 +66,11 @@ impl Capacity {
     pub fn is_lossy(&self, now: Instant) -> bool {
         self.lossy_until.is_some_and(|t| now < t)
     }
+
+    /// Whether a report of loss came after `t`.
+    pub fn lost_after(&self, t: Instant) -> bool {
+        self.last_loss.is_some_and(|l| l > t)
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +82,18 @@ mod tests {
     #[test]
     fn nothing_before_an_estimate() {
         assert_eq!(Capacity::default().get(Instant::now()), None);
+    }
+
+    #[test]
+    fn knows_whether_loss_was_reported_after_a_moment() {
+        let t = Instant::now();
+        let mut c = Capacity::default();
+        c.observe(t, 500_000, Some(0.2));
+        assert!(!c.lost_after(t), "not after the moment it came");
+        c.observe(t + S, 400_000, Some(0.01));
+        assert!(!c.lost_after(t), "1 % is no loss to speak of");
+        c.observe(t + 2 * S, 300_000, Some(0.2));
+        assert!(c.lost_after(t + S));
     }
 
     #[test]

@@ -111,6 +111,9 @@ const AUDIO_RATE: u64 = 40_000;
 /// feedback says otherwise: enough for a speaker's top layer and a few
 /// small tiles, the start LiveKit and libwebrtc use too.
 const INITIAL_ESTIMATE: Bitrate = Bitrate::kbps(2_500);
+/// What str0m's loss fraction covers: a report this long after a change
+/// is about the traffic after it.
+const LOSS_REPORT_SPAN: Duration = Duration::from_millis(1500);
 /// How often str0m reports the estimate and the loss (capacity.rs).
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -171,6 +174,10 @@ pub(crate) struct Participant {
     capacity: Capacity,
     /// The (minimum, desired) rates last given to the estimator.
     bwe_rates: (u64, u64),
+    /// Since when every visible video is paused (capacity.rs).
+    audio_only_since: Option<Instant>,
+    /// The link loses packets even with audio alone: one picture stays.
+    keep_one_picture: bool,
     /// The m-lines whose video it is not sent for want of bandwidth, as
     /// last told; `Some` when that changed and is still to be told.
     paused: (Vec<Mid>, Option<ServerMsg>),
@@ -228,6 +235,8 @@ impl Participant {
             view: None,
             capacity: Capacity::default(),
             bwe_rates: (0, 0),
+            audio_only_since: None,
+            keep_one_picture: false,
             paused: (Vec::new(), None),
         }
     }
@@ -601,7 +610,24 @@ impl Participant {
             index.push(i);
         }
         let capacity = self.capacity.get(now);
+        // Random loss (a bad radio link) reads to the estimator like a
+        // narrow link: at 20 % its estimate sinks towards nothing and
+        // every video pauses. Told apart by that: a link that still loses
+        // packets with only audio on it (reports covering a second) is
+        // lossy, not narrow, and the viewer keeps one picture, the most
+        // important, at its lowest layer for as long as the loss lasts.
+        let loss_without_video = self.audio_only_since.is_some_and(|t| self.capacity.lost_after(t + LOSS_REPORT_SPAN));
+        self.keep_one_picture = lossy && (self.keep_one_picture || loss_without_video);
+        if self.keep_one_picture {
+            if let Some(i) = alloc::most_important(&wants) {
+                wants[i].pausable = false;
+            }
+        }
         let a = alloc::allocate(capacity, audio, &wants);
+        let visible = wants.iter().zip(&a.layers).filter(|(w, _)| w.area.is_some());
+        let mut visible = visible.peekable();
+        let audio_only = visible.peek().is_some() && visible.all(|(_, l)| l.is_none());
+        self.audio_only_since = if audio_only { self.audio_only_since.or(Some(now)) } else { None };
         // str0m probes towards what every tile could show, and pads up to
         // the rate of the next step up (capped by its estimate): the
         // estimate grows until that step fits, with no padding at all

@@ -1,0 +1,101 @@
+// Random packet loss on one participant's link, both ways (nftables, see
+// shaping.mjs), first 5 % and then 20 %: its video keeps decoding in both
+// directions (NACK and retransmission, keyframe requests) — at 20 % at
+// least the most important picture it receives —, audio keeps flowing, and the two others keep decoding each other at the layer they
+// had (the top one, where their machine lets the sender encode it).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers, until } from './harness.mjs';
+import { canvasCamera, receives, receiving, tileWidth } from './layers.mjs';
+import { lossyLink, mediaPort } from './shaping.mjs';
+
+const ctx = serverAndBrowsers();
+
+/**
+ * Video NACKs a page sent (for what it receives) and was sent (for what it
+ * sends).
+ * @param {import('./browsers.mjs').Participant} p
+ * @returns {Promise<{sent: number, got: number}>}
+ */
+function nacks(p) {
+  return p.evaluate(async () => {
+    const stats = await /** @type {any} */ (window).aconfi.pc.getStats();
+    let sent = 0;
+    let got = 0;
+    stats.forEach((/** @type {any} */ s) => {
+      if (s.kind !== 'video') return;
+      if (s.type === 'inbound-rtp') sent += s.nackCount ?? 0;
+      if (s.type === 'outbound-rtp') got += s.nackCount ?? 0;
+    });
+    return { sent, got };
+  });
+}
+
+/**
+ * `p` receives 150 more audio packets (3 s' worth) from each of `ids` and
+ * decodes 60 more frames of their cameras: of every one with `all`, else
+ * of at least one, any other's tile saying its video is paused.
+ * @param {import('./browsers.mjs').Participant} p @param {number[]} ids @param {boolean} all @param {string} what
+ */
+async function keepsGoing(p, ids, all, what) {
+  const before = await p.stats();
+  await until(async () => {
+    const s = await p.stats();
+    const grew = (/** @type {number} */ id, /** @type {'framesDecoded'|'audioPacketsReceived'} */ k, /** @type {number} */ n) =>
+      (s[id]?.[k] ?? 0) >= (before[id]?.[k] ?? 0) + n;
+    if (!ids.every((id) => grew(id, 'audioPacketsReceived', 150))) return false;
+    const pictures = ids.filter((id) => grew(id, 'framesDecoded', 60));
+    if (all) return pictures.length === ids.length;
+    const paused = await p.evaluate((ids) => ids.filter((id) => document.querySelector(`.tile[data-participant="${id}"]`)?.classList.contains('bandwidth-paused')), ids);
+    return pictures.length > 0 && ids.every((id) => pictures.includes(id) || paused.includes(id));
+  }, `${p}: ${what}`, 60000);
+}
+
+test('5 % and 20 % packet loss on one link: its video and audio keep flowing both ways; the others are unaffected', async () => {
+  const { server, chromium, firefox } = ctx;
+  const link = `${server.origin}/${freshRoom('loss')}#autojoin=1`;
+  const who = /** @type {const} */ ([[chromium, 'Ada'], [firefox, 'Fox'], [chromium, 'Cy']]);
+  const people = [];
+  for (const [driver, name] of who) people.push(await driver.open(`${link}&name=${name}`, { init: canvasCamera }));
+  const ids = [];
+  for (const p of people) ids.push(await p.joined());
+  await everyoneSeesEveryone(people, ids);
+  const [ada, fox, cy] = people;
+  const [adaId, foxId, cyId] = ids;
+  // Ada and Fox show each other large: the top layer. What they decode
+  // before the loss is what they must keep (a sender short of CPU may not
+  // encode its top layer at all; that is no concern of this test).
+  await tileWidth(ada, foxId, 1280);
+  await tileWidth(fox, adaId, 1280);
+  await receives(ada, [foxId], (w) => w >= 640, 'Fox at 640 px or more', 90000);
+  await receives(fox, [adaId], (w) => w >= 640, 'Ada at 640 px or more', 90000);
+  const width = { ada: (await receiving(ada)).widths[foxId], fox: (await receiving(fox)).widths[adaId] };
+
+  const port = await mediaPort(cy);
+  const before = await nacks(cy);
+  for (const percent of [5, 20]) {
+    const loss = lossyLink(port, percent);
+    try {
+      // At 5 %, both pictures; at 20 % (which the estimator reads as a
+      // narrow link) at least the most important one, the other shown as
+      // paused. Audio always.
+      await keepsGoing(cy, [adaId, foxId], percent < 10, `hearing Ada and Fox, decoding them at ${percent} % loss`);
+      // Cy's own camera and microphone, through its lossy uplink.
+      await keepsGoing(ada, [cyId], true, `Cy at ${percent} % loss`);
+      await keepsGoing(fox, [cyId], true, `Cy at ${percent} % loss`);
+      await receives(ada, [foxId], (w) => w >= width.ada, `Fox at ${width.ada} px still while Cy loses ${percent} %`);
+      await receives(fox, [adaId], (w) => w >= width.fox, `Ada at ${width.fox} px still while Cy loses ${percent} %`);
+      const dropped = loss.dropped();
+      console.log(`# ${percent} %: ${dropped} datagrams dropped`);
+      assert.ok(dropped > 0, `the loss really bit at ${percent} %`);
+    } finally {
+      loss.lift();
+    }
+  }
+  // What was lost was asked for again, both ways.
+  const after = await nacks(cy);
+  assert.ok(after.sent > before.sent, `Cy asked for lost packets: ${JSON.stringify({ before, after })}`);
+  assert.ok(after.got > before.got, `Cy was asked for lost packets: ${JSON.stringify({ before, after })}`);
+  assertCleanPages(people, server.origin);
+});
