@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertCleanPages, serverAndBrowsers, until } from './harness.mjs';
-import { isTopOf, meeting, receives, receiving, tileWidth } from './layers.mjs';
+import { isTopOf, meeting, receives, receiving, shownPaused, tileWidth } from './layers.mjs';
 import { limitDownlink, mediaPort } from './shaping.mjs';
 
 const ctx = serverAndBrowsers();
@@ -33,8 +33,7 @@ test('a participant on a 300 kbit/s downlink gets low layers; the others keep th
     // and then the tile says so.
     await until(async () => {
       const fox = (await receiving(cy)).widths[ids[1]] ?? 0;
-      const paused = await cy.evaluate((id) => document.querySelector(`.tile[data-participant="${id}"]`)?.classList.contains('bandwidth-paused'), ids[1]);
-      return (fox > 0 && fox <= 320) || paused;
+      return (fox > 0 && fox <= 320) || (await shownPaused(cy, [ids[1]])).length > 0;
     }, 'Fox at a low layer or paused over 300 kbit/s', 60000);
     assert.ok(shaper.dropped() > 0, 'the limit really bit');
     // The others are not held back by Cy's link.

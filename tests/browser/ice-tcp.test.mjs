@@ -13,29 +13,13 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './browsers.mjs';
 import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers, startServer } from './harness.mjs';
+import { selectedPair } from './shaping.mjs';
 
 const ctx = serverAndBrowsers();
 /** @type {import('./browsers.mjs').Driver} */
 let tcpOnly;
 before(async () => { tcpOnly = await launchChromium({ args: ['--webrtc-ip-handling-policy=disable_non_proxied_udp'] }); });
 after(async () => { await tcpOnly?.close(); });
-
-/**
- * The transport protocol of the page's selected candidate pair, on its
- * side and the server's.
- * @param {import('./browsers.mjs').Participant} p
- */
-function selectedPair(p) {
-  return p.evaluate(async () => {
-    const stats = await /** @type {any} */ (window).aconfi.pc.getStats();
-    let pairId = null;
-    stats.forEach((/** @type {any} */ s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
-    const pair = pairId ? stats.get(pairId) : null;
-    if (!pair) return null;
-    const remote = stats.get(pair.remoteCandidateId);
-    return { local: stats.get(pair.localCandidateId)?.protocol, remote: remote?.protocol, port: remote?.port };
-  });
-}
 
 test('a browser that may not use UDP joins over TCP and media flows both ways', async () => {
   const { server, chromium, firefox } = ctx;
@@ -50,8 +34,8 @@ test('a browser that may not use UDP joins over TCP and media flows both ways', 
   for (const p of people) ids.push(await p.joined());
   await everyoneSeesEveryone(people, ids);
   const [ada, bo] = [await selectedPair(people[0]), await selectedPair(people[1])];
-  assert.deepEqual([ada?.local, ada?.remote], ['tcp', 'tcp'], 'Ada connects over TCP');
-  assert.deepEqual([bo?.local, bo?.remote], ['udp', 'udp'], 'Bo stays on UDP');
+  assert.deepEqual([ada.local.protocol, ada.remote.protocol], ['tcp', 'tcp'], 'Ada connects over TCP');
+  assert.deepEqual([bo.local.protocol, bo.remote.protocol], ['udp', 'udp'], 'Bo stays on UDP');
   assertCleanPages(people, server.origin);
 });
 
@@ -86,7 +70,7 @@ test('where only the web port is open, a browser that may not use UDP gets media
     for (const p of people) ids.push(await p.joined());
     await everyoneSeesEveryone(people, ids);
     const ada = await selectedPair(people[0]);
-    assert.deepEqual(ada, { local: 'tcp', remote: 'tcp', port: server.port }, 'Ada\'s media comes over the HTTPS port');
+    assert.deepEqual([ada.local.protocol, ada.remote], ['tcp', { protocol: 'tcp', port: server.port }], 'Ada\'s media comes over the HTTPS port');
     // The page itself is still served there, to anyone.
     const page = await people[1].evaluate(async () => (await fetch('/', { cache: 'no-store' })).status);
     assert.equal(page, 200);

@@ -63,6 +63,16 @@ export function receiving(p) {
 }
 
 /**
+ * Those of `ids` whose video tile on `p`'s page says it is paused for
+ * bandwidth.
+ * @param {import('./browsers.mjs').Participant} p @param {number[]} ids
+ * @returns {Promise<number[]>}
+ */
+export function shownPaused(p, ids) {
+  return p.evaluate((ids) => ids.filter((id) => document.querySelector(`.tile[data-participant="${id}"]`)?.classList.contains('bandwidth-paused')), ids);
+}
+
+/**
  * The rids a page sends, with the width encoded on each.
  * @param {import('./browsers.mjs').Participant} p
  * @returns {Promise<Record<string, number>>}
@@ -109,13 +119,14 @@ export async function topWidth(p) {
  * A check that a width is `sender`'s top layer as it is sending it now
  * (within what its encoder may scale between the two looks). A sender
  * whose own uplink estimate has not grown to the top layer yet does not
- * send it: the check waits for that too.
- * @param {import('./browsers.mjs').Participant} sender
+ * send it: the check waits for that too, until its top layer is at least
+ * `least` pixels wide.
+ * @param {import('./browsers.mjs').Participant} sender @param {number} [least]
  */
-export function isTopOf(sender) {
+export function isTopOf(sender, least = 640) {
   return async (/** @type {number} */ w) => {
     const top = await topWidth(sender);
-    return top >= 640 && w >= top * 0.74;
+    return top >= least && w >= top * 0.74;
   };
 }
 

@@ -15,12 +15,13 @@ import { execFileSync } from 'node:child_process';
 const tc = (args) => execFileSync('tc', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 /**
- * The local UDP port of `p`'s connection to the server (its selected ICE
- * candidate pair).
+ * The two ends of `p`'s connection to the server (its selected ICE
+ * candidate pair): transport protocol and port on the page's side and the
+ * server's.
  * @param {import('./browsers.mjs').Participant} p
- * @returns {Promise<number>}
+ * @returns {Promise<{local: {protocol: string, port: number}, remote: {protocol: string, port: number}}>}
  */
-export function mediaPort(p) {
+export function selectedPair(p) {
   return p.evaluate(async () => {
     const stats = await /** @type {any} */ (window).aconfi.pc.getStats();
     /** @type {any} */
@@ -35,10 +36,23 @@ export function mediaPort(p) {
     });
     pair ??= pairs.find((s) => s.selected) ?? pairs.find((s) => s.nominated && s.state === 'succeeded');
     if (!pair) throw new Error(`no selected candidate pair among ${JSON.stringify(pairs.map((s) => [s.state, s.nominated]))}`);
-    const local = stats.get(pair.localCandidateId);
-    if (local?.protocol !== 'udp') throw new Error(`media over ${local?.protocol}, not UDP`);
-    return Number(local.port);
+    const end = (/** @type {string} */ id) => {
+      const c = stats.get(id);
+      return { protocol: c?.protocol, port: Number(c?.port) };
+    };
+    return { local: end(pair.localCandidateId), remote: end(pair.remoteCandidateId) };
   });
+}
+
+/**
+ * The local UDP port of `p`'s connection to the server.
+ * @param {import('./browsers.mjs').Participant} p
+ * @returns {Promise<number>}
+ */
+export async function mediaPort(p) {
+  const { local } = await selectedPair(p);
+  if (local.protocol !== 'udp') throw new Error(`media over ${local.protocol}, not UDP`);
+  return local.port;
 }
 
 /**
