@@ -1,13 +1,13 @@
 // Random packet loss on one participant's link, both ways (nftables, see
 // shaping.mjs), first 5 % and then 20 %: its video keeps decoding in both
 // directions (NACK and retransmission, keyframe requests) — at 20 % at
-// least the most important picture it receives —, audio keeps flowing, and the two others keep decoding each other at the layer they
-// had (the top one, where their machine lets the sender encode it).
+// least the most important picture it receives —, audio keeps flowing,
+// and the two others keep decoding each other's top layer.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers, until } from './harness.mjs';
-import { canvasCamera, receives, receiving, tileWidth } from './layers.mjs';
+import { canvasCamera, isTopOf, receives, shownPaused, tileWidth } from './layers.mjs';
 import { lossyLink, mediaPort } from './shaping.mjs';
 
 const ctx = serverAndBrowsers();
@@ -47,7 +47,7 @@ async function keepsGoing(p, ids, all, what) {
     if (!ids.every((id) => grew(id, 'audioPacketsReceived', 150))) return false;
     const pictures = ids.filter((id) => grew(id, 'framesDecoded', 60));
     if (all) return pictures.length === ids.length;
-    const paused = await p.evaluate((ids) => ids.filter((id) => document.querySelector(`.tile[data-participant="${id}"]`)?.classList.contains('bandwidth-paused')), ids);
+    const paused = await shownPaused(p, ids);
     return pictures.length > 0 && ids.every((id) => pictures.includes(id) || paused.includes(id));
   }, `${p}: ${what}`, 60000);
 }
@@ -63,14 +63,14 @@ test('5 % and 20 % packet loss on one link: its video and audio keep flowing bot
   await everyoneSeesEveryone(people, ids);
   const [ada, fox, cy] = people;
   const [adaId, foxId, cyId] = ids;
-  // Ada and Fox show each other large: the top layer. What they decode
-  // before the loss is what they must keep (a sender short of CPU may not
-  // encode its top layer at all; that is no concern of this test).
+  // Ada and Fox show each other large: the top layer, before and during
+  // the loss. (During it, the top as the sender encodes it then: on this
+  // 2-core machine a busy browser's encoder scales its top layer down, which
+  // is no doing of the server's.)
   await tileWidth(ada, foxId, 1280);
   await tileWidth(fox, adaId, 1280);
-  await receives(ada, [foxId], (w) => w >= 640, 'Fox at 640 px or more', 90000);
-  await receives(fox, [adaId], (w) => w >= 640, 'Ada at 640 px or more', 90000);
-  const width = { ada: (await receiving(ada)).widths[foxId], fox: (await receiving(fox)).widths[adaId] };
+  await receives(ada, [foxId], isTopOf(fox), 'Fox\'s top layer', 90000);
+  await receives(fox, [adaId], isTopOf(ada), 'Ada\'s top layer', 90000);
 
   const port = await mediaPort(cy);
   const before = await nacks(cy);
@@ -84,8 +84,10 @@ test('5 % and 20 % packet loss on one link: its video and audio keep flowing bot
       // Cy's own camera and microphone, through its lossy uplink.
       await keepsGoing(ada, [cyId], true, `Cy at ${percent} % loss`);
       await keepsGoing(fox, [cyId], true, `Cy at ${percent} % loss`);
-      await receives(ada, [foxId], (w) => w >= width.ada, `Fox at ${width.ada} px still while Cy loses ${percent} %`);
-      await receives(fox, [adaId], (w) => w >= width.fox, `Ada at ${width.fox} px still while Cy loses ${percent} %`);
+      // (As long as before the loss: their own estimates dip when this
+      // 2-core machine is busy, and climb back.)
+      await receives(ada, [foxId], isTopOf(fox, 1), `Fox's top layer while Cy loses ${percent} %`, 90000);
+      await receives(fox, [adaId], isTopOf(ada, 1), `Ada's top layer while Cy loses ${percent} %`, 90000);
       const dropped = loss.dropped();
       console.log(`# ${percent} %: ${dropped} datagrams dropped`);
       assert.ok(dropped > 0, `the loss really bit at ${percent} %`);

@@ -10,16 +10,21 @@
 //! estimate up at once, and down only as far as the best estimate of the
 //! last [`HOLD`] — unless the link is losing packets too ([`LOSSY`] or
 //! more, by the subscriber's transport-wide feedback): then the estimate
-//! counts as it is, until the loss has been gone for [`HOLD`].
+//! counts as it is, until the loss has been gone for [`HOLD`]. Only a link
+//! losing [`CONGESTED`] or more may have videos paused (participant.rs):
+//! below that, as in Google's congestion control, loss is taken for the
+//! link's noise, which retransmission repairs.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How long a higher estimate still counts, and a loss.
 pub const HOLD: Duration = Duration::from_secs(4);
-/// The share of packets lost over the last second from which the link
-/// counts as congested.
+/// The share of packets lost over the last second from which the
+/// estimate counts as it is.
 pub const LOSSY: f32 = 0.02;
+/// The share from which the link counts as congested: videos may pause.
+pub const CONGESTED: f32 = 0.10;
 
 /// A subscriber's downlink capacity (bit/s).
 #[derive(Debug, Default)]
@@ -29,8 +34,10 @@ pub struct Capacity {
     recent: VecDeque<(Instant, u64)>,
     /// Until when the link counts as losing packets.
     lossy_until: Option<Instant>,
-    /// When the last lossy report came.
-    last_loss: Option<Instant>,
+    /// Until when it counts as congested.
+    congested_until: Option<Instant>,
+    /// When the last report of congestion came.
+    last_congestion: Option<Instant>,
 }
 
 impl Capacity {
@@ -38,7 +45,10 @@ impl Capacity {
     pub fn observe(&mut self, now: Instant, estimate: u64, loss: Option<f32>) {
         if loss.is_some_and(|l| l >= LOSSY) {
             self.lossy_until = Some(now + HOLD);
-            self.last_loss = Some(now);
+        }
+        if loss.is_some_and(|l| l >= CONGESTED) {
+            self.congested_until = Some(now + HOLD);
+            self.last_congestion = Some(now);
         }
         self.recent.push_back((now, estimate));
         while self.recent.len() > 1
@@ -67,9 +77,14 @@ impl Capacity {
         self.lossy_until.is_some_and(|t| now < t)
     }
 
-    /// Whether a report of loss came after `t`.
-    pub fn lost_after(&self, t: Instant) -> bool {
-        self.last_loss.is_some_and(|l| l > t)
+    /// Whether the link lost [`CONGESTED`] or more lately.
+    pub fn is_congested(&self, now: Instant) -> bool {
+        self.congested_until.is_some_and(|t| now < t)
+    }
+
+    /// Whether a report of congestion came after `t`.
+    pub fn congested_after(&self, t: Instant) -> bool {
+        self.last_congestion.is_some_and(|l| l > t)
     }
 }
 
@@ -85,15 +100,19 @@ mod tests {
     }
 
     #[test]
-    fn knows_whether_loss_was_reported_after_a_moment() {
+    fn knows_whether_congestion_was_reported_after_a_moment() {
         let t = Instant::now();
         let mut c = Capacity::default();
         c.observe(t, 500_000, Some(0.2));
-        assert!(!c.lost_after(t), "not after the moment it came");
-        c.observe(t + S, 400_000, Some(0.01));
-        assert!(!c.lost_after(t), "1 % is no loss to speak of");
+        assert!(!c.congested_after(t), "not after the moment it came");
+        c.observe(t + S, 400_000, Some(0.05));
+        assert!(!c.congested_after(t), "5 % is the link's noise");
+        assert!(c.is_lossy(t + S) && c.is_congested(t + S), "both from the first report");
         c.observe(t + 2 * S, 300_000, Some(0.2));
-        assert!(c.lost_after(t + S));
+        assert!(c.congested_after(t + S));
+        c.observe(t + 7 * S, 300_000, Some(0.05));
+        assert!(c.is_lossy(t + 7 * S), "5 % still counts for the estimate");
+        assert!(!c.is_congested(t + 7 * S), "but not as congestion, HOLD after the last");
     }
 
     #[test]

@@ -574,7 +574,7 @@ impl Participant {
         let mut wants = Vec::new();
         let mut index = Vec::new();
         let mut audio = 0;
-        let lossy = self.capacity.is_lossy(now);
+        let congested = self.capacity.is_congested(now);
         for (i, d) in self.down.iter().enumerate() {
             let Some(mid) = d.mid().filter(|_| matches!(d.state(), DownState::Active(_))) else { continue };
             if d.kind() == Kind::Audio {
@@ -602,10 +602,11 @@ impl Participant {
                 _ => (crate::simulcast::MAX_LAYERS - 1) as u8,
             };
             // A delay-based estimate also dips when the viewer's machine is
-            // merely busy; that may cost layers, but blanking a tile takes
-            // a link that loses packets. A track already paused stays
-            // pausable: it comes back when the estimate has room for it.
-            let pausable = source.simulcast && (lossy || d.target().is_none());
+            // merely busy, and a few lost packets are the link's noise;
+            // either may cost layers, but blanking a tile takes a congested
+            // link (capacity.rs). A track already paused stays pausable: it
+            // comes back when the estimate has room for it.
+            let pausable = source.simulcast && (congested || d.target().is_none());
             wants.push(Want { priority, area: tile.map(|t| t.1.max(1)), max_layer, rates: source.rates, pausable });
             index.push(i);
         }
@@ -616,18 +617,15 @@ impl Participant {
         // packets with only audio on it (reports covering a second) is
         // lossy, not narrow, and the viewer keeps one picture, the most
         // important, at its lowest layer for as long as the loss lasts.
-        let loss_without_video = self.audio_only_since.is_some_and(|t| self.capacity.lost_after(t + LOSS_REPORT_SPAN));
-        self.keep_one_picture = lossy && (self.keep_one_picture || loss_without_video);
+        let loss_without_video =
+            self.audio_only_since.is_some_and(|t| self.capacity.congested_after(t + LOSS_REPORT_SPAN));
+        self.keep_one_picture = congested && (self.keep_one_picture || loss_without_video);
         if self.keep_one_picture {
             if let Some(i) = alloc::most_important(&wants) {
                 wants[i].pausable = false;
             }
         }
         let a = alloc::allocate(capacity, audio, &wants);
-        let visible = wants.iter().zip(&a.layers).filter(|(w, _)| w.area.is_some());
-        let mut visible = visible.peekable();
-        let audio_only = visible.peek().is_some() && visible.all(|(_, l)| l.is_none());
-        self.audio_only_since = if audio_only { self.audio_only_since.or(Some(now)) } else { None };
         // str0m probes towards what every tile could show, and pads up to
         // the rate of the next step up (capped by its estimate): the
         // estimate grows until that step fits, with no padding at all
@@ -653,6 +651,9 @@ impl Participant {
             .filter(|((_, l), w)| l.is_none() && w.area.is_some())
             .filter_map(|((i, _), _)| self.down[*i].mid())
             .collect();
+        // Every visible video paused: the viewer has audio only.
+        let audio_only = !paused.is_empty() && paused.len() == wants.iter().filter(|w| w.area.is_some()).count();
+        self.audio_only_since = if audio_only { self.audio_only_since.or(Some(now)) } else { None };
         if paused != self.paused.0 {
             let mids = paused.iter().map(ToString::to_string).collect();
             self.paused = (paused, Some(ServerMsg::VideoPaused { mids }));
