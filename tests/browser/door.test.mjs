@@ -125,6 +125,8 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
       assert.equal(await stranger.evaluate(() => /** @type {any} */ (window).aconfi.roomState.password), false);
 
       // The member's client comes back with the password: warned, not in.
+      // (Its first reconnect attempt, held above, must have come.)
+      await until(() => member.evaluate(() => /** @type {any} */ (window).heldConnects.length > 0), 'a reconnect attempt held');
       await member.evaluate(() => {
         const w = /** @type {any} */ (window);
         w.aconfi.connect = w.heldConnects.length ? w.heldConnects[0] : w.aconfi.connect;

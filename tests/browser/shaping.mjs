@@ -10,6 +10,7 @@
 // netem and no tc actions, but nf_tables is built in.
 
 import { execFileSync } from 'node:child_process';
+import { until } from './wait.mjs';
 
 /** @param {string[]} args */
 const tc = (args) => execFileSync('tc', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -50,9 +51,15 @@ export function selectedPair(p) {
  * @returns {Promise<number>}
  */
 export async function mediaPort(p) {
-  const { local } = await selectedPair(p);
-  if (local.protocol !== 'udp') throw new Error(`media over ${local.protocol}, not UDP`);
-  return local.port;
+  // A browser may first select a TCP pair that answered before a UDP one,
+  // and move to UDP when that succeeds: wait for it to settle there.
+  /** @type {{protocol: string, port: number}|undefined} */
+  let local;
+  await until(async () => {
+    ({ local } = await selectedPair(p));
+    return local.protocol === 'udp';
+  }, `${p}: media over UDP, not TCP`, 30000);
+  return /** @type {{port: number}} */ (local).port;
 }
 
 /**
