@@ -80,8 +80,6 @@ export class Meeting extends EventTarget {
     this.screenTx = null;
     this.screenSharing = false;
     this.attempt = 0;
-    /** @type {Promise<void>} serialises SDP handling */
-    this.chain = Promise.resolve();
     this.closing = false;
     /** @type {WeakMap<WebSocket, number>} why we closed a socket ourselves, if we did */
     this.closeReasons = new WeakMap();
@@ -119,10 +117,15 @@ export class Meeting extends EventTarget {
     this.ws = ws;
     this.lastView = '';
     ws.onopen = () => this.sendJoin();
+    // Each connection handles its messages in order, on a chain of its
+    // own: a handler of a closed connection may never settle (a closed
+    // RTCPeerConnection leaves its pending promises unsettled), and must not
+    // hold up the next connection's join.
+    let chain = Promise.resolve();
     ws.onmessage = (ev) => {
       const msg = parseServerMsg(typeof ev.data === 'string' ? ev.data : '');
       // Messages of a connection that has since closed are stale.
-      if (msg) this.chain = this.chain.then(() => (this.ws === ws ? this.handle(msg) : undefined)).catch((e) => this.fail(e, ws));
+      if (msg) chain = chain.then(() => (this.ws === ws ? this.handle(msg) : undefined)).catch((e) => this.fail(e, ws));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
@@ -405,6 +408,7 @@ export class Meeting extends EventTarget {
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
+        if (this.pc !== pc) return; // torn down meanwhile: not for the next connection
         this.send(answerMsg(pc.localDescription?.sdp ?? answer.sdp ?? ''));
         break;
       }
@@ -465,6 +469,7 @@ export class Meeting extends EventTarget {
     };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
+    if (this.pc !== pc) return; // torn down meanwhile: not for the next connection
     this.send(offerMsg(pc.localDescription?.sdp ?? offer.sdp ?? '', this.screenTx.mid));
   }
 
