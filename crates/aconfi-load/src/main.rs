@@ -259,16 +259,24 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
     let window = t0.elapsed();
     cancel.cancel();
 
+    // Each track with its receiver's opening; each publisher's opening.
     let mut tracks = Vec::new();
+    let mut opened = std::collections::HashMap::new();
     for r in all {
         match r.task.await {
-            Ok(Ok(o)) => tracks.extend(o.tracks),
+            Ok(Ok(o)) => {
+                if let Some(me) = o.me {
+                    opened.insert(me, o.opened);
+                }
+                tracks.extend(o.tracks.into_iter().map(|t| (o.opened, t)));
+            }
             Ok(Err(e)) => bail!("a participant failed: {e}"),
             Err(e) => bail!("a participant panicked: {e}"),
         }
     }
-    let stats: Vec<_> = tracks.iter().map(|t| &t.stats).collect();
-    let joins: Vec<_> = tracks.iter().map(|t| t.join_time).collect();
+    let stats: Vec<_> = tracks.iter().map(|(_, t)| &t.stats).collect();
+    let joins: Vec<_> = tracks.iter().map(|(_, t)| t.join_time).collect();
+    let joins_after_both = report::join_after_both(&tracks, &opened);
     let forwarded = p1.saturating_sub(p0);
     let cpu = cpu0.zip(cpu1).map(|(a, b)| b.cpu_us.saturating_sub(a.cpu_us));
     Ok(RunReport {
@@ -282,6 +290,7 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
         loss_percent: report::loss_percent(stats.iter().copied()),
         latency_us: report::latency(stats.iter().copied()),
         join_ms: report::join_times(&joins),
+        join_after_both_ms: report::join_times(&joins_after_both),
         cpu_us_per_packet: cpu.filter(|_| forwarded > 0).map(|c| c as f64 / forwarded as f64),
         cpu_percent: cpu.map(|c| c as f64 / window.as_micros() as f64 * 100.0),
         rss_kib: cpu1.map(|s| s.rss_kib),

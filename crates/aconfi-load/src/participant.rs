@@ -37,6 +37,11 @@ pub struct Progress {
 pub struct Outcome {
     /// Every remote track it received.
     pub tracks: Vec<TrackResult>,
+    /// When its signaling connection opened.
+    pub opened: Instant,
+    /// Its id as others see it as a publisher (A-Confi participant id,
+    /// Janus feed id), if it got one.
+    pub me: Option<u64>,
 }
 
 /// Everything a participant needs.
@@ -126,7 +131,11 @@ pub async fn run_aconfi(
             _ = reset.changed() => peer.media_mut().reset_latency(),
         }
     }
-    Ok(outcome(peer.media().recv_stats().values().map(|(_, s)| s), opened))
+    let tracks = peer.media().recv_stats().iter().map(|(mid, (_, s))| {
+        let publisher = peer.tracks().find(|t| t.mid == mid.to_string()).map(|t| t.participant.0);
+        (publisher, s)
+    });
+    Ok(outcome(tracks, opened, peer.id().map(|id| id.0)))
 }
 
 /// A Janus VideoRoom participant (publisher + subscriber handles).
@@ -199,7 +208,8 @@ pub async fn run_janus(
             _ = reset.changed() => p.subscriber_mut().reset_latency(),
         }
     }
-    Ok(outcome(p.recv_stats().map(|(_, _, s)| s), opened))
+    let feed = p.feed();
+    Ok(outcome(p.recv_stats().map(|(feed, _, s)| (Some(feed), s)), opened, feed))
 }
 
 fn progress_of(media: &MediaPeer, feed: Option<u64>) -> Progress {
@@ -212,11 +222,23 @@ fn progress_of(media: &MediaPeer, feed: Option<u64>) -> Progress {
     pr
 }
 
-fn outcome<'a>(stats: impl Iterator<Item = &'a aconfi_testpeer::TrackStats>, opened: Instant) -> Outcome {
+/// `stats`: each received track with its publisher, if known.
+fn outcome<'a>(
+    stats: impl Iterator<Item = (Option<u64>, &'a aconfi_testpeer::TrackStats)>,
+    opened: Instant,
+    me: Option<u64>,
+) -> Outcome {
     Outcome {
         tracks: stats
-            .filter(|s| s.packets > 0 || s.expected() > 0)
-            .map(|s| TrackResult { stats: s.clone(), join_time: s.first_packet_at.map(|t| t.duration_since(opened)) })
+            .filter(|(_, s)| s.packets > 0 || s.expected() > 0)
+            .map(|(publisher, s)| TrackResult {
+                stats: s.clone(),
+                join_time: s.first_packet_at.map(|t| t.duration_since(opened)),
+                first_packet_at: s.first_packet_at,
+                publisher,
+            })
             .collect(),
+        opened,
+        me,
     }
 }

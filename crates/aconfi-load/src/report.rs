@@ -1,6 +1,6 @@
 //! Turning per-participant results into the figures of one run.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aconfi_testpeer::stats::{percentiles, Percentiles};
 use aconfi_testpeer::TrackStats;
@@ -14,6 +14,29 @@ pub struct TrackResult {
     /// From the participant's signaling connection opening to this track's
     /// first packet.
     pub join_time: Option<Duration>,
+    /// When its first packet came.
+    pub first_packet_at: Option<Instant>,
+    /// Who sent it: the A-Confi participant id or the Janus feed id, if known.
+    pub publisher: Option<u64>,
+}
+
+/// From the later of the receiver's and the publisher's signaling
+/// connection opening to the track's first packet: what the server took
+/// once both were there (a track cannot flow before its publisher came).
+/// `opened` maps a publisher to its opening; an unknown publisher counts
+/// from the receiver's.
+pub fn join_after_both(
+    tracks: &[(Instant, TrackResult)],
+    opened: &std::collections::HashMap<u64, Instant>,
+) -> Vec<Option<Duration>> {
+    tracks
+        .iter()
+        .map(|(receiver, t)| {
+            let publisher = t.publisher.and_then(|p| opened.get(&p)).copied();
+            let from = publisher.map_or(*receiver, |p| p.max(*receiver));
+            t.first_packet_at.map(|at| at.saturating_duration_since(from))
+        })
+        .collect()
 }
 
 /// The figures of one run.
@@ -39,6 +62,10 @@ pub struct RunReport {
     pub latency_us: LatencyReport,
     /// Signaling open → first packet of each remote track, ms.
     pub join_ms: JoinReport,
+    /// The later of the receiver's and the publisher's signaling open →
+    /// first packet of each remote track, ms (equal to `join_ms` for a
+    /// fan-out, whose publisher comes first).
+    pub join_after_both_ms: JoinReport,
     /// Server CPU time in the window / forwarded packets, µs.
     pub cpu_us_per_packet: Option<f64>,
     /// Server CPU use in the window, percent of one core.
@@ -137,6 +164,27 @@ mod tests {
         // 1 lost of 200 expected.
         assert!((loss_percent([&a, &b]) - 0.5).abs() < 1e-9);
         assert_eq!(loss_percent(std::iter::empty()), 100.0, "no data is total loss, not none");
+    }
+
+    #[test]
+    fn join_after_both_counts_from_the_later_opening() {
+        let t0 = Instant::now();
+        let ms = |n| Duration::from_millis(n);
+        let track = |publisher, first: Option<u64>| TrackResult {
+            stats: TrackStats::default(),
+            join_time: None,
+            first_packet_at: first.map(|f| t0 + ms(f)),
+            publisher,
+        };
+        // Publisher 7 opened at 100 ms, publisher 8 at 10 ms.
+        let opened = [(7, t0 + ms(100)), (8, t0 + ms(10))].into_iter().collect();
+        let tracks = [
+            (t0 + ms(20), track(Some(7), Some(150))), // publisher later: 50
+            (t0 + ms(20), track(Some(8), Some(150))), // receiver later: 130
+            (t0 + ms(20), track(None, Some(150))),    // unknown: receiver's, 130
+            (t0 + ms(20), track(Some(7), None)),      // nothing came
+        ];
+        assert_eq!(join_after_both(&tracks, &opened), vec![Some(ms(50)), Some(ms(130)), Some(ms(130)), None]);
     }
 
     #[test]
