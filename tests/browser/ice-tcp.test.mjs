@@ -6,14 +6,16 @@
 // everyone's video and receives their audio. Where only the web's port is
 // open (here: the media port's TCP is taken by something else), the same
 // browser reaches media on the HTTPS port, which tells TLS and ICE apart by
-// the first byte.
+// the first byte. And where a firewall drops all UDP to the server,
+// Chromium and Firefox as they come meet over TCP.
 
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './browsers.mjs';
 import { assertCleanPages, everyoneSeesEveryone, freshRoom, serverAndBrowsers, startServer } from './harness.mjs';
-import { selectedPair } from './shaping.mjs';
+import { blockUdp, selectedPair } from './shaping.mjs';
 
 const ctx = serverAndBrowsers();
 /** @type {import('./browsers.mjs').Driver} */
@@ -79,5 +81,49 @@ test('where only the web port is open, a browser that may not use UDP gets media
   } finally {
     await server.stop();
     await taken.close();
+  }
+});
+
+/**
+ * A port free for both TCP and UDP on every interface, for a server's
+ * media port that a test must know before it starts.
+ * @returns {Promise<number>}
+ */
+async function freeMediaPort() {
+  for (;;) {
+    const tcp = await takenPort();
+    await tcp.close();
+    const udp = dgram.createSocket('udp4');
+    const free = await new Promise((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(tcp.port, '0.0.0.0', () => resolve(true));
+    });
+    await new Promise((r) => udp.close(() => r(undefined)));
+    if (free) return tcp.port;
+  }
+}
+
+test('where a firewall drops UDP to the server, Chromium and Firefox users meet over TCP', async () => {
+  const { chromium, firefox } = ctx;
+  const mediaPort = await freeMediaPort();
+  const server = await startServer(['--media-port', String(mediaPort)]);
+  const firewall = blockUdp(mediaPort);
+  try {
+    // Browsers as they come: no policy, UDP first as always.
+    const link = `${server.origin}/${freshRoom('noudp')}#autojoin=1`;
+    const people = [await firefox.open(`${link}&name=Fox`), await chromium.open(`${link}&name=Bo`)];
+    const ids = [];
+    for (const p of people) ids.push(await p.joined());
+    await everyoneSeesEveryone(people, ids);
+    for (const p of people) {
+      const pair = await selectedPair(p);
+      assert.deepEqual([pair.local.protocol, pair.remote], ['tcp', { protocol: 'tcp', port: mediaPort }], `${p} connects over TCP`);
+    }
+    assert.ok(firewall.dropped() > 0, 'the browsers did try UDP, and the firewall dropped it');
+    assertCleanPages(people, server.origin);
+    for (const p of people) await p.close();
+  } finally {
+    firewall.lift();
+    await server.stop();
   }
 });

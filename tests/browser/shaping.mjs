@@ -125,3 +125,32 @@ export function lossyLink(port, percent) {
     },
   };
 }
+
+const UDP_BLOCK_TABLE = 'aconfi_test_udp_block';
+
+/**
+ * A firewall that drops every UDP datagram to local `port`, IPv4 and IPv6,
+ * as a network that allows only TCP does. Returns what lifts it and how
+ * many it dropped.
+ * @param {number} port
+ * @returns {{lift: () => void, dropped: () => number}}
+ */
+export function blockUdp(port) {
+  try { nft(['delete', 'table', 'inet', UDP_BLOCK_TABLE]); } catch { /* none yet */ }
+  nft(['add', 'table', 'inet', UDP_BLOCK_TABLE]);
+  nft(['add', 'chain', 'inet', UDP_BLOCK_TABLE, 'input', '{ type filter hook input priority 0; }']);
+  nft(['add', 'rule', 'inet', UDP_BLOCK_TABLE, 'input', 'udp', 'dport', String(port), 'counter', 'drop']);
+  let lifted = false;
+  return {
+    lift() {
+      if (lifted) return;
+      lifted = true;
+      nft(['delete', 'table', 'inet', UDP_BLOCK_TABLE]);
+    },
+    dropped() {
+      if (lifted) return 0;
+      const m = nft(['list', 'table', 'inet', UDP_BLOCK_TABLE]).match(/counter packets (\d+)/);
+      return m ? Number(m[1]) : 0;
+    },
+  };
+}
