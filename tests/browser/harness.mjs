@@ -22,6 +22,19 @@ mkdirSync(artifacts, { recursive: true });
 
 const binary = process.env.ACONFI_BIN ?? path.join(repoRoot, 'target/debug/aconfi');
 
+/** @type {Set<import('node:child_process').ChildProcess>} */
+const running = new Set();
+// A test that fails before stopping its servers leaves them running, and a
+// running child keeps its file from ending until the file's timeout (10
+// min): stop them when the file's tests are done.
+after(async () => {
+  await Promise.all([...running].map((proc) => {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    return exited;
+  }));
+});
+
 /**
  * Starts aconfi with HTTPS on loopback and media on every interface, as a
  * user runs it (free ports unless `extraArgs` names them); resolves once it
@@ -38,6 +51,8 @@ export async function startServer(extraArgs = []) {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ACONFI_LOG: process.env.ACONFI_LOG ?? 'debug,str0m=debug,is=debug' },
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let log = '';
   const port = await new Promise((resolve, reject) => {
     const onData = (/** @type {Buffer} */ d) => {
