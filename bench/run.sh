@@ -6,6 +6,10 @@
 #   ROUNDS=1 QUICK=1 bench/run.sh   # a short sanity run
 #   TARGETS=aconfi bench/run.sh     # A-Confi alone (say, before and after a change)
 #   SIMULCAST=1 bench/run.sh        # publishers send three simulcast layers (q/h/f)
+#   NXN="12" FANOUT="" bench/run.sh # only these sizes
+#   ACONFI_BIN=/tmp/aconfi-old bench/run.sh  # another A-Confi build
+#   SRVLOG=debug bench/run.sh       # A-Confi's log level (default warn); each
+#                                   # run's server log is kept next to its JSON
 #
 # Both servers run in a network namespace ("acbench", veth 10.77.0.1 <->
 # 10.77.0.2) made by this script: Janus (libnice) gathers no candidates on
@@ -32,7 +36,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --locked -p aconfi-server -p aconfi-load
-aconfi="$root/target/release/aconfi"
+aconfi="${ACONFI_BIN:-$root/target/release/aconfi}"
 load="$root/target/release/aconfi-load"
 
 # The test namespace, made fresh and removed at exit.
@@ -72,7 +76,7 @@ wait_port() { # port
 start_server() { # target
   if [ "$1" = aconfi ]; then
     ip netns exec "$NS" taskset -c 0 "$aconfi" --listen "$NS_IP:8443" --media-bind "$NS_IP" --media-port 10000 \
-      --log warn > "$out/server-aconfi.log" 2>&1 &
+      --log "${SRVLOG:-warn}" > "$out/server-aconfi.log" 2>&1 &
     server_pid=$!
     wait_port 8443
   else
@@ -102,6 +106,7 @@ run() { # target scenario participants kbps
     echo "{\"target\":\"$1\",\"scenario\":\"$2\",\"participants\":$3,\"failed\":true}" > "$out/$name.json"
   fi
   stop_server
+  mv "$out/server-$1.log" "$out/$name.server.log"
 }
 
 if [ -n "${QUICK:-}" ]; then
@@ -110,6 +115,9 @@ else
   # A-Confi rooms hold 200 participants: 199 viewers + 1 publisher.
   nxn_sizes=(4 8 12); fanout_sizes=(25 50 100 150 199)
 fi
+# NXN="12" FANOUT="" bench/run.sh: only these sizes.
+if [ -n "${NXN+x}" ]; then read -ra nxn_sizes <<< "$NXN"; fi
+if [ -n "${FANOUT+x}" ]; then read -ra fanout_sizes <<< "$FANOUT"; fi
 for round in $(seq "$ROUNDS"); do
   order=($TARGETS)
   # Alternate which server goes first in each round.

@@ -66,9 +66,12 @@ impl Layers {
         self.rids.get(usize::from(layer)).copied()
     }
 
-    /// One packet of `layer` arrived.
-    pub fn record(&mut self, layer: u8, bytes: usize, width: Option<u32>, now: Instant) {
-        let Some(l) = self.layers.get_mut(usize::from(layer)) else { return };
+    /// One packet of `layer` arrived. Returns whether the layer starts
+    /// with it (its first packet, or the first after [`LAYER_GONE_AFTER`]
+    /// of silence): subscribers waiting for it can be given it now.
+    pub fn record(&mut self, layer: u8, bytes: usize, width: Option<u32>, now: Instant) -> bool {
+        let Some(l) = self.layers.get_mut(usize::from(layer)) else { return false };
+        let started = l.last_packet.is_none_or(|t| now.saturating_duration_since(t) >= LAYER_GONE_AFTER);
         l.last_packet = Some(now);
         if width.is_some() {
             l.width = width;
@@ -81,6 +84,7 @@ impl Layers {
             l.window_start = Some(now);
         }
         l.bytes += bytes as u64;
+        started
     }
 
     /// Rates of the layers being sent (`None` for the others).
@@ -237,13 +241,15 @@ mod tests {
         assert_eq!(l.layer_of(Some("x".into())), None);
         assert_eq!(l.layer_of(None), None);
         let t = Instant::now();
-        for i in 0..=100 {
-            l.record(2, 1250, None, t + Duration::from_millis(i * 10));
+        assert!(l.record(2, 1250, None, t), "the first packet starts the layer");
+        for i in 1..=100 {
+            assert!(!l.record(2, 1250, None, t + Duration::from_millis(i * 10)));
         }
         let r = l.rates(t + Duration::from_millis(1000));
         assert_eq!(r[0], None, "layer 0 never sent");
         assert_eq!(r[2], Some(1_000_000), "100 × 1250 bytes in 1 s");
         assert_eq!(l.rates(t + Duration::from_secs(5))[2], None, "gone after silence");
+        assert!(l.record(2, 1250, None, t + Duration::from_secs(5)), "and starts again");
         assert!(l.keyframe_request_due(2, t));
         assert!(!l.keyframe_request_due(2, t + Duration::from_millis(100)));
         assert!(l.keyframe_request_due(2, t + KEYFRAME_REQUEST_INTERVAL));

@@ -130,9 +130,10 @@ pub(crate) struct VideoSource {
 /// What an incoming RTP packet is, for the forwarding path.
 pub(crate) enum Source {
     /// Media of an announced track: its layer (0 without simulcast),
-    /// whether the packet starts a keyframe, and its VP8 payload descriptor
-    /// (parsed once here, used again for picture-id rewriting).
-    Track { track: TrackId, spec: CodecSpec, layer: u8, keyframe: bool, vp8: Option<Vp8Descriptor> },
+    /// whether the packet starts a keyframe, its VP8 payload descriptor
+    /// (parsed once here, used again for picture-id rewriting), and
+    /// whether it starts a video layer (layers.rs).
+    Track { track: TrackId, spec: CodecSpec, layer: u8, keyframe: bool, vp8: Option<Vp8Descriptor>, started: bool },
     /// The first media on this m-line: the room must announce it.
     New(Mid),
 }
@@ -430,9 +431,8 @@ impl Participant {
                 let spec = spec_of(&self.rtc, pkt.header.payload_type)?;
                 let vp8 = (spec.codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
                 let (keyframe, width) = layers::keyframe(spec.codec, &pkt.payload, vp8.as_ref());
-                if published.kind == Kind::Video {
-                    published.layers.record(layer, pkt.payload.len(), width, now);
-                }
+                let started =
+                    published.kind == Kind::Video && published.layers.record(layer, pkt.payload.len(), width, now);
                 // A muted microphone may still send comfort noise: it
                 // never makes anyone the speaker.
                 if let (Kind::Audio, false, Some(level)) =
@@ -440,7 +440,7 @@ impl Participant {
                 {
                     self.speech.hear(level);
                 }
-                Some(Source::Track { track, spec, layer, keyframe, vp8 })
+                Some(Source::Track { track, spec, layer, keyframe, vp8, started })
             }
         }
     }

@@ -98,3 +98,36 @@ fn the_layer_follows_the_tile_switching_at_keyframes_without_gaps() {
     assert_eq!(String::from_utf8_lossy(&order), "fqhf", "top, lowest, middle, (hidden), top");
     assert_eq!(switches, 3);
 }
+
+/// A new publisher's layers begin only after it is announced, and its
+/// subscribers often answer the offer for it before the first packet of
+/// any layer: they get a layer when the layer begins, not at the next
+/// allocation round (every 500 ms).
+#[test]
+fn a_new_publishers_video_reaches_those_already_there_without_waiting_for_a_round() {
+    let mut sim = Sim::new();
+    let config = MediaConfig { video_bitrate: 1_500_000, simulcast: true, ..MediaConfig::default() };
+    let mut present = Vec::new();
+    for name in ["B", "C", "D"] {
+        present.push(sim.join_with(ROOM, Some(name), config));
+    }
+    assert!(sim.run_until(Duration::from_secs(10), |s| {
+        present
+            .iter()
+            .all(|&i| present.iter().all(|&j| i == j || s.peers[i].peer.received(s.peers[j].pid, Kind::Video) > 0))
+    }));
+    // Into the room's allocation cycle: A comes at every point of it.
+    for offset in [0, 100, 200, 300, 400] {
+        sim.run_for(Duration::from_millis(offset));
+        let joined = sim.now;
+        let a = sim.join_with(ROOM, Some("A"), config);
+        let from = sim.peers[a].pid;
+        assert!(sim.run_until(Duration::from_secs(5), |s| present
+            .iter()
+            .all(|&i| s.peers[i].peer.received(from, Kind::Video) > 0)));
+        let took = sim.now - joined;
+        assert!(took < Duration::from_millis(300), "A's video reached everyone {took:?} after A joined");
+        sim.leave(a);
+        sim.run_for(Duration::from_millis(50));
+    }
+}

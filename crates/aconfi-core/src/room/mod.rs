@@ -450,7 +450,15 @@ impl Room {
                 self.announce.push((from, mid));
                 return;
             }
-            Some(Source::Track { track, spec, layer, keyframe, vp8 }) => (track, spec, layer, keyframe, vp8),
+            Some(Source::Track { track, spec, layer, keyframe, vp8, started }) => {
+                // A video layer starting (a new track's first packets come
+                // after its subscribers answered, often): allocate with
+                // this packet, not at the next round, up to 500 ms later.
+                if started {
+                    self.next_allocation = None;
+                }
+                (track, spec, layer, keyframe, vp8)
+            }
         };
         let packet = Packet {
             layer,
