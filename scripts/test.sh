@@ -13,7 +13,9 @@ root=$(pwd)
 log_dir="$root/test-artifacts"
 mkdir -p "$log_dir"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (seconds into the run): where a slow CI
+# machine spends its time.
+step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
 die() { printf '\nsummary: 0 passed, 1 failed (%s)\n' "$*"; exit 1; }
 
 step "system packages"
@@ -115,5 +117,6 @@ np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')
 nf=$(grep -E '^# fail ' "$log_dir/browser-test.log" | awk '{print $3}')
 add_counts "${np:-0}" "${nf:-0}" "$node_rc"
 
-printf '\nsummary: %d passed, %d failed\n' "$passed" "$failed"
+printf '\nall steps took %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
+printf 'summary: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]
