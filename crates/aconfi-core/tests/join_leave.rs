@@ -95,6 +95,32 @@ fn a_newcomer_gets_a_picture_at_once() {
     assert!(sim.now - start < Duration::from_secs(1), "took {:?}", sim.now - start);
 }
 
+/// Renegotiations batch: a newcomer's microphone and camera reach those
+/// already there in one offer, and a burst of newcomers costs each member
+/// far fewer offers than newcomers' tracks.
+#[test]
+fn joins_in_a_burst_batch_the_offers() {
+    let mut sim = Sim::new();
+    let a = sim.join(ROOM, None);
+    let b = sim.join(ROOM, None);
+    assert!(sim.run_until(Duration::from_secs(10), |s| all_receive_from_all(s, &[a, b], 5)));
+    let before = sim.peers[a].peer.offers();
+    let c = sim.join(ROOM, None);
+    assert!(sim.run_until(Duration::from_secs(10), |s| all_receive_from_all(s, &[a, b, c], 5)));
+    assert_eq!(sim.peers[a].peer.offers() - before, 1, "one offer for the newcomer's audio and video");
+
+    // Five more at once: each member present gets at most one offer per
+    // newcomer (ten tracks), fewer when they come while an offer is out.
+    let before: Vec<u32> = [a, b, c].iter().map(|&i| sim.peers[i].peer.offers()).collect();
+    let burst: Vec<usize> = (0..5).map(|_| sim.join(ROOM, None)).collect();
+    let everyone: Vec<usize> = [a, b, c].into_iter().chain(burst).collect();
+    assert!(sim.run_until(Duration::from_secs(10), |s| all_receive_from_all(s, &everyone, 5)));
+    for (i, n) in [a, b, c].iter().zip(before) {
+        let offers = sim.peers[*i].peer.offers() - n;
+        assert!((1..=5).contains(&offers), "{offers} offers for five newcomers");
+    }
+}
+
 #[test]
 fn rooms_are_separate() {
     let mut sim = Sim::new();

@@ -82,6 +82,8 @@ pub struct ClientPeer {
     /// The server's m-lines and whose media they carry.
     tracks: HashMap<Mid, TrackInfo>,
     participants: BTreeMap<ParticipantId, ParticipantInfo>,
+    /// Server offers answered.
+    offers: u32,
 }
 
 impl ClientPeer {
@@ -126,6 +128,7 @@ impl ClientPeer {
             publish,
             tracks: HashMap::new(),
             participants: BTreeMap::new(),
+            offers: 0,
         }
     }
 
@@ -146,6 +149,11 @@ impl ClientPeer {
     /// Others in the room, as the server last described them.
     pub fn participants(&self) -> &BTreeMap<ParticipantId, ParticipantInfo> {
         &self.participants
+    }
+
+    /// How many server offers it has answered.
+    pub fn offers(&self) -> u32 {
+        self.offers
     }
 
     /// The server's current m-lines towards us.
@@ -237,6 +245,7 @@ impl ClientPeer {
                 self.tracks = tracks.into_iter().map(|t| (Mid::from(t.mid.as_str()), t)).collect();
                 let sdp = self.media.accept_offer(&sdp, now)?;
                 self.signals.push_back(ClientMsg::Answer { sdp });
+                self.offers += 1;
             }
             ServerMsg::ParticipantJoined { participant } | ServerMsg::ParticipantUpdated { participant } => {
                 self.participants.insert(participant.id, participant);

@@ -550,27 +550,34 @@ impl Room {
     }
 
     /// Control work the forwarding path queued: announce new tracks, so
-    /// every other member subscribes and gets an offer.
+    /// every other member subscribes, then gets one offer for all of them
+    /// (a newcomer's microphone and camera together, not the camera in a
+    /// second offer a round trip later).
     pub fn on_room_timer(&mut self, cx: &mut Cx<'_>) {
-        for (pid, mid) in std::mem::take(&mut self.announce) {
-            self.announce_track(pid, mid, cx);
+        let announce = std::mem::take(&mut self.announce);
+        if !announce.is_empty() {
+            for (pid, mid) in announce {
+                self.announce_track(pid, mid);
+            }
+            let ids: Vec<ParticipantId> = self.members.keys().copied().collect();
+            for m in ids {
+                self.offer_if_due(m, cx);
+            }
         }
         self.sources_if_dirty(cx);
     }
 
-    fn announce_track(&mut self, pid: ParticipantId, mid: Mid, cx: &mut Cx<'_>) {
+    /// A new track of `pid`: every other member subscribes (the caller
+    /// sends the offers).
+    fn announce_track(&mut self, pid: ParticipantId, mid: Mid) {
         let track = TrackId(self.next_track);
         let Some((kind, screen)) = self.members.get_mut(&pid).and_then(|p| p.announced(mid, track)) else {
             return;
         };
         self.next_track += 1;
         debug!(participant = %pid, %track, ?kind, screen, "track published");
-        let ids: Vec<ParticipantId> = self.members.keys().copied().filter(|m| *m != pid).collect();
-        for m in ids {
-            if let Some(o) = self.members.get_mut(&m) {
-                o.subscribe(DownTrack::new(track, pid, kind, screen));
-            }
-            self.offer_if_due(m, cx);
+        for (_, o) in self.members.iter_mut().filter(|(m, _)| **m != pid) {
+            o.subscribe(DownTrack::new(track, pid, kind, screen));
         }
     }
 
