@@ -95,7 +95,32 @@ export function limitDownlink(port, kbit) {
 
 /** @param {string[]} args */
 const nft = (args) => execFileSync('nft', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const LOSS_TABLE = 'aconfi_test_loss';
+/**
+ * An nftables table `table` whose input chain holds `rules` (each ending in
+ * `counter drop`), replacing one left by an earlier run. Returns what
+ * deletes it (also safe to call twice) and how many packets its rules
+ * dropped.
+ * @param {string} table @param {string[][]} rules
+ * @returns {{lift: () => void, dropped: () => number}}
+ */
+function dropRules(table, rules) {
+  try { nft(['delete', 'table', 'inet', table]); } catch { /* none yet */ }
+  nft(['add', 'table', 'inet', table]);
+  nft(['add', 'chain', 'inet', table, 'input', '{ type filter hook input priority 0; }']);
+  for (const rule of rules) nft(['add', 'rule', 'inet', table, 'input', ...rule]);
+  let lifted = false;
+  return {
+    lift() {
+      if (lifted) return;
+      lifted = true;
+      nft(['delete', 'table', 'inet', table]);
+    },
+    dropped() {
+      if (lifted) return 0;
+      return [...nft(['list', 'table', 'inet', table]).matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    },
+  };
+}
 
 /**
  * Drops `percent` % of the UDP datagrams to and from local `port` at
@@ -105,28 +130,9 @@ const LOSS_TABLE = 'aconfi_test_loss';
  * @returns {{lift: () => void, dropped: () => number}}
  */
 export function lossyLink(port, percent) {
-  try { nft(['delete', 'table', 'inet', LOSS_TABLE]); } catch { /* none yet */ }
-  nft(['add', 'table', 'inet', LOSS_TABLE]);
-  nft(['add', 'chain', 'inet', LOSS_TABLE, 'input', '{ type filter hook input priority 0; }']);
-  for (const dir of ['dport', 'sport']) {
-    nft(['add', 'rule', 'inet', LOSS_TABLE, 'input', 'udp', dir, String(port),
-      'numgen', 'random', 'mod', '100', '<', String(percent), 'counter', 'drop']);
-  }
-  let lifted = false;
-  return {
-    lift() {
-      if (lifted) return;
-      lifted = true;
-      nft(['delete', 'table', 'inet', LOSS_TABLE]);
-    },
-    dropped() {
-      if (lifted) return 0;
-      return [...nft(['list', 'table', 'inet', LOSS_TABLE]).matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-    },
-  };
+  return dropRules('aconfi_test_loss', ['dport', 'sport'].map((dir) =>
+    ['udp', dir, String(port), 'numgen', 'random', 'mod', '100', '<', String(percent), 'counter', 'drop']));
 }
-
-const UDP_BLOCK_TABLE = 'aconfi_test_udp_block';
 
 /**
  * A firewall that drops every UDP datagram to local `port`, IPv4 and IPv6,
@@ -136,21 +142,5 @@ const UDP_BLOCK_TABLE = 'aconfi_test_udp_block';
  * @returns {{lift: () => void, dropped: () => number}}
  */
 export function blockUdp(port) {
-  try { nft(['delete', 'table', 'inet', UDP_BLOCK_TABLE]); } catch { /* none yet */ }
-  nft(['add', 'table', 'inet', UDP_BLOCK_TABLE]);
-  nft(['add', 'chain', 'inet', UDP_BLOCK_TABLE, 'input', '{ type filter hook input priority 0; }']);
-  nft(['add', 'rule', 'inet', UDP_BLOCK_TABLE, 'input', 'udp', 'dport', String(port), 'counter', 'drop']);
-  let lifted = false;
-  return {
-    lift() {
-      if (lifted) return;
-      lifted = true;
-      nft(['delete', 'table', 'inet', UDP_BLOCK_TABLE]);
-    },
-    dropped() {
-      if (lifted) return 0;
-      const m = nft(['list', 'table', 'inet', UDP_BLOCK_TABLE]).match(/counter packets (\d+)/);
-      return m ? Number(m[1]) : 0;
-    },
-  };
+  return dropRules('aconfi_test_udp_block', [['udp', 'dport', String(port), 'counter', 'drop']]);
 }
