@@ -275,7 +275,7 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
         }
     }
     let stats: Vec<_> = tracks.iter().map(|(_, t)| &t.stats).collect();
-    let joins: Vec<_> = tracks.iter().map(|(_, t)| t.join_time).collect();
+    let joins = report::join_from_receiver(&tracks);
     let joins_after_both = report::join_after_both(&tracks, &opened);
     let forwarded = p1.saturating_sub(p0);
     let cpu = cpu0.zip(cpu1).map(|(a, b)| b.cpu_us.saturating_sub(a.cpu_us));

@@ -132,7 +132,7 @@ pub async fn run_aconfi(
         }
     }
     let tracks = peer.media().recv_stats().iter().map(|(mid, (_, s))| {
-        let publisher = peer.tracks().find(|t| t.mid == mid.to_string()).map(|t| t.participant.0);
+        let publisher = peer.track(*mid).map(|t| t.participant.0);
         (publisher, s)
     });
     Ok(outcome(tracks, opened, peer.id().map(|id| id.0)))
@@ -231,12 +231,7 @@ fn outcome<'a>(
     Outcome {
         tracks: stats
             .filter(|(_, s)| s.packets > 0 || s.expected() > 0)
-            .map(|(publisher, s)| TrackResult {
-                stats: s.clone(),
-                join_time: s.first_packet_at.map(|t| t.duration_since(opened)),
-                first_packet_at: s.first_packet_at,
-                publisher,
-            })
+            .map(|(publisher, s)| TrackResult { stats: s.clone(), publisher })
             .collect(),
         opened,
         me,

@@ -9,15 +9,19 @@ use serde::Serialize;
 /// One remote track as a participant saw it.
 #[derive(Debug, Clone)]
 pub struct TrackResult {
-    /// Its statistics.
+    /// Its statistics (with when its first packet came).
     pub stats: TrackStats,
-    /// From the participant's signaling connection opening to this track's
-    /// first packet.
-    pub join_time: Option<Duration>,
-    /// When its first packet came.
-    pub first_packet_at: Option<Instant>,
     /// Who sent it: the A-Confi participant id or the Janus feed id, if known.
     pub publisher: Option<u64>,
+}
+
+/// From the receiver's signaling connection opening to each track's first
+/// packet (`tracks`: each with its receiver's opening).
+pub fn join_from_receiver(tracks: &[(Instant, TrackResult)]) -> Vec<Option<Duration>> {
+    tracks
+        .iter()
+        .map(|(receiver, t)| t.stats.first_packet_at.map(|at| at.saturating_duration_since(*receiver)))
+        .collect()
 }
 
 /// From the later of the receiver's and the publisher's signaling
@@ -34,7 +38,7 @@ pub fn join_after_both(
         .map(|(receiver, t)| {
             let publisher = t.publisher.and_then(|p| opened.get(&p)).copied();
             let from = publisher.map_or(*receiver, |p| p.max(*receiver));
-            t.first_packet_at.map(|at| at.saturating_duration_since(from))
+            t.stats.first_packet_at.map(|at| at.saturating_duration_since(from))
         })
         .collect()
 }
@@ -170,11 +174,10 @@ mod tests {
     fn join_after_both_counts_from_the_later_opening() {
         let t0 = Instant::now();
         let ms = |n| Duration::from_millis(n);
-        let track = |publisher, first: Option<u64>| TrackResult {
-            stats: TrackStats::default(),
-            join_time: None,
-            first_packet_at: first.map(|f| t0 + ms(f)),
-            publisher,
+        let track = |publisher, first: Option<u64>| {
+            let mut stats = TrackStats::default();
+            stats.first_packet_at = first.map(|f| t0 + ms(f));
+            TrackResult { stats, publisher }
         };
         // Publisher 7 opened at 100 ms, publisher 8 at 10 ms.
         let opened = [(7, t0 + ms(100)), (8, t0 + ms(10))].into_iter().collect();
@@ -185,6 +188,7 @@ mod tests {
             (t0 + ms(20), track(Some(7), None)),      // nothing came
         ];
         assert_eq!(join_after_both(&tracks, &opened), vec![Some(ms(50)), Some(ms(130)), Some(ms(130)), None]);
+        assert_eq!(join_from_receiver(&tracks), vec![Some(ms(130)), Some(ms(130)), Some(ms(130)), None]);
     }
 
     #[test]

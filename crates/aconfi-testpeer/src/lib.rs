@@ -156,6 +156,11 @@ impl ClientPeer {
         self.offers
     }
 
+    /// Whose media the server sends on m-line `mid`.
+    pub fn track(&self, mid: Mid) -> Option<&TrackInfo> {
+        self.tracks.get(&mid)
+    }
+
     /// The server's current m-lines towards us.
     pub fn tracks(&self) -> impl Iterator<Item = &TrackInfo> {
         self.tracks.values()
