@@ -31,15 +31,17 @@ export async function deadline(promise, what, ms = 30000) {
  * @returns {Promise<T>}
  */
 export async function until(fn, what, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
+  // The monotonic clock: this VM's wall clock can step forward by seconds
+  // (a door test's 20 s wait once ended 13.5 s into the whole test).
+  const end = performance.now() + timeoutMs;
   let last;
   /** @type {unknown} */
   let error;
-  while (Date.now() < end) {
+  while (performance.now() < end) {
     try {
       // A poll that never answers (a page stuck mid-navigation) must not
       // outlive the deadline either.
-      last = await deadline(fn(), `a poll for ${what}`, Math.max(1000, end - Date.now()));
+      last = await deadline(fn(), `a poll for ${what}`, Math.max(1000, end - performance.now()));
       error = undefined;
       if (last) return last;
     } catch (e) {
