@@ -27,13 +27,15 @@ const running = new Set();
 // A test that fails before stopping its servers leaves them running, and a
 // running child keeps its file from ending until the file's timeout (10
 // min): stop them when the file's tests are done.
-after(async () => {
-  await Promise.all([...running].map((proc) => {
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    return exited;
-  }));
-});
+after(async () => { await Promise.all([...running].map(terminate)); });
+
+/** SIGTERM, as a user stops the server; resolves when it has exited. */
+async function terminate(/** @type {import('node:child_process').ChildProcess} */ proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
 
 /**
  * Starts aconfi with HTTPS on loopback and media on every interface, as a
@@ -73,10 +75,7 @@ export async function startServer(extraArgs = []) {
       // For a failure's post-mortem: ACONFI_KEEP_LOGS=1 keeps the server's
       // debug log in test-artifacts/.
       if (process.env.ACONFI_KEEP_LOGS) writeFileSync(path.join(artifacts, `server-${port}.log`), log);
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
+      await terminate(proc);
     },
   };
 }
