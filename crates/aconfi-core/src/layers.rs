@@ -25,7 +25,8 @@ struct Layer {
     /// Bit/s over the last whole window.
     rate: u64,
     last_packet: Option<Instant>,
-    /// Picture width from its latest keyframe (VP8 only).
+    /// Picture width from its latest keyframe (VP8's frame header, H.264's
+    /// sequence parameter set).
     width: Option<u32>,
     last_keyframe_request: Option<Instant>,
 }
@@ -120,8 +121,8 @@ impl Layers {
     }
 }
 
-/// Whether an RTP payload starts a keyframe, and its width when the codec
-/// says (VP8). `codec` is the payload's codec; `vp8` its VP8 payload
+/// Whether an RTP payload starts a keyframe, and its width when the
+/// payload says (a VP8 keyframe's header, an H.264 sequence parameter set). `codec` is the payload's codec; `vp8` its VP8 payload
 /// descriptor, parsed once by the caller (`None`: not VP8, or malformed).
 pub(crate) fn keyframe(
     codec: str0m::format::Codec,
@@ -145,7 +146,10 @@ pub(crate) fn keyframe(
             };
             (true, width)
         }
-        Codec::H264 => (h264_keyframe(payload), None),
+        Codec::H264 => {
+            let key = h264_keyframe(payload);
+            (key, if key { h264_width(payload) } else { None })
+        }
         // Audio, and codecs we do not negotiate: every packet may start.
         _ => (true, None),
     }
@@ -173,29 +177,49 @@ fn vp8_frame_len(payload: &[u8]) -> usize {
     payload.len().saturating_sub(i)
 }
 
+const H264_IDR: u8 = 5;
+const H264_SPS: u8 = 7;
+const H264_STAP_A: u8 = 24;
+const H264_FU_A: u8 = 28;
+
+/// The NAL units whole in an H.264 payload (RFC 6184): the payload itself
+/// (a single NAL unit packet) or each unit of an aggregation (STAP-A).
+/// Fragments (FU-A) carry no whole unit.
+fn h264_units(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let kind = payload.first().map(|b| b & 0x1f);
+    let single = matches!(kind, Some(1..=23)).then_some(payload);
+    let mut i = 1;
+    let aggregated = std::iter::from_fn(move || {
+        if kind != Some(H264_STAP_A) {
+            return None;
+        }
+        let len = payload.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))?;
+        let unit = payload.get(i + 2..i + 2 + len)?;
+        i += 2 + len;
+        Some(unit)
+    });
+    single.into_iter().chain(aggregated).filter(|u| !u.is_empty())
+}
+
 /// Whether an H.264 payload (RFC 6184) starts an IDR picture or carries the
 /// parameter sets that precede one.
 fn h264_keyframe(payload: &[u8]) -> bool {
-    const IDR: u8 = 5;
-    const SPS: u8 = 7;
-    const STAP_A: u8 = 24;
-    const FU_A: u8 = 28;
-    let Some(&first) = payload.first() else { return false };
-    match first & 0x1f {
-        IDR | SPS => true,
-        STAP_A => {
-            let mut i = 1;
-            while let Some(len) = payload.get(i..i + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) {
-                if payload.get(i + 2).is_some_and(|h| matches!(h & 0x1f, IDR | SPS)) {
-                    return true;
-                }
-                i += 2 + len;
-            }
-            false
-        }
-        FU_A => payload.get(1).is_some_and(|h| h & 0x80 != 0 && h & 0x1f == IDR),
-        _ => false,
+    if payload.first().is_some_and(|b| b & 0x1f == H264_FU_A) {
+        return payload.get(1).is_some_and(|h| h & 0x80 != 0 && h & 0x1f == H264_IDR);
     }
+    h264_units(payload).any(|u| matches!(u[0] & 0x1f, H264_IDR | H264_SPS))
+}
+
+/// The picture width a sequence parameter set in an H.264 payload gives
+/// (after cropping), parsed with `h264-reader`; `None` without one or for
+/// one that does not parse.
+fn h264_width(payload: &[u8]) -> Option<u32> {
+    use h264_reader::nal::sps::SeqParameterSet;
+    use h264_reader::rbsp::{decode_nal, BitReader};
+    let sps = h264_units(payload).find(|u| u[0] & 0x1f == H264_SPS)?;
+    let rbsp = decode_nal(sps).ok()?;
+    let (width, _) = SeqParameterSet::from_bits(BitReader::new(&*rbsp)).ok()?.pixel_dimensions().ok()?;
+    Some(width)
 }
 
 #[cfg(test)]
@@ -231,6 +255,47 @@ mod tests {
         assert!(!h264_keyframe(&[0x7c, 0x05, 0x00]), "FU-A middle");
         assert!(!h264_keyframe(&[0x41, 0x9a]), "non-IDR slice");
         assert!(!h264_keyframe(&[0x78, 0xff, 0xff]), "STAP-A with a length past the end");
+        assert!(!h264_keyframe(&[0x78, 0x00, 0x00, 0x00, 0x02, 0x41, 0x9a]), "STAP-A with an empty unit, then a slice");
+    }
+
+    /// Constrained-baseline SPSs (level 3.1, as Chromium's encoder sends):
+    /// 1280×720 (80×45 macroblocks) and 640×360 (23 macroblock rows,
+    /// cropped by 8 lines).
+    const SPS_1280X720: [u8; 9] = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe4];
+    const SPS_640X360: [u8; 10] = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0x40];
+
+    #[test]
+    fn h264_width_from_the_sps_in_each_packetisation() {
+        assert_eq!(h264_width(&SPS_1280X720), Some(1280), "single NAL unit");
+        assert_eq!(h264_width(&SPS_640X360), Some(640), "cropped");
+        let mut stap = vec![0x78, 0x00, SPS_1280X720.len() as u8];
+        stap.extend_from_slice(&SPS_1280X720);
+        stap.extend_from_slice(&[0x00, 0x04, 0x68, 0xce, 0x3c, 0x80]);
+        assert_eq!(h264_width(&stap), Some(1280), "STAP-A with SPS and PPS");
+        assert_eq!(keyframe(Codec::H264, &stap), (true, Some(1280)));
+        assert_eq!(h264_width(&[0x65, 0x88, 0x84]), None, "an IDR slice has no SPS");
+        assert_eq!(h264_width(&[0x67, 0x42]), None, "an SPS cut short");
+    }
+
+    #[test]
+    fn garbage_never_panics_the_h264_readers() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..2000usize {
+            let mut p = Vec::with_capacity(len % 64);
+            for _ in 0..len % 64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p.push(x as u8);
+            }
+            // Half of them look like an SPS or a STAP-A holding one.
+            match len % 4 {
+                0 => p.insert(0, 0x67),
+                1 => p.splice(0..0, [0x78, 0x00, (len % 60) as u8, 0x67]).for_each(drop),
+                _ => {}
+            }
+            let _ = keyframe(Codec::H264, &p);
+        }
     }
 
     #[test]
