@@ -76,27 +76,69 @@ fn the_layer_follows_the_tile_switching_at_keyframes_without_gaps() {
     let stats = sim.peers[b].peer.media().recv_stats();
     let (_, video) = stats.values().find(|(k, _)| *k == Kind::Video).expect("video");
     assert_eq!(video.lost(), 0, "{video:?}");
-    // Every change of layer starts at a keyframe. The test publisher fills
-    // each frame with its layer's rid.
+    // Every change of layer starts at a keyframe (VP8 frame tag: P bit clear).
+    assert_eq!(layer_changes(&mut sim, b, |f| f[0] & 1 == 0), "fqhf", "top, lowest, middle, (hidden), top");
+}
+
+/// The layers of the video frames peer `i` received, in the order it got
+/// them, one letter (rid) per run of frames of one layer; asserts that each
+/// change starts at a frame `keyframe` accepts. The test publisher fills
+/// each frame with its layer's rid, so a frame's last byte names its layer.
+fn layer_changes(sim: &mut Sim, i: usize, keyframe: impl Fn(&[u8]) -> bool) -> String {
     let mut frames = Vec::new();
-    while let Some((t, data)) = sim.peers[b].peer.poll_frame() {
+    while let Some((t, data)) = sim.peers[i].peer.poll_frame() {
         if t.kind == Kind::Video {
             frames.push(data);
         }
     }
     let layer = |f: &Vec<u8>| *f.last().expect("frame bytes");
-    let keyframe = |f: &Vec<u8>| f[0] & 1 == 0; // VP8 frame tag: P bit clear
     let mut order = vec![layer(&frames[0])];
-    let mut switches = 0;
     for pair in frames.windows(2) {
         if layer(&pair[0]) != layer(&pair[1]) {
-            switches += 1;
             order.push(layer(&pair[1]));
             assert!(keyframe(&pair[1]), "a switch starts at a keyframe");
         }
     }
-    assert_eq!(String::from_utf8_lossy(&order), "fqhf", "top, lowest, middle, (hidden), top");
-    assert_eq!(switches, 3);
+    String::from_utf8_lossy(&order).into_owned()
+}
+
+/// H.264 (a sender without VP8): the same choice of layer, switched at IDR
+/// pictures, the stream continuous; and the layers' widths are read from
+/// their sequence parameter sets. A 960×540 camera's layers are 240, 480
+/// and 960 wide, so a 600-pixel tile needs the top layer: had the widths
+/// been guessed (1280, 640, 320), it would get the middle one.
+#[test]
+fn h264_layers_follow_the_tile_by_the_widths_their_sps_gives() {
+    let mut sim = Sim::new();
+    let h264 = MediaConfig { h264: true, ..MediaConfig::default() };
+    let config = MediaConfig { video_bitrate: 1_500_000, simulcast: true, camera: (960, 540), ..h264 };
+    let a = sim.join_with(ROOM, Some("A"), config);
+    let b = sim.join_with(ROOM, Some("B"), h264);
+    sim.peers[b].peer.enable_capture();
+    let from = sim.peers[a].pid;
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(from, Kind::Video) > 30));
+
+    let top = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    assert!(top > 140_000, "top layer: {top} B/s");
+    view(&mut sim, b, a, 160);
+    sim.run_for(Duration::from_secs(1));
+    let low = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    assert!(low < 30_000 && low > 8_000, "lowest layer: {low} B/s");
+    view(&mut sim, b, a, 600);
+    sim.run_for(Duration::from_secs(1));
+    let wide = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    assert!(wide > 140_000, "a 600-pixel tile gets the 960 layer: {wide} B/s");
+    view(&mut sim, b, a, 400);
+    sim.run_for(Duration::from_secs(1));
+    let mid = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    assert!(mid > 40_000 && mid < 90_000, "a 400-pixel tile gets the 480 layer: {mid} B/s");
+
+    let stats = sim.peers[b].peer.media().recv_stats();
+    let (_, video) = stats.values().find(|(k, _)| *k == Kind::Video).expect("video");
+    assert_eq!(video.lost(), 0, "{video:?}");
+    // An IDR picture begins with its sequence parameter set (Annex B: a
+    // four-byte start code, then the NAL unit header, type 7).
+    assert_eq!(layer_changes(&mut sim, b, |f| f.get(4).is_some_and(|h| h & 0x1f == 7)), "fqfh");
 }
 
 /// A new publisher's layers begin only after it is announced, and its

@@ -1,7 +1,8 @@
 //! Whole media frames out of received RTP packets, as a decoder would get
 //! them: Opus packets are frames; VP8 frames are the payloads of one RTP
 //! timestamp in sequence order, each without its VP8 payload descriptor
-//! (RFC 7741). Used to look at exactly what the server forwards (say, that
+//! (RFC 7741); H.264 frames are their NAL units in Annex B form (each
+//! behind a start code), out of single, STAP-A and FU-A packets (RFC 6184). Used to look at exactly what the server forwards (say, that
 //! an end-to-end encrypted meeting's frames are ciphertext).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,6 +30,8 @@ pub struct FrameCapture {
     /// Per m-line, per RTP timestamp.
     video: HashMap<Mid, BTreeMap<u32, Pending>>,
     frames: VecDeque<Frame>,
+    /// Video is H.264, not VP8.
+    h264: bool,
 }
 
 /// Frames kept unread at most; older ones are dropped.
@@ -37,6 +40,11 @@ const MAX_QUEUED: usize = 4096;
 const MAX_PENDING: usize = 64;
 
 impl FrameCapture {
+    /// A capture of VP8 video, or (`h264`) of H.264.
+    pub fn new(h264: bool) -> Self {
+        FrameCapture { h264, ..Default::default() }
+    }
+
     /// One received packet. Video packets whose descriptor does not parse
     /// are ignored.
     pub fn push(&mut self, mid: Mid, kind: Kind, seq: u64, timestamp: u32, marker: bool, payload: &[u8]) {
@@ -44,9 +52,10 @@ impl FrameCapture {
             self.emit(Frame { mid, kind, data: payload.to_vec() });
             return;
         }
-        let Some((start, body)) = vp8_payload(payload) else { return };
+        let parsed = if self.h264 { h264_payload(payload) } else { vp8_payload(payload).map(|(s, b)| (s, b.to_vec())) };
+        let Some((start, body)) = parsed else { return };
         let by_ts = self.video.entry(mid).or_default();
-        by_ts.entry(timestamp).or_default().insert(seq, (start, body.to_vec()));
+        by_ts.entry(timestamp).or_default().insert(seq, (start, body));
         let mut done = None;
         if marker {
             done = by_ts.remove(&timestamp).and_then(|pending| assemble(&pending));
@@ -116,6 +125,45 @@ pub fn vp8_payload(p: &[u8]) -> Option<(bool, &[u8])> {
     (at <= p.len()).then(|| (start, &p[at..]))
 }
 
+/// An H.264 RTP payload as (starts a frame, Annex B bytes): a single NAL
+/// unit or an aggregation (STAP-A) starts a frame, as does a fragment
+/// (FU-A) that starts its unit; a STAP-A ahead of the slice (parameter
+/// sets) makes the slice's first fragment not the frame's start, which
+/// the caller sees from the sequence numbers.
+pub fn h264_payload(p: &[u8]) -> Option<(bool, Vec<u8>)> {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    let first = *p.first()?;
+    let mut out = Vec::with_capacity(p.len() + 8);
+    match first & 0x1f {
+        1..=23 => {
+            out.extend_from_slice(&START);
+            out.extend_from_slice(p);
+            Some((true, out))
+        }
+        24 => {
+            let mut i = 1;
+            while i < p.len() {
+                let len = usize::from(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]));
+                out.extend_from_slice(&START);
+                out.extend_from_slice(p.get(i + 2..i + 2 + len)?);
+                i += 2 + len;
+            }
+            Some((true, out))
+        }
+        28 => {
+            let header = *p.get(1)?;
+            let start = header & 0x80 != 0;
+            if start {
+                out.extend_from_slice(&START);
+                out.push(first & 0xe0 | header & 0x1f);
+            }
+            out.extend_from_slice(&p[2..]);
+            Some((start, out))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +180,22 @@ mod tests {
         assert_eq!(vp8_payload(&[0x11, 1]).map(|x| x.0), Some(false));
         assert_eq!(vp8_payload(&[0x90, 0x80]), None, "cut short");
         assert_eq!(vp8_payload(&[]), None);
+    }
+
+    #[test]
+    fn h264_units_come_out_in_annex_b_form() {
+        let mut c = FrameCapture::new(true);
+        let mid = Mid::from("1");
+        // STAP-A (SPS 67 01, PPS 68 02), then an IDR slice in two fragments.
+        c.push(mid, Kind::Video, 10, 900, false, &[0x78, 0, 2, 0x67, 1, 0, 2, 0x68, 2]);
+        c.push(mid, Kind::Video, 11, 900, false, &[0x7c, 0x85, 7, 7]);
+        c.push(mid, Kind::Video, 12, 900, true, &[0x7c, 0x45, 8]);
+        let f = c.poll().expect("a frame");
+        assert_eq!(f.data, [0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 7, 7, 8]);
+        // A delta slice missing its first fragment is no frame.
+        c.push(mid, Kind::Video, 14, 1800, true, &[0x7c, 0x41, 9]);
+        assert_eq!(c.poll(), None);
+        assert_eq!(h264_payload(&[0x78, 0, 9, 1]), None, "a unit longer than the packet");
     }
 
     #[test]

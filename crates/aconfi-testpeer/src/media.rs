@@ -2,6 +2,9 @@
 //! second, VP8 at a set bitrate and frame rate with periodic keyframes about
 //! five times a delta frame, frame sizes jittering ±15 %, each frame cut
 //! into RTP payloads of at most 1 100 bytes behind a VP8 payload descriptor.
+//! Or H.264 (RFC 6184): each keyframe led by its parameter sets in a STAP-A
+//! (a real SPS with the picture's size), each frame one slice in FU-A
+//! fragments.
 //!
 //! Every frame carries its send time (µs since the sender's epoch) so a
 //! receiver on the same clock can measure one-way latency per frame.
@@ -23,6 +26,11 @@ pub struct MediaConfig {
     /// first, as the web client does) at a tenth, a third and all of
     /// `video_bitrate`.
     pub simulcast: bool,
+    /// Send (and receive) video as H.264 instead of VP8.
+    pub h264: bool,
+    /// The camera's picture size, written into H.264 parameter sets; each
+    /// simulcast layer below the top halves it.
+    pub camera: (u32, u32),
 }
 
 impl Default for MediaConfig {
@@ -33,6 +41,8 @@ impl Default for MediaConfig {
             keyframe_every: Duration::from_secs(2),
             audio_bytes: 80,
             simulcast: false,
+            h264: false,
+            camera: (1280, 720),
         }
     }
 }
@@ -90,12 +100,22 @@ pub struct VideoSource {
     /// a simulcast layer's rid, so a receiver can tell which layer a frame
     /// came from.
     pub fill: Option<u8>,
+    /// This layer's picture size (for H.264 parameter sets).
+    pub size: (u32, u32),
 }
 
 impl VideoSource {
     /// A source; `seed` makes sizes differ between senders yet stay reproducible.
     pub fn new(config: MediaConfig, seed: u64) -> Self {
-        VideoSource { config, frames: 0, last_key: None, rng: seed | 1, keyframe_wanted: true, fill: None }
+        VideoSource {
+            config,
+            frames: 0,
+            last_key: None,
+            rng: seed | 1,
+            keyframe_wanted: true,
+            fill: None,
+            size: config.camera,
+        }
     }
 
     /// Time between frames.
@@ -121,6 +141,13 @@ impl VideoSource {
         let size = (base * (85 + jitter) / 100).max(STAMP as u64 + 1) as usize;
 
         let mut data = vec![self.fill.unwrap_or((self.frames & 0xff) as u8); size];
+        if self.config.h264 {
+            return Frame {
+                rtp_step: 90_000 / self.config.fps.max(1),
+                payloads: self.h264(key, stamp_us, data),
+                keyframe: key,
+            };
+        }
         // VP8 frame tag: bit 0 clear means keyframe.
         data[0] = if key { 0x10 } else { 0x11 };
         data[1..1 + STAMP].copy_from_slice(&stamp_us.to_be_bytes());
@@ -138,6 +165,34 @@ impl VideoSource {
         Frame { rtp_step: 90_000 / self.config.fps.max(1), payloads, keyframe: key }
     }
 
+    /// One H.264 frame's payloads: on a keyframe a STAP-A with SPS and PPS,
+    /// then the slice (IDR or not; `body` after the stamp) in FU-A fragments.
+    fn h264(&self, key: bool, stamp_us: u64, mut body: Vec<u8>) -> Vec<Vec<u8>> {
+        const NRI: u8 = 0x60;
+        let mut payloads = Vec::new();
+        if key {
+            let sps = sps(self.size);
+            let mut stap = vec![NRI | H264_STAP_A];
+            for unit in [&sps[..], &PPS[..]] {
+                stap.extend_from_slice(&(unit.len() as u16).to_be_bytes());
+                stap.extend_from_slice(unit);
+            }
+            payloads.push(stap);
+        }
+        body[..STAMP].copy_from_slice(&stamp_us.to_be_bytes());
+        let unit_type = if key { 5 } else { 1 };
+        let n = body.len().div_ceil(MAX_VIDEO_CHUNK);
+        for (i, chunk) in body.chunks(MAX_VIDEO_CHUNK).enumerate() {
+            let start = if i == 0 { 0x80 } else { 0 };
+            let end = if i + 1 == n { 0x40 } else { 0 };
+            let mut p = Vec::with_capacity(chunk.len() + 2);
+            p.extend_from_slice(&[NRI | H264_FU_A, start | end | unit_type]);
+            p.extend_from_slice(chunk);
+            payloads.push(p);
+        }
+        payloads
+    }
+
     fn next_rand(&mut self) -> u64 {
         // xorshift64: cheap, reproducible, plenty for size jitter.
         self.rng ^= self.rng << 13;
@@ -147,9 +202,74 @@ impl VideoSource {
     }
 }
 
+const H264_STAP_A: u8 = 24;
+const H264_FU_A: u8 = 28;
+/// The picture parameter set sent with every SPS (id 0, CAVLC, nothing else set).
+const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+
+/// A constrained-baseline sequence parameter set (NAL unit, emulation
+/// prevented) for a picture of `size` (width a multiple of 16; height
+/// rounded up to macroblocks and cropped back).
+fn sps((width, height): (u32, u32)) -> Vec<u8> {
+    let mut bits: Vec<bool> = Vec::new();
+    let mut put = |value: u32, n: u32| bits.extend((0..n).rev().map(|i| value >> i & 1 == 1));
+    // Exp-Golomb: as many zeros as the value+1 has bits after its first.
+    let ue = |put: &mut dyn FnMut(u32, u32), v: u32| {
+        let n = 32 - (v + 1).leading_zeros();
+        put(0, n - 1);
+        put(v + 1, n);
+    };
+    put(66, 8); // profile: baseline
+    put(0xc0, 8); // constraint_set0 and 1: constrained baseline
+    put(31, 8); // level 3.1
+    ue(&mut put, 0); // seq_parameter_set_id
+    ue(&mut put, 0); // log2_max_frame_num_minus4
+    ue(&mut put, 2); // pic_order_cnt_type
+    ue(&mut put, 1); // max_num_ref_frames
+    put(0, 1); // gaps_in_frame_num_value_allowed_flag
+    let rows = height.div_ceil(16);
+    ue(&mut put, width / 16 - 1);
+    ue(&mut put, rows - 1);
+    put(1, 1); // frame_mbs_only_flag
+    put(1, 1); // direct_8x8_inference_flag
+    let crop = (rows * 16 - height) / 2; // in chroma rows (4:2:0)
+    put(u32::from(crop > 0), 1);
+    if crop > 0 {
+        for v in [0, 0, 0, crop] {
+            ue(&mut put, v);
+        }
+    }
+    put(0, 1); // vui_parameters_present_flag
+    put(1, 1); // rbsp_stop_one_bit
+    let mut out = vec![0x67];
+    let mut zeros = 0;
+    for byte in bits.chunks(8).map(|b| b.iter().enumerate().fold(0u8, |acc, (i, &x)| acc | u8::from(x) << (7 - i))) {
+        if zeros >= 2 && byte <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        out.push(byte);
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
 /// Reads the send stamp from a received RTP payload, if this packet starts
-/// a frame (all audio packets; video packets with the S bit).
+/// a frame (all audio packets; VP8 packets with the S bit; an H.264
+/// slice's first fragment).
 pub fn stamp_of(kind_is_video: bool, payload: &[u8]) -> Option<u64> {
+    // Told apart from VP8 by the NAL unit type (VideoSource's VP8
+    // descriptors are 0x10 or 0x00: type 16 or 0).
+    if kind_is_video && payload.first()? & 0x1f == H264_STAP_A {
+        return None;
+    }
+    if kind_is_video && payload.first()? & 0x1f == H264_FU_A {
+        if payload.get(1)? & 0x80 == 0 {
+            return None;
+        }
+        let b = payload.get(2..2 + STAMP)?;
+        return Some(u64::from_be_bytes(b.try_into().ok()?));
+    }
     let at = if kind_is_video {
         // One-byte descriptor without extensions (what VideoSource writes);
         // the S bit says a frame starts here; then the frame tag byte.
@@ -191,6 +311,31 @@ mod tests {
         assert_eq!(keys, 5);
         let bps = bytes as f64 * 8.0 / 10.0;
         assert!((bps - 1_500_000.0).abs() < 1_500_000.0 * 0.05, "{bps}");
+    }
+
+    #[test]
+    fn h264_frames_carry_a_readable_sps_and_their_stamp() {
+        let config = MediaConfig { h264: true, camera: (640, 360), ..Default::default() };
+        let mut v = VideoSource::new(config, 5);
+        let key = v.frame(77);
+        assert!(key.keyframe);
+        // STAP-A: SPS then PPS.
+        let stap = &key.payloads[0];
+        assert_eq!(stap[0] & 0x1f, H264_STAP_A);
+        let len = usize::from(u16::from_be_bytes([stap[1], stap[2]]));
+        let sps = &stap[3..3 + len];
+        let rbsp = h264_reader::rbsp::decode_nal(sps).expect("rbsp");
+        let parsed = h264_reader::nal::sps::SeqParameterSet::from_bits(h264_reader::rbsp::BitReader::new(&*rbsp))
+            .expect("a valid SPS");
+        assert_eq!(parsed.pixel_dimensions().expect("size"), (640, 360));
+        assert_eq!(stamp_of(true, stap), None);
+        assert_eq!(stamp_of(true, &key.payloads[1]), Some(77), "the IDR slice's first fragment");
+        assert_eq!(key.payloads[1][1] & 0x1f, 5, "IDR");
+        let delta = v.frame(78);
+        assert!(!delta.keyframe);
+        assert_eq!(delta.payloads[0][1] & 0x9f, 0x81, "first fragment of a non-IDR slice");
+        assert_eq!(delta.payloads.last().map(|p| p[1] & 0x40), Some(0x40), "the last fragment ends the slice");
+        assert_eq!(stamp_of(true, &delta.payloads[0]), Some(78));
     }
 
     #[test]

@@ -54,8 +54,8 @@ impl MediaPeer {
     /// A session bound to `local`; latency stamps count from `epoch`, which
     /// every peer measuring against each other must share.
     pub fn new(local: SocketAddr, now: Instant, epoch: Instant, config: MediaConfig, seed: u64) -> Self {
-        let mut rtc =
-            Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
+        let builder = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false);
+        let mut rtc = if config.h264 { builder.enable_h264(true) } else { builder.enable_vp8(true) }.build(now);
         if let Ok(c) = Candidate::host(local, "udp") {
             rtc.add_local_candidate(c);
         }
@@ -100,12 +100,15 @@ impl MediaPeer {
             let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
             let sender = |mid, rid| Sender { mid, rid, seq: 1, rtp_time: 0, next_due: now, pt: None };
             self.audio = Some((sender(a, None), AudioSource::new(self.config.audio_bytes)));
+            let layer_count = layers.len() as u32;
             self.video = layers
                 .into_iter()
                 .enumerate()
                 .map(|(i, (rid, bitrate))| {
                     let config = MediaConfig { video_bitrate: bitrate, ..self.config };
                     let mut source = VideoSource::new(config, self.seed.wrapping_add(i as u64));
+                    let halvings = layer_count - 1 - i as u32;
+                    source.size = (config.camera.0 >> halvings, config.camera.1 >> halvings);
                     source.fill = rid.and_then(|r| r.to_string().bytes().next());
                     (sender(v, rid), source)
                 })
@@ -162,7 +165,8 @@ impl MediaPeer {
 
     /// Keeps every received frame whole, for [`MediaPeer::poll_frame`].
     pub fn enable_capture(&mut self) {
-        self.capture.get_or_insert_with(FrameCapture::default);
+        let h264 = self.config.h264;
+        self.capture.get_or_insert_with(|| FrameCapture::new(h264));
     }
 
     /// The next received frame, if capturing.
@@ -234,7 +238,11 @@ impl MediaPeer {
                 }
             }
         }
-        let codec = if kind == Kind::Video { Codec::Vp8 } else { Codec::Opus };
+        let codec = match kind {
+            Kind::Video if self.config.h264 => Codec::H264,
+            Kind::Video => Codec::Vp8,
+            Kind::Audio => Codec::Opus,
+        };
         for (i, frame) in frames {
             let sender = match kind {
                 Kind::Audio => match self.audio.as_mut() {
@@ -248,7 +256,10 @@ impl MediaPeer {
                 sender.next_due = now;
             }
             if sender.pt.is_none() {
-                sender.pt = negotiated_pt(&self.rtc, sender.mid, |s| s.codec == codec);
+                // H.264: the fragmenting mode (1), as browsers send.
+                sender.pt = negotiated_pt(&self.rtc, sender.mid, |s| {
+                    s.codec == codec && (codec != Codec::H264 || s.format.packetization_mode == Some(1))
+                });
             }
             let Some(pt) = sender.pt else { continue };
             let (mid, rid) = (sender.mid, sender.rid);
