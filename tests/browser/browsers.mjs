@@ -24,7 +24,7 @@ const VIEWPORT = { width: 1280, height: 720 };
  * A browser that opens participants, each in its own context (own storage,
  * own camera).
  * @typedef {{kind: BrowserKind, open: (url: string, opts?: OpenOptions) => Promise<Participant>, close: () => Promise<void>}} Driver
- * @typedef {{init?: () => void}} OpenOptions  `init` runs in every new document before the page's scripts
+ * @typedef {{init?: (() => void) | string}} OpenOptions  `init` (a function or script text) runs in every new document before the page's scripts
  */
 
 /**

@@ -5,10 +5,11 @@
 import { freshRoom, until } from './harness.mjs';
 
 /**
- * Replaces the camera with a moving 1280×720 canvas (the browsers' own fake
- * cameras differ in size). Runs in the page before its scripts.
+ * Replaces the camera with a moving canvas, 1280×720 unless told otherwise
+ * (the browsers' own fake cameras differ in size). Runs in the page before
+ * its scripts.
  */
-export function canvasCamera() {
+export function canvasCamera(width = 1280, height = 720) {
   if (!navigator.mediaDevices) return;
   const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
   navigator.mediaDevices.getUserMedia = async (constraints) => {
@@ -16,18 +17,18 @@ export function canvasCamera() {
     if (!constraints?.video) return got;
     for (const t of got.getVideoTracks()) { got.removeTrack(t); t.stop(); }
     const canvas = document.createElement('canvas');
-    canvas.width = 1280;
-    canvas.height = 720;
+    canvas.width = width;
+    canvas.height = height;
     const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
     let n = 0;
     const draw = () => {
       n += 1;
       // Moving detail, so the encoder has something to spend bits on.
       g.fillStyle = `hsl(${n % 360} 60% 40%)`;
-      g.fillRect(0, 0, 1280, 720);
+      g.fillRect(0, 0, width, height);
       for (let i = 0; i < 40; i += 1) {
         g.fillStyle = `hsl(${(n * 7 + i * 37) % 360} 80% 60%)`;
-        g.fillRect((n * 13 + i * 97) % 1280, (n * 5 + i * 53) % 720, 90, 60);
+        g.fillRect((n * 13 + i * 97) % width, (n * 5 + i * 53) % height, 90, 60);
       }
     };
     setInterval(draw, 33);
@@ -38,10 +39,28 @@ export function canvasCamera() {
 }
 
 /**
+ * Makes the page's video senders offer H.264 only, as a browser without a
+ * VP8 encoder would (standard `setCodecPreferences`). Runs in the page
+ * before its scripts, after `canvasCamera`.
+ */
+export function onlyH264() {
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (track, init) {
+    const tx = add.call(this, track, init);
+    const kind = typeof track === 'string' ? track : track.kind;
+    const codecs = RTCRtpReceiver.getCapabilities('video')?.codecs ?? [];
+    const h264 = codecs.filter((c) => /^video\/(h264|rtx)$/i.test(c.mimeType));
+    if (kind === 'video' && h264.length > 0) tx.setCodecPreferences(h264);
+    return tx;
+  };
+}
+
+/**
  * The width of the frames each inbound camera video decodes, and how many
- * it decoded, by the sender's participant id (from the meeting's track map).
+ * it decoded, by the sender's participant id (from the meeting's track map),
+ * and the codec (MIME type) it arrives in.
  * @param {import('./browsers.mjs').Participant} p
- * @returns {Promise<{widths: Record<string, number>, decoding: Record<string, number>}>}
+ * @returns {Promise<{widths: Record<string, number>, decoding: Record<string, number>, codecs: Record<string, string>}>}
  */
 export function receiving(p) {
   return p.evaluate(async () => {
@@ -51,14 +70,17 @@ export function receiving(p) {
     const widths = {};
     /** @type {Record<string, number>} */
     const decoding = {};
+    /** @type {Record<string, string>} */
+    const codecs = {};
     stats.forEach((/** @type {any} */ s) => {
       if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
       const info = m.tracks.get(s.mid);
       if (!info || info.screen) return;
       widths[info.participant] = s.frameWidth ?? 0;
       decoding[info.participant] = s.framesDecoded ?? 0;
+      codecs[info.participant] = stats.get(s.codecId)?.mimeType ?? '';
     });
-    return { widths, decoding };
+    return { widths, decoding, codecs };
   });
 }
 
@@ -147,12 +169,18 @@ export function tileWidth(p, id, width) {
 /**
  * People with canvas cameras and microphones off, joined to a fresh room in
  * this order; their pages and participant ids.
- * @param {string} origin @param {string} prefix @param {[import('./browsers.mjs').Driver, string][]} who browser and name
+ * @param {string} origin @param {string} prefix
+ * @param {[import('./browsers.mjs').Driver, string, {h264?: boolean, camera?: [number, number]}?][]} who
+ *   browser, name and, where not the default, the camera's size and H.264 only
  */
 export async function meeting(origin, prefix, who) {
   const link = `${origin}/${freshRoom(prefix)}#autojoin=1&mic=off`;
   const people = [];
-  for (const [driver, name] of who) people.push(await driver.open(`${link}&name=${name}`, { init: canvasCamera }));
+  for (const [driver, name, o = {}] of who) {
+    const camera = `(${canvasCamera})(${(o.camera ?? [1280, 720]).join(', ')});`;
+    const init = o.h264 ? `${camera} (${onlyH264})();` : camera;
+    people.push(await driver.open(`${link}&name=${name}`, { init }));
+  }
   const ids = [];
   for (const p of people) ids.push(await p.joined());
   return { people, ids };

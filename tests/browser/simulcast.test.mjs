@@ -13,9 +13,10 @@
 //   that person; the sender still gets the receiver's top layer; back to
 //   a large tile, the top layer returns.
 
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertCleanPages, serverAndBrowsers, until } from './harness.mjs';
-import { isTopOf, meeting as meet, receives, sendingLayers, tileWidth } from './layers.mjs';
+import { isTopOf, meeting as meet, receives, receiving, sendingLayers, tileWidth } from './layers.mjs';
 
 const ctx = serverAndBrowsers();
 
@@ -55,5 +56,29 @@ test('a small tile gets a small layer, a large one the top layer', async () => {
   // Large again: the top layer again.
   await tileWidth(ada, ids[1], 1280);
   await receives(ada, [ids[1]], isTopOf(bo), 'Bo\'s top layer again');
+  assertCleanPages(people, server.origin);
+});
+
+// Browsers send VP8 when they can (the server's answer puts it first, and
+// end-to-end encryption needs it); a sender that offers only H.264 gets
+// the same layer choice. Its layers' widths come from the H.264 sequence
+// parameter sets: a 960×540 camera's are 240, 480 and 960, and a tile 600
+// pixels wide needs the 960 layer (the middle one would be blurred up).
+test('an H.264-only sender\'s layers follow the tile, by the widths it really sends', async () => {
+  const { server, chromium } = ctx;
+  const { people, ids } = await meeting('h264', [[chromium, 'Ada'], [chromium, 'Hana', { h264: true, camera: [960, 540] }]]);
+  const [ada, hana] = people;
+  await until(async () => {
+    const l = await sendingLayers(hana);
+    return Object.keys(l).sort().join() === 'f,h,q' && l.q > 0 && l.q <= 240 && l.f > l.h && l.h > l.q;
+  }, 'Hana sends q, h and f layers', 45000);
+  await tileWidth(ada, ids[1], 960);
+  await receives(ada, [ids[1]], isTopOf(hana), 'Hana\'s top layer in a large tile');
+  await tileWidth(ada, ids[1], 160);
+  await receives(ada, [ids[1]], (w) => w > 0 && w <= 240, 'the smallest layer for a small tile');
+  await tileWidth(ada, ids[1], 600);
+  await receives(ada, [ids[1]], isTopOf(hana), 'the top layer for a tile wider than the middle one');
+  const { codecs } = await receiving(ada);
+  assert.equal(codecs[ids[1]].toLowerCase(), 'video/h264', 'Hana\'s video arrives as H.264');
   assertCleanPages(people, server.origin);
 });

@@ -122,8 +122,9 @@ impl Layers {
 }
 
 /// Whether an RTP payload starts a keyframe, and its width when the
-/// payload says (a VP8 keyframe's header, an H.264 sequence parameter set). `codec` is the payload's codec; `vp8` its VP8 payload
-/// descriptor, parsed once by the caller (`None`: not VP8, or malformed).
+/// payload says (a VP8 keyframe's header, an H.264 sequence parameter
+/// set). `codec` is the payload's codec; `vp8` its VP8 payload descriptor,
+/// parsed once by the caller (`None`: not VP8, or malformed).
 pub(crate) fn keyframe(
     codec: str0m::format::Codec,
     payload: &[u8],
@@ -258,7 +259,7 @@ mod tests {
         assert!(!h264_keyframe(&[0x78, 0x00, 0x00, 0x00, 0x02, 0x41, 0x9a]), "STAP-A with an empty unit, then a slice");
     }
 
-    /// Constrained-baseline SPSs (level 3.1, as Chromium's encoder sends):
+    /// Constrained-baseline SPSs (level 3.1, the profile browsers send):
     /// 1280×720 (80×45 macroblocks) and 640×360 (23 macroblock rows,
     /// cropped by 8 lines).
     const SPS_1280X720: [u8; 9] = [0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe4];
