@@ -15,7 +15,9 @@ use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
 use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
-use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, SIMULCAST_LAYERS};
+use crate::media::{
+    micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, PICTURE, SIMULCAST_LAYERS,
+};
 use crate::stats::TrackStats;
 use crate::ClientError;
 
@@ -82,17 +84,19 @@ impl MediaPeer {
         let mut api = self.rtc.sdp_api();
         if publish {
             let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            let layers: Vec<(Option<Rid>, u32)> = if self.config.simulcast {
+            let layers: Vec<(Option<Rid>, u32, u16)> = if self.config.simulcast {
                 SIMULCAST_LAYERS
                     .iter()
-                    .map(|(rid, num, den)| (Some(Rid::from(*rid)), self.config.video_bitrate * num / den))
+                    .map(|(rid, num, den, scale)| {
+                        (Some(Rid::from(*rid)), self.config.video_bitrate * num / den, *scale)
+                    })
                     .collect()
             } else {
-                vec![(None, self.config.video_bitrate)]
+                vec![(None, self.config.video_bitrate, 1)]
             };
             let simulcast = self.config.simulcast.then(|| {
                 let mut s = Simulcast::new();
-                for (rid, _) in &layers {
+                for (rid, ..) in &layers {
                     s.add_send_layer(SimulcastLayer::new(&rid.map(|r| r.to_string()).unwrap_or_default()));
                 }
                 s
@@ -103,10 +107,11 @@ impl MediaPeer {
             self.video = layers
                 .into_iter()
                 .enumerate()
-                .map(|(i, (rid, bitrate))| {
+                .map(|(i, (rid, bitrate, scale))| {
                     let config = MediaConfig { video_bitrate: bitrate, ..self.config };
                     let mut source = VideoSource::new(config, self.seed.wrapping_add(i as u64));
                     source.fill = rid.and_then(|r| r.to_string().bytes().next());
+                    source.picture = (PICTURE.0 / scale, PICTURE.1 / scale);
                     (sender(v, rid), source)
                 })
                 .collect();
