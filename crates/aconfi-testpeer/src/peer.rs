@@ -16,7 +16,7 @@ use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
 use crate::media::{
-    micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, PICTURE, SIMULCAST_LAYERS,
+    layer_of, micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, PICTURE, SIMULCAST_LAYERS,
 };
 use crate::stats::TrackStats;
 use crate::ClientError;
@@ -158,10 +158,11 @@ impl MediaPeer {
         &self.recv
     }
 
-    /// Forgets latency samples so far on every track.
-    pub fn reset_latency(&mut self) {
+    /// Forgets latency samples and layer counts so far on every track
+    /// (start of a measurement window).
+    pub fn start_window(&mut self) {
         for (_, st) in self.recv.values_mut() {
-            st.reset_latency();
+            st.start_window();
         }
     }
 
@@ -314,6 +315,9 @@ impl MediaPeer {
                     if fresh {
                         if let Some(stamp) = stamp_of(video, &p.payload) {
                             st.record_latency(micros_since(self.epoch, p.timestamp).saturating_sub(stamp));
+                        }
+                        if let Some(layer) = layer_of(&p.payload).filter(|_| video) {
+                            st.record_layer(layer);
                         }
                     }
                 }
