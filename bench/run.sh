@@ -102,7 +102,8 @@ run() { # target scenario participants kbps
       ${SIMULCAST:+--simulcast} --json "$out/$name.json" > "$out/$name.out" 2>&1; then
     echo "ok   $name"
   else
-    echo "FAIL $name: $(tail -1 "$out/$name.out")"
+    # The error, not the last line of a backtrace after it.
+    echo "FAIL $name: $(grep -m1 '^Error' "$out/$name.out" || tail -1 "$out/$name.out")"
     echo "{\"target\":\"$1\",\"scenario\":\"$2\",\"participants\":$3,\"failed\":true}" > "$out/$name.json"
   fi
   stop_server

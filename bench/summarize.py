@@ -59,6 +59,16 @@ def main(folder):
         if a and j:
             print(f"- {sc} N={n}: {a:.2f} µs vs {j:.2f} µs → {a / j:.2f}×")
 
+    layers = [(k, rs) for k, rs in sorted(runs.items()) if any(r.get("video_layer_frames") for r in rs)]
+    if layers:
+        print()
+        print("Simulcast layer of the video frames received in the window, all rounds (q / h / f):")
+        print()
+        for (sc, n, t), rs in layers:
+            sums = [sum(r["video_layer_frames"][i] for r in rs if r.get("video_layer_frames")) for i in range(3)]
+            top = f"{sums[2] * 100 / sum(sums):.1f} % top" if sum(sums) else "no frames"
+            print(f"- {sc} N={n} {t}: {sums[0]} / {sums[1]} / {sums[2]} ({top})")
+
     print()
     print(f"Largest fan-out with every round under {LOSS_MAX}% loss and p99 latency under {P99_MAX_US / 1000:.0f} ms:")
     print()

@@ -297,5 +297,13 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
         rss_kib_per_subscriber: baseline
             .zip(cpu1)
             .map(|(a, b)| b.rss_kib.saturating_sub(a.rss_kib) as f64 / receivers.len() as f64),
+        video_layer_frames: args.simulcast.then(|| {
+            stats.iter().fold([0; 3], |mut sum, s| {
+                for (n, l) in sum.iter_mut().zip(s.layer_frames) {
+                    *n += l;
+                }
+                sum
+            })
+        }),
     })
 }

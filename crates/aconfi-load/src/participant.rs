@@ -128,7 +128,7 @@ pub async fn run_aconfi(
             }
             _ = tokio::time::sleep_until(deadline) => peer.handle_timeout(Instant::now())?,
             _ = tick.tick() => { progress.send_replace(progress_of(peer.media(), None)); }
-            _ = reset.changed() => peer.media_mut().reset_latency(),
+            _ = reset.changed() => peer.media_mut().start_window(),
         }
     }
     let tracks = peer.media().recv_stats().iter().map(|(mid, (_, s))| {
@@ -205,7 +205,7 @@ pub async fn run_janus(
                 progress.send_replace(progress_of(p.subscriber_mut(), feed));
             }
             _ = keepalive.tick() => p.keepalive(),
-            _ = reset.changed() => p.subscriber_mut().reset_latency(),
+            _ = reset.changed() => p.subscriber_mut().start_window(),
         }
     }
     let feed = p.feed();

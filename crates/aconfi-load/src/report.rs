@@ -78,6 +78,9 @@ pub struct RunReport {
     pub rss_kib: Option<u64>,
     /// (RSS at the end − RSS before any client) / receiving participants, KiB.
     pub rss_kib_per_subscriber: Option<f64>,
+    /// With simulcast: video frames received in the window by the layer
+    /// they came from (q, h, f), over all tracks.
+    pub video_layer_frames: Option<[u64; 3]>,
 }
 
 /// Latency percentiles (µs).

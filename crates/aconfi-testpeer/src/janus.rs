@@ -191,7 +191,11 @@ impl JanusParticipant {
                     ("attach-pub", Some(h)) => {
                         self.pub_handle = Some(h);
                         let sdp = self.publisher.as_mut().map(|p| p.create_offer(true, now)).transpose()?;
-                        let jsep = sdp.map(|sdp| json!({"type": "offer", "sdp": sdp, "trickle": false}));
+                        // Our simulcast offer lists the rids lowest first
+                        // (q;h;f); Janus takes them for highest first unless
+                        // told, and would make q its substream 2.
+                        let jsep =
+                            sdp.map(|sdp| json!({"type": "offer", "sdp": sdp, "trickle": false, "rid_order": "lmh"}));
                         let body = json!({"request": "joinandconfigure", "room": self.room, "ptype": "publisher",
                             "display": "load", "audio": true, "video": true});
                         self.message(h, body, jsep, "publish");
@@ -281,7 +285,9 @@ impl JanusParticipant {
             self.send(json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}), "attach-sub");
             return;
         };
-        let streams: Vec<Value> = new.iter().map(|f| json!({"feed": f})).collect();
+        // The top simulcast layer, as A-Confi gives a receiver that reports
+        // no tile size on an unlimited link (also Janus's default).
+        let streams: Vec<Value> = new.iter().map(|f| json!({"feed": f, "substream": 2})).collect();
         let body = if self.subscribed.is_empty() {
             json!({"request": "join", "room": self.room, "ptype": "subscriber", "streams": streams})
         } else {

@@ -4,10 +4,13 @@
 //! into RTP payloads of at most 1 100 bytes behind a VP8 payload descriptor.
 //! Or H.264 (RFC 6184): each keyframe led by its parameter sets in a STAP-A
 //! (a real SPS with the picture's size), each frame one slice in FU-A
-//! fragments.
+//! fragments, the send time at the start of the slice.
 //!
-//! Every frame carries its send time (µs since the sender's epoch) so a
-//! receiver on the same clock can measure one-way latency per frame.
+//! Every VP8 frame starts with a VP8 frame header (RFC 6386 9.1: a keyframe's
+//! has the start code and the picture size, which servers look for before
+//! switching simulcast layers) and then carries its send time (µs since the
+//! sender's epoch) so a receiver on the same clock can measure one-way
+//! latency per frame.
 
 use std::time::{Duration, Instant};
 
@@ -28,8 +31,8 @@ pub struct MediaConfig {
     pub simulcast: bool,
     /// Send (and receive) video as H.264 instead of VP8.
     pub h264: bool,
-    /// The camera's picture size, written into H.264 parameter sets; each
-    /// simulcast layer below the top halves it.
+    /// The camera's picture size, which keyframes announce; simulcast
+    /// layers divide it (`SIMULCAST_LAYERS`).
     pub camera: (u32, u32),
 }
 
@@ -47,16 +50,20 @@ impl Default for MediaConfig {
     }
 }
 
-/// The simulcast layers: rid and share of the top bitrate (numerator,
-/// denominator), lowest first.
-pub const SIMULCAST_LAYERS: [(&str, u32, u32); 3] = [("q", 1, 10), ("h", 1, 3), ("f", 1, 1)];
+/// The simulcast layers: rid, share of the top bitrate (numerator,
+/// denominator) and the divisor of the picture size, lowest first.
+pub const SIMULCAST_LAYERS: [(&str, u32, u32, u16); 3] = [("q", 1, 10, 4), ("h", 1, 3, 2), ("f", 1, 1, 1)];
 
 /// Opus frame interval.
 pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 /// Most payload bytes in one video RTP packet (after the descriptor).
 pub const MAX_VIDEO_CHUNK: usize = 1_100;
-/// Bytes of the send timestamp at the start of each frame's data.
+/// Bytes of the send timestamp in each frame's data.
 const STAMP: usize = 8;
+/// Bytes of the VP8 frame header before the stamp: the frame tag (3), and
+/// in a keyframe the start code (3), width (2) and height (2); a delta
+/// frame has fill there.
+const VP8_HEADER: usize = 10;
 
 /// One frame's RTP payloads, ready for `write_rtp`.
 #[derive(Debug)]
@@ -100,7 +107,8 @@ pub struct VideoSource {
     /// a simulcast layer's rid, so a receiver can tell which layer a frame
     /// came from.
     pub fill: Option<u8>,
-    /// This layer's picture size (for H.264 parameter sets).
+    /// This layer's picture size, which its keyframes announce (VP8's
+    /// frame header, H.264's sequence parameter set).
     pub size: (u32, u32),
 }
 
@@ -138,7 +146,7 @@ impl VideoSource {
         let delta = avg * gop / (gop + 4);
         let base = if key { delta * 5 } else { delta };
         let jitter = self.next_rand() % 31; // 0..=30 → -15 %..+15 %
-        let size = (base * (85 + jitter) / 100).max(STAMP as u64 + 1) as usize;
+        let size = (base * (85 + jitter) / 100).max((VP8_HEADER + STAMP) as u64 + 1) as usize;
 
         let mut data = vec![self.fill.unwrap_or((self.frames & 0xff) as u8); size];
         if self.config.h264 {
@@ -148,9 +156,16 @@ impl VideoSource {
                 keyframe: key,
             };
         }
-        // VP8 frame tag: bit 0 clear means keyframe.
-        data[0] = if key { 0x10 } else { 0x11 };
-        data[1..1 + STAMP].copy_from_slice(&stamp_us.to_be_bytes());
+        // VP8 frame tag: bit 0 clear means keyframe; shown; partition size 0.
+        data[..3].copy_from_slice(&[if key { 0x10 } else { 0x11 }, 0, 0]);
+        if key {
+            // Start code, then 14-bit width and height (scale 0), little-endian.
+            let (w, h) = self.size;
+            data[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+            data[6..8].copy_from_slice(&((w & 0x3fff) as u16).to_le_bytes());
+            data[8..10].copy_from_slice(&((h & 0x3fff) as u16).to_le_bytes());
+        }
+        data[VP8_HEADER..VP8_HEADER + STAMP].copy_from_slice(&stamp_us.to_be_bytes());
         let chunks = data.chunks(MAX_VIDEO_CHUNK);
         let payloads = chunks
             .enumerate()
@@ -272,16 +287,30 @@ pub fn stamp_of(kind_is_video: bool, payload: &[u8]) -> Option<u64> {
     }
     let at = if kind_is_video {
         // One-byte descriptor without extensions (what VideoSource writes);
-        // the S bit says a frame starts here; then the frame tag byte.
+        // the S bit says a frame starts here; then the frame header.
         if payload.first()? & 0x90 != 0x10 {
             return None;
         }
-        2
+        1 + VP8_HEADER
     } else {
         0
     };
     let b = payload.get(at..at + STAMP)?;
     Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// The simulcast layer (index into [`SIMULCAST_LAYERS`]) a received video
+/// packet's frame was filled with, if the packet starts a frame and its
+/// sender sends simulcast (otherwise the fill is a counter and may read
+/// as anything).
+pub fn layer_of(payload: &[u8]) -> Option<usize> {
+    // VP8 only (an H.264 STAP-A or FU-A indicator has bit 3 set; VP8's
+    // reserved bit there is clear).
+    if payload.first()? & 0x98 != 0x10 {
+        return None;
+    }
+    let fill = *payload.get(1 + VP8_HEADER + STAMP)?;
+    SIMULCAST_LAYERS.iter().position(|(rid, ..)| rid.as_bytes() == [fill])
 }
 
 /// Microseconds from `epoch` to `t` (0 if `t` is earlier).
@@ -345,6 +374,24 @@ mod tests {
         assert!(!v.frame(1).keyframe);
         v.keyframe_wanted = true;
         assert!(v.frame(2).keyframe);
+    }
+
+    #[test]
+    fn keyframes_carry_the_vp8_start_code_and_picture_size() {
+        let mut v = VideoSource::new(MediaConfig::default(), 5);
+        v.size = (320, 180);
+        v.fill = Some(b'q');
+        let key = v.frame(1);
+        let p = &key.payloads[0];
+        // Descriptor, frame tag (P bit clear), start code, width, height.
+        assert_eq!(p[1] & 1, 0);
+        assert_eq!(&p[4..7], &[0x9d, 0x01, 0x2a]);
+        assert_eq!(u16::from_le_bytes([p[7], p[8]]), 320);
+        assert_eq!(u16::from_le_bytes([p[9], p[10]]), 180);
+        assert_eq!(layer_of(p), Some(0));
+        let delta = v.frame(2);
+        assert_eq!(delta.payloads[0][1] & 1, 1);
+        assert_eq!(stamp_of(true, &delta.payloads[0]), Some(2));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use aconfi_core::str0m::{Candidate, Event, Input, Output, Rtc};
 use aconfi_core::{Datagram, Kind};
 
 use crate::capture::{Frame, FrameCapture};
-use crate::media::{micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, SIMULCAST_LAYERS};
+use crate::media::{
+    layer_of, micros_since, stamp_of, AudioSource, MediaConfig, VideoSource, AUDIO_INTERVAL, SIMULCAST_LAYERS,
+};
 use crate::stats::TrackStats;
 use crate::ClientError;
 
@@ -82,17 +84,19 @@ impl MediaPeer {
         let mut api = self.rtc.sdp_api();
         if publish {
             let a = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            let layers: Vec<(Option<Rid>, u32)> = if self.config.simulcast {
+            let layers: Vec<(Option<Rid>, u32, u16)> = if self.config.simulcast {
                 SIMULCAST_LAYERS
                     .iter()
-                    .map(|(rid, num, den)| (Some(Rid::from(*rid)), self.config.video_bitrate * num / den))
+                    .map(|(rid, num, den, scale)| {
+                        (Some(Rid::from(*rid)), self.config.video_bitrate * num / den, *scale)
+                    })
                     .collect()
             } else {
-                vec![(None, self.config.video_bitrate)]
+                vec![(None, self.config.video_bitrate, 1)]
             };
             let simulcast = self.config.simulcast.then(|| {
                 let mut s = Simulcast::new();
-                for (rid, _) in &layers {
+                for (rid, ..) in &layers {
                     s.add_send_layer(SimulcastLayer::new(&rid.map(|r| r.to_string()).unwrap_or_default()));
                 }
                 s
@@ -100,15 +104,14 @@ impl MediaPeer {
             let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
             let sender = |mid, rid| Sender { mid, rid, seq: 1, rtp_time: 0, next_due: now, pt: None };
             self.audio = Some((sender(a, None), AudioSource::new(self.config.audio_bytes)));
-            let layer_count = layers.len() as u32;
             self.video = layers
                 .into_iter()
                 .enumerate()
-                .map(|(i, (rid, bitrate))| {
+                .map(|(i, (rid, bitrate, scale))| {
                     let config = MediaConfig { video_bitrate: bitrate, ..self.config };
                     let mut source = VideoSource::new(config, self.seed.wrapping_add(i as u64));
-                    let halvings = layer_count - 1 - i as u32;
-                    source.size = (config.camera.0 >> halvings, config.camera.1 >> halvings);
+                    let scale = u32::from(scale);
+                    source.size = (config.camera.0 / scale, config.camera.1 / scale);
                     source.fill = rid.and_then(|r| r.to_string().bytes().next());
                     (sender(v, rid), source)
                 })
@@ -156,10 +159,11 @@ impl MediaPeer {
         &self.recv
     }
 
-    /// Forgets latency samples so far on every track.
-    pub fn reset_latency(&mut self) {
+    /// Forgets latency samples and layer counts so far on every track
+    /// (start of a measurement window).
+    pub fn start_window(&mut self) {
         for (_, st) in self.recv.values_mut() {
-            st.reset_latency();
+            st.start_window();
         }
     }
 
@@ -320,6 +324,9 @@ impl MediaPeer {
                     if fresh {
                         if let Some(stamp) = stamp_of(video, &p.payload) {
                             st.record_latency(micros_since(self.epoch, p.timestamp).saturating_sub(stamp));
+                        }
+                        if let Some(layer) = layer_of(&p.payload).filter(|_| video) {
+                            st.record_layer(layer);
                         }
                     }
                 }

@@ -17,6 +17,10 @@ pub struct TrackStats {
     pub frames: u64,
     /// When the first packet arrived.
     pub first_packet_at: Option<Instant>,
+    /// Video frames begun since the window started, by the simulcast layer
+    /// (q, h, f) whose rid their sender filled them with; meaningless
+    /// unless the sender sends simulcast.
+    pub layer_frames: [u64; 3],
     first_seq: Option<u64>,
     highest: u64,
     /// Bit i set: `highest - i` was received (i < 128).
@@ -31,6 +35,7 @@ impl Default for TrackStats {
             bytes: 0,
             frames: 0,
             first_packet_at: None,
+            layer_frames: [0; 3],
             first_seq: None,
             highest: 0,
             window: 0,
@@ -90,9 +95,18 @@ impl TrackStats {
         true
     }
 
-    /// Forgets latency samples so far (start of a measurement window).
-    pub fn reset_latency(&mut self) {
+    /// Forgets latency samples and layer counts so far (start of a
+    /// measurement window).
+    pub fn start_window(&mut self) {
         self.latency_us.reset();
+        self.layer_frames = [0; 3];
+    }
+
+    /// Counts a video frame of simulcast layer `layer` (0 lowest).
+    pub fn record_layer(&mut self, layer: usize) {
+        if let Some(n) = self.layer_frames.get_mut(layer) {
+            *n += 1;
+        }
     }
 
     /// Records a latency sample, in microseconds.
