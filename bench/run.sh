@@ -8,6 +8,8 @@
 #   SIMULCAST=1 bench/run.sh        # publishers send three simulcast layers (q/h/f)
 #   NXN="12" FANOUT="" bench/run.sh # only these sizes
 #   ACONFI_BIN=/tmp/aconfi-old bench/run.sh  # another A-Confi build
+#   SETTLE=8 bench/run.sh           # measure from 8 s after everyone receives
+#                                   # everything (default 1: a meeting's start)
 #   SRVLOG=debug bench/run.sh       # A-Confi's log level (default warn); each
 #                                   # run's server log is kept next to its JSON
 #
@@ -21,6 +23,7 @@ root=$(pwd)
 ROUNDS=${ROUNDS:-2}
 TARGETS=${TARGETS:-aconfi janus}
 WINDOW=${WINDOW:-8}
+SETTLE=${SETTLE:-1}
 NS=acbench
 HOST_IP=10.77.0.1
 NS_IP=10.77.0.2
@@ -98,7 +101,7 @@ run() { # target scenario participants kbps
   local name="$1-$2-$3-$4k-r$round"
   start_server "$1"
   if taskset -c 1 "$load" --target "$1" --url "$url" --local-ip "$HOST_IP" --scenario "$2" --participants "$3" \
-      --video-kbps "$4" --seconds "$WINDOW" --server-pid "$server_pid" --room "bench-$round-$2-$3" \
+      --video-kbps "$4" --seconds "$WINDOW" --settle "$SETTLE" --server-pid "$server_pid" --room "bench-$round-$2-$3" \
       ${SIMULCAST:+--simulcast} --json "$out/$name.json" > "$out/$name.out" 2>&1; then
     echo "ok   $name"
   else

@@ -63,6 +63,11 @@ struct Args {
     /// Measurement window after everyone receives everything.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Seconds between everyone receiving everything and the window: 1
+    /// measures the first seconds of a meeting too (each subscriber's
+    /// bandwidth estimate still climbing); more, the meeting settled.
+    #[arg(long, default_value_t = 1)]
+    settle: u64,
     /// Video bitrate per publisher, kbit/s (of the top layer with
     /// --simulcast).
     #[arg(long, default_value_t = 500)]
@@ -239,7 +244,7 @@ async fn run(args: &Args) -> anyhow::Result<RunReport> {
     }
 
     // Settle, then measure a window.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let totals = |all: &[Running]| {
         all.iter().fold((0u64, 0u64), |(p, b), r| {
             let pr = r.progress.borrow();
