@@ -104,6 +104,15 @@ export class Participant {
     await deadline(this.ops.fill(sel, value), `fill ${sel} (${this.kind})`);
   }
 
+  /** Presses one key where the focus is (a trusted key event). @param {string} key */
+  press(key) { return deadline(this.page.keyboard.press(key), `press ${key} (${this.kind})`); }
+
+  /** Types text key by key where the focus is. @param {string} text */
+  type(text) { return deadline(this.page.keyboard.type(text), `type ${text} (${this.kind})`); }
+
+  /** The id of the element with the focus, if it has one. @returns {Promise<string>} */
+  focused() { return this.evaluate(() => document.activeElement?.id ?? ''); }
+
   /** Chooses an option of a select by value. @param {string} sel @param {string} value */
   async select(sel, value) {
     await this.waitFor(sel, 'visible');

@@ -184,6 +184,64 @@ async function prejoin(room, name) {
       !camOn || stream.getVideoTracks().length === 0);
   };
   joinNow.disabled = false;
+  // From the keyboard: the name field has focus, Enter joins.
+  nameInput.onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') joinNow.click(); };
+  nameInput.focus();
+}
+
+/**
+ * The meeting's keyboard shortcuts: key → the toolbar button it presses.
+ * The buttons say theirs in `aria-keyshortcuts`.
+ */
+const SHORTCUTS = /** @type {const} */ ([
+  ['m', 'mic', 'shortcutMic'], ['v', 'cam', 'shortcutCam'], ['s', 'share', 'shortcutShare'],
+  ['c', 'side-btn', 'shortcutChat'], ['r', 'hand', 'shortcutHand'], ['?', null, 'shortcutHelp'],
+]);
+
+/**
+ * Whether a key press goes to something the user types into (then it is
+ * theirs, not a shortcut).
+ * @param {EventTarget|null} target
+ */
+function typingInto(target) {
+  if (!(target instanceof HTMLElement)) return false;
+  if (target.isContentEditable || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
+  return target instanceof HTMLInputElement && !['button', 'checkbox', 'radio', 'submit', 'reset'].includes(target.type);
+}
+
+/** Fills the shortcut list in the current language and shows it. */
+function showShortcuts() {
+  const list = $('shortcuts-list');
+  list.replaceChildren();
+  for (const [key, , label] of SHORTCUTS) {
+    const dt = document.createElement('dt');
+    const kbd = document.createElement('kbd');
+    kbd.textContent = key.toUpperCase();
+    dt.append(kbd);
+    const dd = document.createElement('dd');
+    dd.textContent = S()[label];
+    list.append(dt, dd);
+  }
+  const dialog = /** @type {HTMLDialogElement} */ ($('shortcuts-dialog'));
+  if (!dialog.open) dialog.showModal();
+}
+
+/**
+ * Presses the toolbar button of a shortcut key, while the meeting is on
+ * screen, no dialog is open and the key is not typed into a field.
+ * @param {KeyboardEvent} e
+ */
+function onShortcut(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat || e.defaultPrevented || typingInto(e.target)) return;
+  if ($('meeting').hidden || document.querySelector('dialog[open]')) return;
+  const hit = SHORTCUTS.find(([key]) => key === e.key.toLowerCase());
+  if (!hit) return;
+  e.preventDefault();
+  const [, id] = hit;
+  if (id === null) { showShortcuts(); return; }
+  const button = /** @type {HTMLButtonElement} */ ($(id));
+  if (button.hidden || button.disabled) return;
+  button.click();
 }
 
 /** @param {HTMLElement} el @param {boolean} on @param {string} onText @param {string} offText */
@@ -561,7 +619,13 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     } catch { /* the user cancelled the picker */ }
     renderSelf();
   };
-  $('side-btn').onclick = () => { $('side').hidden = !$('side').hidden; layoutGrid(grid); };
+  $('side-btn').onclick = (/** @type {MouseEvent} */ e) => {
+    $('side').hidden = !$('side').hidden;
+    layoutGrid(grid);
+    // Opened from the keyboard (shortcut or Enter): straight to the chat box.
+    if (!$('side').hidden && e.detail === 0) $('chat-input').focus();
+  };
+  document.onkeydown = onShortcut;
   $('chat-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = String($('chat-input').value);
