@@ -129,7 +129,18 @@ for (const modKind of /** @type {const} */ (['firefox', 'chromium'])) {
     // Lock, then remove Carol: she is out and cannot come back.
     await alice.setChecked('#lock', true);
     await until(() => alice.evaluate(() => /** @type {any} */ (window).aconfi.roomState.locked), 'locked');
+    // Removing asks first: Cancel keeps her in (a chat line sent after the
+    // cancel still reaches her, so no removal went before it).
     await alice.click(`#people-list li[data-participant="${carolId}"] .remove`);
+    await alice.waitFor('#confirm-dialog');
+    assert.equal(await alice.text('#confirm-text'), 'Remove Carol from the meeting?');
+    assert.equal(await alice.focused(), 'confirm-cancel', 'Cancel has the focus');
+    await alice.click('#confirm-cancel');
+    await alice.waitFor('#confirm-dialog', 'hidden');
+    await chat(alice, 'still with us, Carol');
+    await until(async () => (await messages(carol)).some((m) => m.includes('still with us')), 'carol still in after cancel');
+    await alice.click(`#people-list li[data-participant="${carolId}"] .remove`);
+    await alice.click('#confirm-ok');
     await carol.waitFor('#ended');
     assert.match(await carol.text('#ended-detail') ?? '', /removed you/);
     await alice.waitFor(`.tile[data-participant="${carolId}"]`, 'detached');
@@ -142,6 +153,20 @@ for (const modKind of /** @type {const} */ (['firefox', 'chromium'])) {
     assert.equal(await bob.text('#leave'), 'Verlassen');
     assert.equal(await bob.text('#side-btn'), 'Teilnehmende & Chat');
     assert.equal(await bob.text('#hand'), 'Hand heben');
+
+    // Ending the meeting for all asks first; Escape keeps it going (Bob
+    // still gets a line sent after it); confirmed, everyone is out.
+    await alice.click('#end-meeting');
+    await alice.waitFor('#confirm-dialog');
+    assert.match(await alice.text('#confirm-text') ?? '', /End the meeting for everyone/);
+    await alice.press('Escape');
+    await alice.waitFor('#confirm-dialog', 'hidden');
+    await chat(alice, 'not over yet');
+    await until(async () => (await messages(bob)).some((m) => m.includes('not over yet')), 'bob still in after escape');
+    await alice.click('#end-meeting');
+    await alice.click('#confirm-ok');
+    await bob.waitFor('#ended');
+    await alice.waitFor('#ended');
 
     const everyone = [alice, bob, carol, dave, eve, carolAgain];
     assertCleanPages(everyone, server.origin);

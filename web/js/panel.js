@@ -55,7 +55,9 @@ export function renderPeople(m, myName) {
       if (p.audio_muted) li.append(button(S().askUnmute, 'ask-unmute', () => m.request('ask_unmute', { id: p.id })));
       else li.append(button(S().mute, 'mute', () => m.request('mute', { id: p.id })));
       if (!p.moderator) li.append(button(S().makeModerator, 'make-moderator', () => m.request('grant_moderator', { id: p.id })));
-      li.append(button(S().remove, 'remove danger', () => m.request('remove', { id: p.id })));
+      li.append(button(S().remove, 'remove danger', async () => {
+        if (await confirmAction(S().confirmRemove(p.name ?? S().guest), S().remove)) m.request('remove', { id: p.id });
+      }));
     }
     list.append(li);
   }
@@ -118,7 +120,29 @@ export function wireSettings(m) {
   const lobby = /** @type {HTMLInputElement} */ (document.getElementById('lobby'));
   lobby.onchange = () => m.request('set_lobby', { enabled: lobby.checked });
   /** @type {HTMLElement} */ (document.getElementById('mute-all')).onclick = () => m.request('mute_all');
-  /** @type {HTMLElement} */ (document.getElementById('end-meeting')).onclick = () => m.request('end_meeting');
+  /** @type {HTMLElement} */ (document.getElementById('end-meeting')).onclick = async () => {
+    if (await confirmAction(S().confirmEnd, S().endMeeting)) m.request('end_meeting');
+  };
+}
+
+/**
+ * Asks before a moderator's action that cannot be undone. Cancel has the
+ * focus (Enter or Escape keep things as they are).
+ * @param {string} question @param {string} action the confirming button's label
+ * @returns {Promise<boolean>}
+ */
+export function confirmAction(question, action) {
+  const dialog = /** @type {HTMLDialogElement} */ (document.getElementById('confirm-dialog'));
+  // One question at a time: a second click while it is asked does nothing.
+  if (dialog.open) return Promise.resolve(false);
+  /** @type {HTMLElement} */ (document.getElementById('confirm-text')).textContent = question;
+  /** @type {HTMLElement} */ (document.getElementById('confirm-ok')).textContent = action;
+  dialog.returnValue = '';
+  if (!dialog.open) dialog.showModal();
+  /** @type {HTMLElement} */ (document.getElementById('confirm-cancel')).focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+  });
 }
 
 const URL_RE = /(https?:\/\/[^\s<>"']+)/g;
