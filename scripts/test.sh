@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every A-Confi test on a fresh Debian machine with Rust and Node:
-# installs what the tests need (Debian's Chromium, Firefox ESR and Xvfb,
-# GStreamer, nginx with RTMP, ffmpeg; npm packages), builds, runs the Rust
+# installs what the tests need (Debian's Chromium, Firefox ESR, Xvfb,
+# PulseAudio with a null sink for Firefox's Web Audio, GStreamer, nginx
+# with RTMP, ffmpeg; npm packages), builds, runs the Rust
 # tests (core simulation, server over loopback, the streaming worker against
 # a real ingest, bad input and hostile clients, a short fuzzing pass,
 # protocol spec), a 30 s churn soak, type-checks the web client, and drives
@@ -28,7 +29,8 @@ step "system packages"
 packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-dejavu-core
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl)
+  gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl
+  pulseaudio pulseaudio-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -109,10 +111,21 @@ step "web client type check (tsc --checkJs)"
 if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then add_counts 1 0 0; else add_counts 0 1 1; fi
 
 step "browser tests (Chromium via playwright-core, Firefox ESR via puppeteer-core)"
+# A sound server with only a null sink, in a directory of its own:
+# headless Firefox runs Web Audio (the page's "you are muted" meter) only
+# when it can open an audio output.
+pa_dir=$(mktemp -d)
+chmod 700 "$pa_dir"
+export XDG_RUNTIME_DIR="$pa_dir"
+pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load=module-native-protocol-unix \
+  --load="module-null-sink sink_name=nowhere" 2>/dev/null \
+  || echo "warning: no sound server: Firefox's Web Audio tests will fail"
 # The timeout bounds each test and each file as a whole (a hang ends in
 # 10 min); the slowest file takes ~3 min here and twice that on a slow CI.
 (cd tests/browser && node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap *.test.mjs) 2>&1 | tee "$log_dir/browser-test.log"
 node_rc=${PIPESTATUS[0]}
+pulseaudio --kill 2>/dev/null
+rm -rf "$pa_dir"
 np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')
 nf=$(grep -E '^# fail ' "$log_dir/browser-test.log" | awk '{print $3}')
 add_counts "${np:-0}" "${nf:-0}" "$node_rc"

@@ -10,6 +10,15 @@ import { assertCleanPages, freshRoom, serverAndBrowsers, until } from './harness
 
 const ctx = serverAndBrowsers();
 
+/**
+ * The visible buttons of the meeting that say nothing (no text, no
+ * aria-label): a control must say what it does.
+ * @param {import('./browsers.mjs').Participant} p
+ */
+const unnamedButtons = (p) => p.evaluate(() => [...document.querySelectorAll('#meeting button')]
+  .filter((b) => b.checkVisibility() && !(b.textContent ?? '').trim() && !b.getAttribute('aria-label'))
+  .map((b) => b.id || b.className));
+
 for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
   test(`${kind}: join from the keyboard, then M, V, R, C and ? — not while typing in the chat`, async () => {
     const { server } = ctx;
@@ -17,6 +26,7 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     const room = freshRoom('keys');
     const watcher = await ctx[other].open(`${server.origin}/${room}#autojoin=1&mic=off&name=Wat`);
     await watcher.joined();
+    assert.deepEqual(await unnamedButtons(watcher), [], 'buttons without a label, alone in the meeting');
     const kay = await ctx[kind].open(`${server.origin}/${room}`);
     // Prejoin: the name field has the focus once the devices are asked for.
     await until(async () => await kay.focused() === 'name-input'
@@ -25,6 +35,7 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     await kay.type('Kay');
     await kay.press('Enter');
     const id = await kay.joined();
+    assert.deepEqual(await unnamedButtons(kay), [], 'buttons without a label, two in the meeting');
     const tile = `.tile[data-participant="${id}"]`;
     const marks = async () => (await watcher.attr(tile, 'class')) ?? '';
     await until(async () => /\btile\b/.test(await marks()), 'the watcher sees Kay');

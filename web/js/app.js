@@ -209,6 +209,53 @@ function typingInto(target) {
   return target instanceof HTMLInputElement && !['button', 'checkbox', 'radio', 'submit', 'reset'].includes(target.type);
 }
 
+/**
+ * While the microphone is muted, listens to it here — a copy of the track,
+ * measured in the page, nothing sent — and says when the user talks: about
+ * a second of voice shows `show(true)`, four quiet seconds or unmuting
+ * hide it. Call with the muted microphone's track, or none when unmuted.
+ * @param {(on: boolean) => void} show
+ */
+function mutedTalkWatcher(show) {
+  /** @type {{ctx: AudioContext, probe: MediaStreamTrack, timer: ReturnType<typeof setInterval>}|null} */
+  let on = null;
+  const stop = () => {
+    if (on) { clearInterval(on.timer); on.probe.stop(); void on.ctx.close(); on = null; }
+    show(false);
+  };
+  return (/** @type {MediaStreamTrack|undefined} */ track) => {
+    if (!track || track.readyState !== 'live' || typeof AudioContext === 'undefined') { stop(); return; }
+    if (on) return;
+    const ctx = new AudioContext();
+    const probe = track.clone();
+    probe.enabled = true;
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 2048;
+    ctx.createMediaStreamSource(new MediaStream([probe])).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    let loud = 0;
+    let quiet = 0;
+    const timer = setInterval(() => {
+      // The microphone was let go (left, or the meeting ended): so is the copy.
+      if (track.readyState !== 'live') { stop(); return; }
+      // A page not yet clicked may not run audio; the next try after a click can.
+      if (ctx.state === 'suspended') void ctx.resume();
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const x of samples) sum += x * x;
+      // Above -40 dBFS (RMS) counts as voice; a room's hum stays below.
+      const voice = Math.sqrt(sum / samples.length) > 0.01;
+      loud = voice ? loud + 1 : 0;
+      quiet = voice ? 0 : quiet + 1;
+      if (loud >= 5) show(true);
+      else if (quiet >= 20) show(false);
+    }, 200);
+    // Created on the mute click or key (a user gesture), so it may run.
+    void ctx.resume();
+    on = { ctx, probe, timer };
+  };
+}
+
 /** Fills the shortcut list in the current language and shows it. */
 function showShortcuts() {
   const list = $('shortcuts-list');
@@ -373,7 +420,9 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   self.video.srcObject = stream;
   self.tile.classList.add('self');
   grid.append(self.tile);
+  const mutedTalk = mutedTalkWatcher((on) => { $('muted-hint').hidden = !on; });
   const renderSelf = () => {
+    mutedTalk(meeting.audioMuted ? meeting.stream.getAudioTracks()[0] : undefined);
     updateTile(self, `${name ?? S().guest} (${S().you})`, meeting.audioMuted, meeting.videoMuted, meeting.handRaised);
     setToggle($('mic'), !meeting.audioMuted, S().micOn, S().micOff);
     setToggle($('cam'), !meeting.videoMuted, S().camOn, S().camOff);
@@ -557,7 +606,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     // Until media connects once more, say why it did not last time.
     else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
     else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
-    else if (state === 'left') ended(S().leftTitle, '', true);
+    if (state === 'left' || state === 'failed') mutedTalk(undefined);
+    if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') {
       // Coming back cannot help after these.
       const final = [CloseCode.REMOVED, CloseCode.E2EE_REQUIRED, CloseCode.NOT_E2EE, E2EE_WRONG_KEY].includes(code);
