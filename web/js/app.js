@@ -597,6 +597,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   let restarting = false;
   meeting.addEventListener('state', (ev) => {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
+    // Out of the meeting: the muted microphone is no longer listened to.
+    if (state === 'left' || state === 'failed') mutedTalk(undefined);
     // A server that said it is restarting is not reachable for a while;
     // the failed attempts meanwhile do not change that story.
     if (state === 'reconnecting' && code === CloseCode.GOING_AWAY) restarting = true;
@@ -606,8 +608,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     // Until media connects once more, say why it did not last time.
     else if (state === 'joined') setBanner(meeting.mediaFailing ? S().mediaFailed : null);
     else if (state === 'reconnecting') setBanner(code === CloseCode.MEDIA_FAILED ? S().mediaFailed : S().reconnecting);
-    if (state === 'left' || state === 'failed') mutedTalk(undefined);
-    if (state === 'left') ended(S().leftTitle, '', true);
+    else if (state === 'left') ended(S().leftTitle, '', true);
     else if (state === 'failed') {
       // Coming back cannot help after these.
       const final = [CloseCode.REMOVED, CloseCode.E2EE_REQUIRED, CloseCode.NOT_E2EE, E2EE_WRONG_KEY].includes(code);

@@ -138,7 +138,7 @@ export function confirmAction(question, action) {
   /** @type {HTMLElement} */ (document.getElementById('confirm-text')).textContent = question;
   /** @type {HTMLElement} */ (document.getElementById('confirm-ok')).textContent = action;
   dialog.returnValue = '';
-  if (!dialog.open) dialog.showModal();
+  dialog.showModal();
   /** @type {HTMLElement} */ (document.getElementById('confirm-cancel')).focus();
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
