@@ -39,43 +39,60 @@ fn view(sim: &mut Sim, i: usize, from: usize, width: u32) {
     sim.send(i, ClientMsg::View { tiles });
 }
 
+/// Bytes per second of `from`'s video at peer `i` once its tile of it is
+/// `width` pixels wide (a second to switch, then two measured).
+fn rate_at_width(sim: &mut Sim, i: usize, from: usize, width: u32) -> u64 {
+    view(sim, i, from, width);
+    sim.run_for(Duration::from_secs(1));
+    video_rate(sim, i, from, Duration::from_secs(2))
+}
+
+/// Publisher `A` (with `config`) and viewer `B` (with `viewer`, else a
+/// plain peer), B capturing frames, once B has received A's video.
+fn publisher_and_viewer(sim: &mut Sim, config: MediaConfig, viewer: Option<MediaConfig>) -> (usize, usize) {
+    let a = sim.join_with(ROOM, Some("A"), config);
+    let b = match viewer {
+        Some(v) => sim.join_with(ROOM, Some("B"), v),
+        None => sim.join(ROOM, Some("B")),
+    };
+    sim.peers[b].peer.enable_capture();
+    let from = sim.peers[a].pid;
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(from, Kind::Video) > 30));
+    (a, b)
+}
+
+/// Not one sequence number of peer `i`'s video missing.
+fn assert_continuous(sim: &Sim, i: usize) {
+    let stats = sim.peers[i].peer.media().recv_stats();
+    let (_, video) = stats.values().find(|(k, _)| *k == Kind::Video).expect("video");
+    assert_eq!(video.lost(), 0, "{video:?}");
+}
+
 #[test]
 fn the_layer_follows_the_tile_switching_at_keyframes_without_gaps() {
     let mut sim = Sim::new();
     let config = MediaConfig { video_bitrate: 1_500_000, simulcast: true, ..MediaConfig::default() };
-    let a = sim.join_with(ROOM, Some("A"), config);
-    let b = sim.join(ROOM, Some("B"));
-    sim.peers[b].peer.enable_capture();
-    let from = sim.peers[a].pid;
-    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(from, Kind::Video) > 30));
+    let (a, b) = publisher_and_viewer(&mut sim, config, None);
 
     // No view yet: every video counts as large, the top layer (~190 KB/s).
     let top = video_rate(&mut sim, b, a, Duration::from_secs(2));
     assert!(top > 140_000, "top layer: {top} B/s");
     // A 160-pixel tile: the lowest layer (~19 KB/s).
-    view(&mut sim, b, a, 160);
-    sim.run_for(Duration::from_secs(1));
-    let low = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let low = rate_at_width(&mut sim, b, a, 160);
     assert!(low < 30_000 && low > 8_000, "lowest layer: {low} B/s");
     // 600 pixels: the middle layer (~62 KB/s).
-    view(&mut sim, b, a, 600);
-    sim.run_for(Duration::from_secs(1));
-    let mid = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let mid = rate_at_width(&mut sim, b, a, 600);
     assert!(mid > 40_000 && mid < 90_000, "middle layer: {mid} B/s");
     // Hidden: nothing.
     sim.send(b, ClientMsg::View { tiles: Vec::new() });
     sim.run_for(Duration::from_millis(200));
     assert_eq!(video_rate(&mut sim, b, a, Duration::from_secs(1)), 0, "a hidden tile gets no video");
     // Large again: the top layer.
-    view(&mut sim, b, a, 1280);
-    sim.run_for(Duration::from_secs(1));
-    let again = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let again = rate_at_width(&mut sim, b, a, 1280);
     assert!(again > 140_000, "top layer again: {again} B/s");
 
     // Continuous: not one sequence number missing over all the switches.
-    let stats = sim.peers[b].peer.media().recv_stats();
-    let (_, video) = stats.values().find(|(k, _)| *k == Kind::Video).expect("video");
-    assert_eq!(video.lost(), 0, "{video:?}");
+    assert_continuous(&sim, b);
     // Every change of layer starts at a keyframe (VP8 frame tag: P bit clear).
     assert_eq!(layer_changes(&mut sim, b, |f| f[0] & 1 == 0), "fqhf", "top, lowest, middle, (hidden), top");
 }
@@ -112,30 +129,18 @@ fn h264_layers_follow_the_tile_by_the_widths_their_sps_gives() {
     let mut sim = Sim::new();
     let h264 = MediaConfig { h264: true, ..MediaConfig::default() };
     let config = MediaConfig { video_bitrate: 1_500_000, simulcast: true, camera: (960, 540), ..h264 };
-    let a = sim.join_with(ROOM, Some("A"), config);
-    let b = sim.join_with(ROOM, Some("B"), h264);
-    sim.peers[b].peer.enable_capture();
-    let from = sim.peers[a].pid;
-    assert!(sim.run_until(Duration::from_secs(10), |s| s.peers[b].peer.received(from, Kind::Video) > 30));
+    let (a, b) = publisher_and_viewer(&mut sim, config, Some(h264));
 
     let top = video_rate(&mut sim, b, a, Duration::from_secs(2));
     assert!(top > 140_000, "top layer: {top} B/s");
-    view(&mut sim, b, a, 160);
-    sim.run_for(Duration::from_secs(1));
-    let low = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let low = rate_at_width(&mut sim, b, a, 160);
     assert!(low < 30_000 && low > 8_000, "lowest layer: {low} B/s");
-    view(&mut sim, b, a, 600);
-    sim.run_for(Duration::from_secs(1));
-    let wide = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let wide = rate_at_width(&mut sim, b, a, 600);
     assert!(wide > 140_000, "a 600-pixel tile gets the 960 layer: {wide} B/s");
-    view(&mut sim, b, a, 400);
-    sim.run_for(Duration::from_secs(1));
-    let mid = video_rate(&mut sim, b, a, Duration::from_secs(2));
+    let mid = rate_at_width(&mut sim, b, a, 400);
     assert!(mid > 40_000 && mid < 90_000, "a 400-pixel tile gets the 480 layer: {mid} B/s");
 
-    let stats = sim.peers[b].peer.media().recv_stats();
-    let (_, video) = stats.values().find(|(k, _)| *k == Kind::Video).expect("video");
-    assert_eq!(video.lost(), 0, "{video:?}");
+    assert_continuous(&sim, b);
     // An IDR picture begins with its sequence parameter set (Annex B: a
     // four-byte start code, then the NAL unit header, type 7).
     assert_eq!(layer_changes(&mut sim, b, |f| f.get(4).is_some_and(|h| h & 0x1f == 7)), "fqfh");
