@@ -24,7 +24,7 @@ const VIEWPORT = { width: 1280, height: 720 };
  * A browser that opens participants, each in its own context (own storage,
  * own camera).
  * @typedef {{kind: BrowserKind, open: (url: string, opts?: OpenOptions) => Promise<Participant>, close: () => Promise<void>}} Driver
- * @typedef {{init?: (() => void) | string}} OpenOptions  `init` (a function or script text) runs in every new document before the page's scripts
+ * @typedef {{init?: (() => void) | string, viewport?: {width: number, height: number}}} OpenOptions  `init` (a function or script text) runs in every new document before the page's scripts; `viewport` the page's size in CSS pixels (1280×720 if not given)
  */
 
 /**
@@ -88,8 +88,22 @@ export class Participant {
   /** @param {string} sel @returns {Promise<number>} */
   count(sel) { return this.evaluate((sel) => document.querySelectorAll(sel).length, sel); }
 
+  /**
+   * A control in the toolbar's "more" menu is reached as a user does:
+   * the menu is opened first.
+   * @param {string} sel
+   */
+  async reveal(sel) {
+    const inClosedMenu = await this.evaluate((sel) => {
+      const menu = document.querySelector(sel)?.closest('.menu');
+      return Boolean(menu && /** @type {HTMLElement} */ (menu).hidden);
+    }, sel);
+    if (inClosedMenu) await this.click('#more-btn');
+  }
+
   /** A real click (trusted event) once the element is visible. @param {string} sel */
   async click(sel) {
+    await this.reveal(sel);
     // Visible and enabled: a disabled control is not ready for the user yet.
     await until(() => this.evaluate((sel) => {
       const el = /** @type {HTMLButtonElement|null} */ (document.querySelector(sel));
@@ -115,6 +129,7 @@ export class Participant {
 
   /** Chooses an option of a select by value. @param {string} sel @param {string} value */
   async select(sel, value) {
+    await this.reveal(sel);
     await this.waitFor(sel, 'visible');
     await deadline(this.ops.select(sel, value), `select ${sel} (${this.kind})`);
   }
@@ -175,7 +190,7 @@ export async function launchChromium(opts = {}) {
   return {
     kind: 'chromium',
     async open(url, opts = {}) {
-      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: VIEWPORT });
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: opts.viewport ?? VIEWPORT });
       if (opts.init) await context.addInitScript(opts.init);
       const page = await context.newPage();
       const p = new Participant('chromium', page, {
@@ -222,7 +237,7 @@ export async function launchFirefox(opts = {}) {
       // renders nothing, so its video stops and clicks into it (which wait
       // for an IntersectionObserver) never finish.
       const page = await context.newPage({ type: 'window' });
-      await page.setViewport(VIEWPORT);
+      await page.setViewport(opts.viewport ?? VIEWPORT);
       if (opts.init) await page.evaluateOnNewDocument(opts.init);
       const p = new Participant('firefox', page, {
         // Real key events into the emptied, focused field, as a user types.

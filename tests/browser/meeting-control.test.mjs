@@ -103,8 +103,15 @@ for (const modKind of /** @type {const} */ (['firefox', 'chromium'])) {
     await chat(alice, 'public again', '');
     await until(async () => (await messages(carol)).some((m) => m.includes('public again')), 'second public chat at carol');
     assert.ok(!(await messages(carol)).some((m) => m.includes('for Bob only')), 'private stays private');
-    // Bob answers from the other browser (his panel opened with the chat).
-    assert.ok(await bob.isVisible('#chat-input'), 'panel opens on a message');
+    // Bob's panel stayed closed: the chat button counts the three new
+    // messages (the two public ones and his private one); opening the
+    // panel reads them. He answers from the other browser.
+    assert.equal(await bob.isVisible('#chat-input'), false, 'a message does not open the panel by itself');
+    assert.equal(await bob.text('#unread'), '3');
+    assert.match(await bob.attr('#side-btn', 'title') ?? '', /3 unread messages/);
+    await bob.click('#side-btn');
+    await bob.waitFor('#unread', 'hidden');
+    assert.equal(await bob.attr('#side-btn', 'aria-expanded'), 'true');
     await chat(bob, 'thanks from Bob');
     await until(async () => (await messages(alice)).some((m) => m.includes('thanks from Bob')), 'bob chat at alice');
 

@@ -207,8 +207,12 @@ test('a moderator goes live through the UI; the ingest gets 720p30 H.264 + AAC o
   const ben = await firefox.open(`${server.origin}/${room}#name=Ben&autojoin=1&camera=off`, { init: colourCamera });
   await ben.joined();
   await until(async () => (await ben.stats())[rosaId]?.framesDecoded > 10, 'Ben sees Rosa');
+  // (Under "more" in the toolbar.)
+  await rosa.click('#more-btn');
+  await ben.click('#more-btn');
   assert.ok(await rosa.isVisible('#stream-btn'), 'the moderator has "Live stream"');
   assert.ok(!(await ben.isVisible('#stream-btn')), 'others do not');
+  await ben.click('#more-btn');
 
   // A non-moderator's stream_start, sent by hand, is refused.
   await ben.evaluate(() => {

@@ -8,8 +8,11 @@ import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './p
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
+import { decorate, icon, setIconLabel } from './icons.js';
 
 const NAME_KEY = 'aconfi.name';
+/** Where one's own picture goes: 'grid' (the default) or 'float'. */
+const SELF_VIEW_KEY = 'aconfi.selfView';
 /**
  * The end-to-end key of this meeting's link, if it has one: its bytes and
  * its text as in the link (kept for "copy link" and "rejoin"; never stored).
@@ -37,11 +40,21 @@ function applyStrings() {
     const v = /** @type {any} */ (S())[/** @type {HTMLElement} */ (el).dataset.ph ?? ''];
     if (typeof v === 'string') /** @type {HTMLInputElement} */ (el).placeholder = v;
   }
+  for (const el of document.querySelectorAll('[data-s-label]')) {
+    const v = /** @type {any} */ (S())[/** @type {HTMLElement} */ (el).dataset.sLabel ?? ''];
+    if (typeof v === 'string') el.setAttribute('aria-label', v);
+  }
+  // Icon buttons with a fixed label: the label is the tooltip too.
+  for (const el of document.querySelectorAll('[data-icon]')) {
+    const label = el.querySelector(':scope > .label[data-s]');
+    if (label) setIconLabel(/** @type {HTMLElement} */ (el), /** @type {any} */ (el).dataset.icon, label.textContent ?? '');
+  }
   for (const sel of document.querySelectorAll('.lang-select')) /** @type {HTMLSelectElement} */ (sel).value = lang();
   for (const f of rerender) f();
 }
 
 function main() {
+  decorate(document);
   for (const sel of document.querySelectorAll('.lang-select')) {
     sel.addEventListener('change', () => { setLang(/** @type {HTMLSelectElement} */ (sel).value); applyStrings(); });
   }
@@ -150,8 +163,8 @@ async function prejoin(room, name) {
   micSel.value = current('audio') ?? micSel.value;
 
   const render = () => {
-    setToggle($('pre-mic'), micOn, S().micOn, S().micOff);
-    setToggle($('pre-cam'), camOn, S().camOn, S().camOff);
+    setToggle($('pre-mic'), micOn, ['mic', S().micOn], ['micOff', S().micOff]);
+    setToggle($('pre-cam'), camOn, ['cam', S().camOn], ['camOff', S().camOff]);
   };
   render();
   /** @param {'audio'|'video'} kind @param {string} deviceId */
@@ -210,22 +223,23 @@ function typingInto(target) {
 }
 
 /**
- * While the microphone is muted, listens to it here — a copy of the track,
- * measured in the page, nothing sent — and says when the user talks: about
- * a second of voice shows `show(true)`, four quiet seconds or unmuting
- * hide it. Call with the muted microphone's track, or none when unmuted.
- * @param {(on: boolean) => void} show
+ * Listens to one's own microphone here — a copy of the track, measured in
+ * the page, nothing of it sent — five times a second, muted or not, and
+ * calls `onSample(voice)`: whether that moment sounded like a voice (null
+ * once it stops listening). Call the result with the microphone's track,
+ * or none to stop.
+ * @param {(voice: boolean|null) => void} onSample
  */
-function mutedTalkWatcher(show) {
-  /** @type {{ctx: AudioContext, probe: MediaStreamTrack, timer: ReturnType<typeof setInterval>}|null} */
+function micMeter(onSample) {
+  /** @type {{ctx: AudioContext, track: MediaStreamTrack, probe: MediaStreamTrack, timer: ReturnType<typeof setInterval>}|null} */
   let on = null;
   const stop = () => {
     if (on) { clearInterval(on.timer); on.probe.stop(); void on.ctx.close(); on = null; }
-    show(false);
   };
   return (/** @type {MediaStreamTrack|undefined} */ track) => {
-    if (!track || track.readyState !== 'live' || typeof AudioContext === 'undefined') { stop(); return; }
-    if (on) return;
+    if (on && on.track === track) return;
+    stop();
+    if (!track || track.readyState !== 'live' || typeof AudioContext === 'undefined') { onSample(null); return; }
     const ctx = new AudioContext();
     const probe = track.clone();
     probe.enabled = true;
@@ -233,27 +247,49 @@ function mutedTalkWatcher(show) {
     analyser.fftSize = 2048;
     ctx.createMediaStreamSource(new MediaStream([probe])).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
-    let loud = 0;
-    let quiet = 0;
     const timer = setInterval(() => {
       // The microphone was let go (left, or the meeting ended): so is the copy.
-      if (track.readyState !== 'live') { stop(); return; }
+      if (track.readyState !== 'live') { stop(); onSample(null); return; }
       // A page not yet clicked may not run audio; the next try after a click can.
       if (ctx.state === 'suspended') void ctx.resume();
       analyser.getFloatTimeDomainData(samples);
       let sum = 0;
       for (const x of samples) sum += x * x;
       // Above -40 dBFS (RMS) counts as voice; a room's hum stays below.
-      const voice = Math.sqrt(sum / samples.length) > 0.01;
-      loud = voice ? loud + 1 : 0;
-      quiet = voice ? 0 : quiet + 1;
-      if (loud >= 5) show(true);
-      else if (quiet >= 20) show(false);
+      onSample(Math.sqrt(sum / samples.length) > 0.01);
     }, 200);
-    // Created on the mute click or key (a user gesture), so it may run.
+    // Started on joining or on a mute click or key (a user gesture), so it may run.
     void ctx.resume();
-    on = { ctx, probe, timer };
+    on = { ctx, track, probe, timer };
   };
+}
+
+/**
+ * What one's own voice shows: unmuted, one's tile lights up while one
+ * talks (at once, off after a second of quiet); muted, about a second of
+ * voice shows "you are muted" (`hint(true)`), four quiet seconds or
+ * unmuting hide it.
+ * @param {() => boolean} muted @param {(on: boolean) => void} talking @param {(on: boolean) => void} hint
+ */
+function voiceFeedback(muted, talking, hint) {
+  let loud = 0;
+  let quiet = 0;
+  return micMeter((voice) => {
+    loud = voice ? loud + 1 : 0;
+    quiet = voice ? 0 : quiet + 1;
+    if (voice === null) {
+      talking(false);
+      hint(false);
+    } else if (muted()) {
+      talking(false);
+      if (loud >= 5) hint(true);
+      else if (quiet >= 20) hint(false);
+    } else {
+      hint(false);
+      if (loud >= 1) talking(true);
+      else if (quiet >= 5) talking(false);
+    }
+  });
 }
 
 /** Fills the shortcut list in the current language and shows it. */
@@ -291,9 +327,14 @@ function onShortcut(e) {
   button.click();
 }
 
-/** @param {HTMLElement} el @param {boolean} on @param {string} onText @param {string} offText */
-function setToggle(el, on, onText, offText) {
-  el.textContent = on ? onText : offText;
+/**
+ * An on/off button: its icon and label say the state.
+ * @param {HTMLElement} el @param {boolean} on
+ * @param {[import('./icons.js').IconName, string]} onLook @param {[import('./icons.js').IconName, string]} offLook
+ */
+function setToggle(el, on, onLook, offLook) {
+  const [name, label] = on ? onLook : offLook;
+  setIconLabel(el, name, label);
   el.setAttribute('aria-pressed', String(on));
   el.classList.toggle('off', !on);
 }
@@ -321,7 +362,14 @@ function makeTile(key) {
   hand.className = 'hand-icon';
   const unverified = document.createElement('span');
   unverified.className = 'unverified-icon';
-  label.append(name, muted, hand, unverified);
+  // How well this participant's media reaches us (one's own: reaches the
+  // server), from the browser's statistics; set by `setQuality`.
+  const quality = document.createElement('span');
+  quality.className = 'quality';
+  quality.setAttribute('role', 'img');
+  quality.hidden = true;
+  quality.append(icon('signal'));
+  label.append(quality, name, muted, hand, unverified);
   // Shown while the server pauses this video for want of bandwidth.
   const paused = document.createElement('div');
   paused.className = 'paused-note';
@@ -329,7 +377,33 @@ function makeTile(key) {
   tile.append(video, avatar, paused, label);
   /** @type {string|null} the m-line its video arrives on */
   const mid = null;
-  return { tile, video, name, avatar, muted, hand, unverified, paused, mid, stream: new MediaStream() };
+  return { tile, video, name, avatar, muted, hand, unverified, paused, quality, mid, stream: new MediaStream() };
+}
+
+/**
+ * A connection's quality from what it lost (a share, 0–1) and how late
+ * its packets are (jitter or half the round trip, seconds).
+ * @param {number} loss @param {number} delay
+ * @returns {'good'|'fair'|'poor'}
+ */
+function qualityOf(loss, delay) {
+  if (loss >= 0.08 || delay >= 0.4) return 'poor';
+  if (loss >= 0.02 || delay >= 0.15) return 'fair';
+  return 'good';
+}
+
+const QUALITY_TEXT = /** @type {const} */ ({ good: 'connectionGood', fair: 'connectionFair', poor: 'connectionPoor' });
+
+/**
+ * Shows a connection quality on a tile (or none yet).
+ * @param {ReturnType<typeof makeTile>} t @param {'good'|'fair'|'poor'|undefined} level
+ */
+function setQuality(t, level) {
+  t.quality.hidden = !level;
+  if (!level) return;
+  t.quality.dataset.level = level;
+  t.quality.setAttribute('aria-label', S()[QUALITY_TEXT[level]]);
+  t.quality.title = S()[QUALITY_TEXT[level]];
 }
 
 /**
@@ -367,26 +441,117 @@ function closeText(code) {
   }
 }
 
+/** The smallest tile worth showing (CSS pixels): below it, pages. */
+const MIN_TILE = { w: 160, h: 100 };
+/** The page of the grid on screen (0-based). */
+let gridPage = 0;
+
 /**
- * Sizes the tiles: the column count that gives the biggest 16:9 tiles
- * for this many participants in this space.
+ * The best arrangement of `n` tiles in `W`×`H`: the column count whose
+ * tiles are largest. A tile takes the shape of its share of the space —
+ * no wider than 16:9, no taller than 4:3 on a landscape screen or 9:16 on
+ * an upright phone — and its video fills it, cropped at the edges.
+ * @param {number} n @param {number} W @param {number} H @param {number} gap
+ */
+function arrange(n, W, H, gap) {
+  const tallest = H > W ? 9 / 16 : 4 / 3;
+  let best = { cols: 1, w: 0, h: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    let w = (W - gap * (cols - 1)) / cols;
+    let h = (H - gap * (rows - 1)) / rows;
+    if (w / h > 16 / 9) w = h * 16 / 9;
+    else if (w / h < tallest) h = w / tallest;
+    if (w * h > best.w * best.h) best = { cols, w, h };
+  }
+  return best;
+}
+
+/**
+ * Sizes the tiles and pages them: as many per page as fit at a useful
+ * size, the others hidden (and so not sent: the server is told what is on
+ * screen), with the pager shown when there is more than one page.
  * @param {HTMLElement} grid
  */
 function layoutGrid(grid) {
-  const n = grid.children.length || 1;
+  const all = /** @type {HTMLElement[]} */ ([...grid.children]);
   const gap = 8;
   const W = grid.clientWidth - gap * 2;
   const H = grid.clientHeight - gap * 2;
-  let best = { cols: 1, w: 0 };
-  for (let cols = 1; cols <= n; cols++) {
-    const rows = Math.ceil(n / cols);
-    const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * 16 / 9);
-    if (w > best.w) best = { cols, w };
+  if (W <= 0 || H <= 0) return;
+  const n = Math.max(1, all.length);
+  let perPage = n;
+  for (; perPage > 1; perPage--) {
+    const a = arrange(perPage, W, H, gap);
+    if (a.w >= MIN_TILE.w && a.h >= MIN_TILE.h) break;
   }
-  const w = Math.max(120, Math.floor(best.w));
+  const pages = Math.ceil(n / perPage);
+  gridPage = Math.max(0, Math.min(gridPage, pages - 1));
+  all.forEach((t, i) => { t.hidden = Math.floor(i / perPage) !== gridPage; });
+  const best = arrange(Math.min(perPage, n - gridPage * perPage), W, H, gap);
   grid.style.setProperty('--cols', String(best.cols));
-  grid.style.setProperty('--tile-w', `${w}px`);
-  grid.style.setProperty('--tile-h', `${Math.floor(w * 9 / 16)}px`);
+  grid.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
+  grid.style.setProperty('--tile-h', `${Math.floor(best.h)}px`);
+  $('pager').hidden = pages < 2;
+  $('page-info').textContent = S().pageOf(gridPage + 1, pages);
+  $('page-prev').disabled = gridPage === 0;
+  $('page-next').disabled = gridPage >= pages - 1;
+}
+
+/**
+ * Lets the user drag `el` (while it has the class `floating`) anywhere
+ * inside `area`, with mouse, pen or finger.
+ * @param {HTMLElement} el @param {HTMLElement} area
+ */
+function dragWithin(el, area) {
+  /** @type {{dx: number, dy: number}|null} */
+  let grab = null;
+  el.addEventListener('pointerdown', (e) => {
+    if (!el.classList.contains('floating') || e.button !== 0) return;
+    const r = el.getBoundingClientRect();
+    grab = { dx: e.clientX - r.left, dy: e.clientY - r.top };
+    el.setPointerCapture(e.pointerId);
+    el.classList.add('dragging');
+  });
+  el.addEventListener('pointermove', (e) => {
+    if (!grab) return;
+    const a = area.getBoundingClientRect();
+    const x = Math.max(0, Math.min(e.clientX - grab.dx - a.left, a.width - el.offsetWidth));
+    const y = Math.max(0, Math.min(e.clientY - grab.dy - a.top, a.height - el.offsetHeight));
+    el.style.left = `${x}px`;
+    el.style.top = `${y}px`;
+    el.style.right = 'auto';
+    el.style.bottom = 'auto';
+  });
+  const drop = () => { grab = null; el.classList.remove('dragging'); };
+  el.addEventListener('pointerup', drop);
+  el.addEventListener('pointercancel', drop);
+}
+
+/**
+ * The "more" menu of the toolbar: a button that shows or hides a list of
+ * the less-used actions. Choosing one, Escape, or a click elsewhere
+ * closes it; opened from the keyboard, the focus goes to its first item.
+ */
+function wireMoreMenu() {
+  const menu = $('more-menu');
+  const button = $('more-btn');
+  /** @param {boolean} open @param {boolean} [focus] */
+  const setOpen = (open, focus = false) => {
+    menu.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+    if (open && focus) /** @type {HTMLElement|null} */ (menu.querySelector('button:not([hidden]), select'))?.focus();
+  };
+  button.onclick = (/** @type {MouseEvent} */ e) => setOpen(menu.hidden, e.detail === 0);
+  menu.addEventListener('click', (/** @type {MouseEvent} */ e) => {
+    if (e.target instanceof Element && e.target.closest('button')) setOpen(false);
+  });
+  menu.parentElement.addEventListener('keydown', (/** @type {KeyboardEvent} */ e) => {
+    if (e.key === 'Escape' && !menu.hidden) { e.preventDefault(); setOpen(false); button.focus(); }
+  });
+  document.addEventListener('pointerdown', (e) => {
+    if (!menu.hidden && !(e.target instanceof Element && e.target.closest('.more'))) setOpen(false);
+  });
 }
 
 /** @param {HTMLVideoElement} video */
@@ -417,18 +582,23 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
 
   const self = makeTile('self');
   self.video.muted = true;
-  self.video.srcObject = stream;
+  // A video element given a stream without tracks holds up the page's
+  // load event for good (Chromium): a picture only once there is a camera.
+  if (stream.getVideoTracks().length > 0) self.video.srcObject = stream;
   self.tile.classList.add('self');
   grid.append(self.tile);
-  const mutedTalk = mutedTalkWatcher((on) => { $('muted-hint').hidden = !on; });
+  const ownVoice = voiceFeedback(() => meeting.audioMuted,
+    (on) => self.tile.classList.toggle('voice', on), (on) => { $('muted-hint').hidden = !on; });
   const renderSelf = () => {
-    mutedTalk(meeting.audioMuted ? meeting.stream.getAudioTracks()[0] : undefined);
+    if (meeting.audioMuted) self.tile.classList.remove('voice');
+    else $('muted-hint').hidden = true;
+    ownVoice(meeting.stream.getAudioTracks()[0]);
     updateTile(self, `${name ?? S().guest} (${S().you})`, meeting.audioMuted, meeting.videoMuted, meeting.handRaised);
-    setToggle($('mic'), !meeting.audioMuted, S().micOn, S().micOff);
-    setToggle($('cam'), !meeting.videoMuted, S().camOn, S().camOff);
-    $('hand').textContent = meeting.handRaised ? S().lowerHand : S().raiseHand;
+    setToggle($('mic'), !meeting.audioMuted, ['mic', S().micOn], ['micOff', S().micOff]);
+    setToggle($('cam'), !meeting.videoMuted, ['cam', S().camOn], ['camOff', S().camOff]);
+    setIconLabel($('hand'), 'hand', meeting.handRaised ? S().lowerHand : S().raiseHand);
     $('hand').setAttribute('aria-pressed', String(meeting.handRaised));
-    setToggle($('share'), meeting.screenSharing, S().stopShare, S().shareScreen);
+    setToggle($('share'), meeting.screenSharing, ['stopShare', S().stopShare], ['share', S().shareScreen]);
     $('share').classList.remove('off');
   };
   renderSelf();
@@ -440,7 +610,6 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     let t = tiles.get(id);
     if (!t) {
       t = makeTile(String(id));
-      t.video.srcObject = t.stream;
       t.tile.classList.toggle('speaking', id === meeting.speaker);
       tiles.set(id, t);
       grid.append(t.tile);
@@ -449,6 +618,34 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     return t;
   };
   const renderCount = () => { $('count').textContent = S().participantsCount(tiles.size + 1); };
+
+  // One's own picture: in the grid, or (as the user prefers, and only with
+  // someone else to look at) small in a corner, where it can be dragged.
+  const body = /** @type {HTMLElement} */ ($('meeting').querySelector('.body'));
+  let selfFloat = localStorage.getItem(SELF_VIEW_KEY) === 'float';
+  const placeSelf = () => {
+    const floating = selfFloat && grid.children.length > (self.tile.parentElement === grid ? 1 : 0);
+    self.tile.classList.toggle('floating', floating);
+    if (floating && self.tile.parentElement !== body) body.append(self.tile);
+    if (!floating && self.tile.parentElement !== grid) {
+      self.tile.style.left = '';
+      self.tile.style.top = '';
+      grid.prepend(self.tile);
+    }
+    setIconLabel($('selfview-btn'), 'selfView', S().selfViewFloat);
+    $('selfview-btn').setAttribute('aria-pressed', String(selfFloat));
+    layoutGrid(grid);
+  };
+  $('selfview-btn').onclick = () => {
+    selfFloat = !selfFloat;
+    localStorage.setItem(SELF_VIEW_KEY, selfFloat ? 'float' : 'grid');
+    placeSelf();
+  };
+  dragWithin(self.tile, body);
+  rerender.push(placeSelf);
+
+  $('page-prev').onclick = () => { gridPage--; layoutGrid(grid); };
+  $('page-next').onclick = () => { gridPage++; layoutGrid(grid); };
   /** End-to-end: a participant whose keys are not (yet) confirmed. @param {number} id */
   function unverified(id) {
     return meeting.e2ee !== null && !meeting.e2ee.confirmed(id);
@@ -457,7 +654,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     $('e2ee-badge').hidden = !meeting.e2ee;
     $('e2ee-panel').hidden = !meeting.e2ee;
     if (!meeting.e2ee) return;
-    $('e2ee-badge').textContent = S().e2eeBadge;
+    $('e2ee-badge').replaceChildren(icon('lock'), S().e2eeBadge);
     $('e2ee-badge').title = S().e2eeBadgeTitle;
     $('safety-code').textContent = meeting.e2ee.code;
     for (const [id, t] of tiles) t.tile.classList.toggle('unverified', unverified(id));
@@ -473,7 +670,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     for (const p of ps.values()) {
       updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised, unverified(p.id));
     }
-    layoutGrid(grid);
+    placeSelf();
     renderCount();
   });
   /** Screen shares by sharer; shown on the stage or as a tile. */
@@ -495,7 +692,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     }
     stage.hidden = !staged;
     $('meeting').querySelector('.body').classList.toggle('staged', staged);
-    $('view-btn').textContent = view === 'stage' ? S().gridView : S().stageView;
+    setIconLabel($('view-btn'), view === 'stage' ? 'grid' : 'stage', view === 'stage' ? S().gridView : S().stageView);
     // Offered whenever the stage can have someone on it, so it does not
     // come and go as people take turns speaking.
     $('view-btn').hidden = screens.size === 0 && !crowd;
@@ -528,6 +725,33 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   };
   meeting.addEventListener('paused', markPaused);
   rerender.push(markPaused);
+
+  // Every two seconds, each tile's connection quality: for the others,
+  // the packets of theirs lost on the way to us (and their jitter) since
+  // the last look; for oneself, what the server reports losing of ours
+  // (and the round trip).
+  /** @type {Map<number, {received: number, lost: number}>} */
+  const counted = new Map();
+  const qualityTimer = setInterval(async () => {
+    if (meeting.state !== 'joined') return;
+    const [got, up] = await Promise.all([meeting.statsByParticipant(), meeting.uplinkStats()]);
+    for (const [id, t] of tiles) {
+      const s = got[id];
+      if (!s) continue;
+      const before = counted.get(id);
+      counted.set(id, { received: s.packetsReceived, lost: s.packetsLost });
+      const received = s.packetsReceived - (before?.received ?? 0);
+      const lost = s.packetsLost - (before?.lost ?? 0);
+      // Nothing new (or counters restarted with a new connection): no news.
+      if (!before || received < 0 || lost < 0 || received + lost === 0) continue;
+      setQuality(t, qualityOf(lost / (received + lost), s.jitter));
+    }
+    for (const id of counted.keys()) if (!tiles.has(id)) counted.delete(id);
+    setQuality(self, qualityOf(up.fractionLost, (up.rtt ?? 0) / 2));
+  }, 2000);
+  rerender.push(() => {
+    for (const t of [self, ...tiles.values()]) setQuality(t, t.quality.hidden ? undefined : /** @type {any} */ (t.quality.dataset.level));
+  });
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
     for (const id of [...screens.keys()]) if (!ps.get(id)?.screen_sharing) dropScreen(id);
@@ -559,6 +783,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     const t = tileFor(participant);
     for (const old of kind === 'audio' ? t.stream.getAudioTracks() : t.stream.getVideoTracks()) t.stream.removeTrack(old);
     t.stream.addTrack(track);
+    if (!t.video.srcObject) t.video.srcObject = t.stream;
     if (kind === 'video') t.mid = mid;
     markPaused();
     resized?.observe(t.video);
@@ -597,8 +822,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   let restarting = false;
   meeting.addEventListener('state', (ev) => {
     const { state, reason, code } = /** @type {CustomEvent} */ (ev).detail;
-    // Out of the meeting: the muted microphone is no longer listened to.
-    if (state === 'left' || state === 'failed') mutedTalk(undefined);
+    // Out of the meeting: the microphone is no longer listened to.
+    if (state === 'left' || state === 'failed') { ownVoice(undefined); clearInterval(qualityTimer); }
     // A server that said it is restarting is not reachable for a while;
     // the failed attempts meanwhile do not change that story.
     if (state === 'reconnecting' && code === CloseCode.GOING_AWAY) restarting = true;
@@ -641,12 +866,13 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   rerender.push(wireLiveStream(meeting));
   for (const ev of ['self', 'room', 'lobby', 'participants', 'e2ee']) meeting.addEventListener(ev, renderPanel);
   meeting.addEventListener('e2ee', renderE2ee);
-  meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) $('side').hidden = false; });
+  meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) setSide(true); });
   meeting.addEventListener('chat', (ev) => {
     const { from, text, private: priv } = /** @type {CustomEvent} */ (ev).detail;
     const label = priv ? S().privateFrom(nameOf(meeting, from)) : nameOf(meeting, from);
     appendChat(label, text ?? S().chatUndecryptable, priv, false, text === null);
-    $('side').hidden = false;
+    // With the panel closed, the chat button counts what is new.
+    if ($('side').hidden) { unread++; renderUnread(); }
   });
   meeting.addEventListener('notice', (ev) => {
     const { kind, id, message } = /** @type {CustomEvent} */ (ev).detail;
@@ -670,12 +896,27 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     } catch { /* the user cancelled the picker */ }
     renderSelf();
   };
-  $('side-btn').onclick = (/** @type {MouseEvent} */ e) => {
-    $('side').hidden = !$('side').hidden;
+  let unread = 0;
+  const renderUnread = () => {
+    $('unread').textContent = unread ? String(unread) : '';
+    $('unread').hidden = unread === 0;
+    setIconLabel($('side-btn'), 'chat', unread ? `${S().panel} (${S().unread(unread)})` : S().panel);
+  };
+  rerender.push(renderUnread);
+  /** Opens or closes the side panel; open, nothing in it is unread. @param {boolean} open */
+  const setSide = (open) => {
+    $('side').hidden = !open;
+    $('side-btn').setAttribute('aria-expanded', String(open));
+    if (open) { unread = 0; renderUnread(); }
     layoutGrid(grid);
+  };
+  $('side-btn').onclick = (/** @type {MouseEvent} */ e) => {
+    setSide($('side').hidden);
     // Opened from the keyboard (shortcut or Enter): straight to the chat box.
     if (!$('side').hidden && e.detail === 0) $('chat-input').focus();
   };
+  wireMoreMenu();
+  $('shortcuts-btn').onclick = showShortcuts;
   document.onkeydown = onShortcut;
   $('chat-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();

@@ -572,10 +572,10 @@ export class Meeting extends EventTarget {
    * Asks each receiver for its own report (standard everywhere) rather
    * than reading `mid` off the connection's report, which not every
    * browser puts on inbound-rtp entries.
-   * @returns {Promise<Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>>}
+   * @returns {Promise<Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number, packetsReceived: number, packetsLost: number, jitter: number}>>}
    */
   async statsByParticipant() {
-    /** @type {Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number}>} */
+    /** @type {Record<number, {framesDecoded: number, screenFramesDecoded: number, audioPacketsReceived: number, videoPacketsReceived: number, packetsReceived: number, packetsLost: number, jitter: number}>} */
     const out = {};
     if (!this.pc) return out;
     const receiving = this.pc.getTransceivers().flatMap((t) => {
@@ -584,9 +584,17 @@ export class Meeting extends EventTarget {
     });
     const reports = await Promise.all(receiving.map((r) => r.receiver.getStats()));
     for (const [i, { info }] of receiving.entries()) {
-      const e = out[info.participant] ??= { framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0 };
+      const e = out[info.participant] ??= {
+        framesDecoded: 0, screenFramesDecoded: 0, audioPacketsReceived: 0, videoPacketsReceived: 0, packetsReceived: 0, packetsLost: 0, jitter: 0,
+      };
       reports[i].forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
+        // Camera and microphone: how well this participant reaches us.
+        if (!info.screen) {
+          e.packetsReceived += s.packetsReceived ?? 0;
+          e.packetsLost += Math.max(0, s.packetsLost ?? 0);
+          e.jitter = Math.max(e.jitter, s.jitter ?? 0);
+        }
         if (info.screen) {
           e.screenFramesDecoded += s.framesDecoded ?? 0;
         } else if (info.kind === 'video') {
@@ -598,6 +606,26 @@ export class Meeting extends EventTarget {
       });
     }
     return out;
+  }
+
+  /**
+   * How well what we send reaches the server: the largest share of
+   * packets lost (0–1) the server's receiver reports give for our
+   * camera and microphone, and the round-trip time (seconds), if known.
+   * @returns {Promise<{fractionLost: number, rtt: number|null}>}
+   */
+  async uplinkStats() {
+    let fractionLost = 0;
+    /** @type {number|null} */
+    let rtt = null;
+    if (!this.pc) return { fractionLost, rtt };
+    (await this.pc.getStats()).forEach((s) => {
+      if (s.type === 'remote-inbound-rtp') {
+        fractionLost = Math.max(fractionLost, s.fractionLost ?? 0);
+        if (typeof s.roundTripTime === 'number') rtt = Math.max(rtt ?? 0, s.roundTripTime);
+      }
+    });
+    return { fractionLost, rtt };
   }
 }
 

@@ -143,6 +143,17 @@ export const en = {
   streamStopped: 'The live stream has ended.',
   streamFailed: (/** @type {string} */ why) => `The live stream stopped: ${why}`,
   streamNowLive: 'This meeting is now being streamed live.',
+  toolbar: 'Meeting controls',
+  more: 'More',
+  selfViewFloat: 'Self view: small and movable',
+  selfViewGrid: 'Self view: in the grid',
+  pagePrev: 'Previous page',
+  pageNext: 'Next page',
+  pageOf: (/** @type {number} */ page, /** @type {number} */ pages) => `Page ${page} of ${pages}`,
+  unread: (/** @type {number} */ n) => (n === 1 ? '1 unread message' : `${n} unread messages`),
+  connectionGood: 'Connection: good',
+  connectionFair: 'Connection: some loss',
+  connectionPoor: 'Connection: poor',
 };
 
 /** @type {typeof en} */
@@ -288,6 +299,17 @@ export const de = {
   streamStopped: 'Der Livestream ist beendet.',
   streamFailed: (/** @type {string} */ why) => `Der Livestream ist abgebrochen: ${why}`,
   streamNowLive: 'Diese Konferenz wird jetzt live übertragen.',
+  toolbar: 'Konferenzsteuerung',
+  more: 'Mehr',
+  selfViewFloat: 'Eigenes Bild: klein und verschiebbar',
+  selfViewGrid: 'Eigenes Bild: im Raster',
+  pagePrev: 'Vorherige Seite',
+  pageNext: 'Nächste Seite',
+  pageOf: (/** @type {number} */ page, /** @type {number} */ pages) => `Seite ${page} von ${pages}`,
+  unread: (/** @type {number} */ n) => (n === 1 ? '1 ungelesene Nachricht' : `${n} ungelesene Nachrichten`),
+  connectionGood: 'Verbindung: gut',
+  connectionFair: 'Verbindung: etwas Verlust',
+  connectionPoor: 'Verbindung: schlecht',
 };
 
 export const languages = { en, de };
