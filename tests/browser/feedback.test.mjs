@@ -1,6 +1,7 @@
 // "You are muted" when talking while muted, in Chromium and Firefox: the
 // page measures its own muted microphone (a copy of the track, never
-// sent) and says so; unmuted, or silent, it says nothing. Kay speaks:
+// sent) and says so; unmuted, or silent, it says nothing. Unmuted, her own
+// tile lights up while she talks. Kay speaks:
 // in Chromium a tone the test turns on, in Firefox the fake microphone's
 // steady tone. The other browser watches.
 
@@ -26,11 +27,16 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     // page shows no hint.
     await until(async () => /speaking/.test(await watcher.attr(tile, 'class') ?? ''), 'the watcher sees Kay speaking');
     assert.equal(await kay.isVisible('#muted-hint'), false, 'no hint while unmuted');
+    // Kay's own tile shows her voice, measured in her page; the watcher,
+    // muted, shows none on his.
+    await kay.waitFor('.tile.self.voice', 'attached');
+    assert.equal(await watcher.count('.tile.self.voice'), 0, 'a muted microphone lights nothing');
     // Muted and still speaking: the hint, and the watcher hears nothing.
     await kay.press('m');
     await until(async () => /audio-off/.test(await watcher.attr(tile, 'class') ?? ''), 'the watcher sees Kay muted');
     await kay.waitFor('#muted-hint', 'visible');
     assert.match(await kay.text('#muted-hint') ?? '', /You are muted/);
+    assert.equal(await kay.count('.tile.self.voice'), 0, 'muted, her tile does not light up');
     // Unmuted again: gone.
     await kay.press('m');
     await kay.waitFor('#muted-hint', 'hidden');

@@ -2,7 +2,8 @@
 // shaping.mjs), first 5 % and then 20 %: its video keeps decoding in both
 // directions (NACK and retransmission, keyframe requests) — at 20 % at
 // least the most important picture it receives —, audio keeps flowing,
-// and the two others keep decoding each other's top layer.
+// and the two others keep decoding each other's top layer. Cy's page shows
+// the loss on the tiles, and their recovery.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -52,6 +53,15 @@ async function keepsGoing(p, ids, all, what) {
   }, `${p}: ${what}`, 60000);
 }
 
+/**
+ * The connection quality `p` shows on the tiles of `ids` ('self' for its own).
+ * @param {import('./browsers.mjs').Participant} p @param {Array<number|'self'>} ids
+ */
+const qualityOf = (p, ids) => p.evaluate((ids) => ids.map((id) => {
+  const q = document.querySelector(`.tile[data-participant="${id}"] .quality`);
+  return q && !(/** @type {HTMLElement} */ (q).hidden) ? /** @type {HTMLElement} */ (q).dataset.level : 'none';
+}), ids);
+
 test('5 % and 20 % packet loss on one link: its video and audio keep flowing both ways; the others are unaffected', async () => {
   const { server, chromium, firefox } = ctx;
   const link = `${server.origin}/${freshRoom('loss')}#autojoin=1`;
@@ -88,6 +98,16 @@ test('5 % and 20 % packet loss on one link: its video and audio keep flowing bot
       // 2-core machine is busy, and climb back.)
       await receives(ada, [foxId], isTopOf(fox, 1), `Fox's top layer while Cy loses ${percent} %`, 90000);
       await receives(fox, [adaId], isTopOf(ada, 1), `Ada's top layer while Cy loses ${percent} %`, 90000);
+      // At 20 %, the tiles say "poor": on Cy's page those it receives
+      // through the lossy link and its own (what the server reports
+      // losing of Cy's), on the others' pages Cy's.
+      if (percent >= 20) {
+        await until(async () => (await qualityOf(cy, [adaId, foxId, 'self'])).every((q) => q === 'poor'),
+          'Cy\'s page shows a poor connection on Ada\'s, Fox\'s and its own tile', 30000);
+        await until(async () => (await qualityOf(ada, [cyId]))[0] === 'poor' && (await qualityOf(fox, [cyId]))[0] === 'poor',
+          'Ada and Fox show Cy\'s connection as poor', 30000);
+        assert.equal((await qualityOf(ada, [foxId]))[0], 'good', 'Fox, not on the lossy link, stays good at Ada');
+      }
       const dropped = loss.dropped();
       console.log(`# ${percent} %: ${dropped} datagrams dropped`);
       assert.ok(dropped > 0, `the loss really bit at ${percent} %`);
@@ -95,6 +115,9 @@ test('5 % and 20 % packet loss on one link: its video and audio keep flowing bot
       loss.lift();
     }
   }
+  // The loss lifted, the tiles say so.
+  await until(async () => (await qualityOf(cy, [adaId, foxId, 'self'])).every((q) => q === 'good')
+    && (await qualityOf(ada, [cyId]))[0] === 'good', 'good again on Cy\'s page and for Cy at Ada', 30000);
   // What was lost was asked for again, both ways.
   const after = await nacks(cy);
   assert.ok(after.sent > before.sent, `Cy asked for lost packets: ${JSON.stringify({ before, after })}`);
