@@ -8,6 +8,7 @@ import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './p
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
+import { loadSetting, saveSetting } from './storage.js';
 
 const NAME_KEY = 'aconfi.name';
 /**
@@ -55,7 +56,7 @@ function main() {
   if (key && !frameApi()) return ended(S().failedTitle, S().e2eeUnsupported, false);
   meetingKey = key;
   const frag = parseFragment(location.hash);
-  const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
+  const name = frag.name ?? loadSetting(NAME_KEY) ?? undefined;
   if (frag.autojoin) {
     acquire(!frag.micOff, !frag.cameraOff).then((stream) =>
       joinMeeting(room, name, stream, frag.micOff || stream.getAudioTracks().length === 0,
@@ -178,7 +179,7 @@ async function prejoin(room, name) {
   };
   joinNow.onclick = () => {
     const n = String(nameInput.value).trim();
-    if (n) localStorage.setItem(NAME_KEY, n); else localStorage.removeItem(NAME_KEY);
+    saveSetting(NAME_KEY, n || null);
     preview.srcObject = null;
     joinMeeting(room, n || undefined, stream, !micOn || stream.getAudioTracks().length === 0,
       !camOn || stream.getVideoTracks().length === 0);
