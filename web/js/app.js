@@ -8,6 +8,7 @@ import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './p
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
+import { embedMeeting, embedPrejoin } from './embed.js';
 import { loadSetting, saveSetting } from './storage.js';
 
 const NAME_KEY = 'aconfi.name';
@@ -185,6 +186,13 @@ async function prejoin(room, name) {
       !camOn || stream.getVideoTracks().length === 0);
   };
   joinNow.disabled = false;
+  // A site embedding the meeting may join for the user (embed.js).
+  embedPrejoin((o) => {
+    if (o.name !== undefined) nameInput.value = o.name;
+    if (o.mic === false) micOn = false;
+    if (o.camera === false) camOn = false;
+    joinNow.click();
+  });
   // From the keyboard: the name field has focus, Enter joins.
   nameInput.onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') joinNow.click(); };
   nameInput.focus();
@@ -410,6 +418,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   if (videoMuted) for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
   const meeting = new Meeting({ room, name, stream, audioMuted, videoMuted, secret: meetingKey?.secret });
   /** @type {any} */ (window).aconfi = meeting; // for debugging and the browser tests
+  embedMeeting(meeting);
 
   const grid = $('grid');
   const banner = $('banner');
