@@ -9,6 +9,8 @@ import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
 import { decorate, icon, setIconLabel } from './icons.js';
+import { embedMeeting, embedPrejoin } from './embed.js';
+import { loadSetting, saveSetting } from './storage.js';
 
 const NAME_KEY = 'aconfi.name';
 /** Where one's own picture goes: 'grid' (the default) or 'float'. */
@@ -68,7 +70,7 @@ function main() {
   if (key && !frameApi()) return ended(S().failedTitle, S().e2eeUnsupported, false);
   meetingKey = key;
   const frag = parseFragment(location.hash);
-  const name = frag.name ?? localStorage.getItem(NAME_KEY) ?? undefined;
+  const name = frag.name ?? loadSetting(NAME_KEY) ?? undefined;
   if (frag.autojoin) {
     acquire(!frag.micOff, !frag.cameraOff).then((stream) =>
       joinMeeting(room, name, stream, frag.micOff || stream.getAudioTracks().length === 0,
@@ -191,12 +193,19 @@ async function prejoin(room, name) {
   };
   joinNow.onclick = () => {
     const n = String(nameInput.value).trim();
-    if (n) localStorage.setItem(NAME_KEY, n); else localStorage.removeItem(NAME_KEY);
+    saveSetting(NAME_KEY, n || null);
     preview.srcObject = null;
     joinMeeting(room, n || undefined, stream, !micOn || stream.getAudioTracks().length === 0,
       !camOn || stream.getVideoTracks().length === 0);
   };
   joinNow.disabled = false;
+  // A site embedding the meeting may join for the user (embed.js).
+  embedPrejoin((o) => {
+    if (o.name !== undefined) nameInput.value = o.name;
+    if (o.mic === false) micOn = false;
+    if (o.camera === false) camOn = false;
+    joinNow.click();
+  });
   // From the keyboard: the name field has focus, Enter joins.
   nameInput.onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') joinNow.click(); };
   nameInput.focus();
@@ -574,6 +583,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   if (videoMuted) for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
   const meeting = new Meeting({ room, name, stream, audioMuted, videoMuted, secret: meetingKey?.secret });
   /** @type {any} */ (window).aconfi = meeting; // for debugging and the browser tests
+  embedMeeting(meeting);
 
   const grid = $('grid');
   const banner = $('banner');
@@ -622,7 +632,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   // One's own picture: in the grid, or (as the user prefers, and only with
   // someone else to look at) small in a corner, where it can be dragged.
   const body = /** @type {HTMLElement} */ ($('meeting').querySelector('.body'));
-  let selfFloat = localStorage.getItem(SELF_VIEW_KEY) === 'float';
+  let selfFloat = loadSetting(SELF_VIEW_KEY) === 'float';
   const placeSelf = () => {
     const floating = selfFloat && grid.children.length > (self.tile.parentElement === grid ? 1 : 0);
     self.tile.classList.toggle('floating', floating);
@@ -638,7 +648,7 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   };
   $('selfview-btn').onclick = () => {
     selfFloat = !selfFloat;
-    localStorage.setItem(SELF_VIEW_KEY, selfFloat ? 'float' : 'grid');
+    saveSetting(SELF_VIEW_KEY, selfFloat ? 'float' : 'grid');
     placeSelf();
   };
   dragWithin(self.tile, body);

@@ -1,6 +1,7 @@
 // Picks the UI language (saved choice, else the browser's), and looks
 // strings up. No DOM here.
 
+import { loadSetting, saveSetting } from './storage.js';
 import { languages } from './strings.js';
 
 const KEY = 'aconfi.lang';
@@ -9,7 +10,7 @@ const KEY = 'aconfi.lang';
 
 /** @returns {Lang} */
 function initial() {
-  const saved = localStorage.getItem(KEY);
+  const saved = loadSetting(KEY);
   if (saved === 'en' || saved === 'de') return saved;
   for (const l of navigator.languages ?? [navigator.language]) {
     if (l.toLowerCase().startsWith('de')) return 'de';
@@ -27,7 +28,7 @@ export const lang = () => current;
 export function setLang(l) {
   if (l !== 'en' && l !== 'de') return;
   current = l;
-  localStorage.setItem(KEY, l);
+  saveSetting(KEY, l);
   document.documentElement.lang = l;
 }
 

@@ -30,7 +30,7 @@ const RECONNECT_MAX_MS = 8000;
  * - `participants` detail: {participants: Map<number, ParticipantInfo>}
  * - `track`        detail: {participant: number, kind: string, screen: boolean, track: MediaStreamTrack, mid: string}
  * - `left`         detail: {id: number}
- * - `self`         detail: {moderator: boolean, hand: boolean}  (our own role/hand changed)
+ * - `self`         detail: {moderator: boolean, hand: boolean}  (our own role, hand, microphone or camera changed)
  * - `room`         detail: {room: RoomState}
  * - `password`     detail: {wrong: boolean, retryAfterMs?: number}
  * - `lobby`        detail: {waiting: Map<number, string|undefined>}  (moderators)
@@ -489,6 +489,7 @@ export class Meeting extends EventTarget {
     this.audioMuted = muted;
     for (const t of this.stream.getAudioTracks()) t.enabled = !muted;
     this.send(mediaStateMsg(this.audioMuted, this.videoMuted, this.screenSharing));
+    this.emitSelf();
   }
 
   /**
@@ -505,6 +506,7 @@ export class Meeting extends EventTarget {
     if (!muted && newTrack) this.stream.addTrack(newTrack);
     await this.videoTx?.sender.replaceTrack(muted ? null : newTrack);
     this.send(mediaStateMsg(this.audioMuted, this.videoMuted, this.screenSharing));
+    this.emitSelf();
   }
 
   /**

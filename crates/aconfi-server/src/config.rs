@@ -1,7 +1,9 @@
 //! Command-line flags, each also readable from an `ACONFI_*` variable.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::Parser;
 
@@ -46,6 +48,13 @@ pub struct Config {
     #[arg(long, env = "ACONFI_ORIGIN", value_delimiter = ',')]
     pub origin: Vec<String>,
 
+    /// Sites that may show A-Confi inside a frame (`<iframe>`), as the
+    /// Content-Security-Policy's `frame-ancestors`: space-separated, each
+    /// `'self'`, `'none'` or an origin such as `https://example.org` or
+    /// `https://example.org:8443` (no path, no wildcard). docs/embedding.md.
+    #[arg(long, env = "ACONFI_FRAME_ANCESTORS", value_name = "SOURCES", default_value = "'self'")]
+    pub frame_ancestors: FrameAncestors,
+
     /// Most WebSocket connections open at once; more are answered 503.
     #[arg(long, env = "ACONFI_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -78,5 +87,145 @@ impl Config {
     /// The defaults, as if run with no flags and no environment.
     pub fn defaults() -> Self {
         Config::parse_from(["aconfi"])
+    }
+}
+
+/// `--frame-ancestors`, checked: only the keywords `'self'` and `'none'`
+/// and plain origins, so that no value can end the directive and start
+/// another (`;`), list several (`,`), or widen it with a wildcard or a
+/// scheme alone. Displayed as the directive's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameAncestors(Vec<String>);
+
+impl FromStr for FrameAncestors {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let sources: Vec<String> = value.split_ascii_whitespace().map(source).collect::<Result<_, _>>()?;
+        if sources.is_empty() {
+            return Err("give at least one source: 'self', 'none' or an origin".into());
+        }
+        if sources.len() > 1 && sources.iter().any(|s| s == "'none'") {
+            return Err("'none' cannot be combined with other sources".into());
+        }
+        Ok(FrameAncestors(sources))
+    }
+}
+
+impl fmt::Display for FrameAncestors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
+/// One source of `--frame-ancestors`, lowercased, or why it is refused.
+fn source(token: &str) -> Result<String, String> {
+    let refused = || {
+        format!(
+            "`{token}` is not allowed: use 'self', 'none' or an origin such as https://example.org \
+             or https://example.org:8443 (scheme and host, an optional port, nothing else)"
+        )
+    };
+    let lower = token.to_ascii_lowercase();
+    if lower == "'self'" || lower == "'none'" {
+        return Ok(lower);
+    }
+    let authority = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")).ok_or_else(refused)?;
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']').ok_or_else(refused)?;
+            v6.parse::<Ipv6Addr>().map_err(|_| refused())?;
+            (None, after)
+        }
+        // The port keeps its colon, so that a bare `host:` is refused below.
+        None => match authority.find(':') {
+            Some(colon) => (Some(&authority[..colon]), &authority[colon..]),
+            None => (Some(authority), ""),
+        },
+    };
+    if let Some(host) = host {
+        if !valid_host(host) {
+            return Err(refused());
+        }
+    }
+    if let Some(digits) = port.strip_prefix(':') {
+        let valid = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u16>().is_ok_and(|p| p != 0);
+        if !valid {
+            return Err(refused());
+        }
+    } else if !port.is_empty() {
+        return Err(refused());
+    }
+    Ok(lower)
+}
+
+/// A DNS name or IPv4 address: dot-separated labels of letters, digits and
+/// inner hyphens (punycode for other scripts).
+fn valid_host(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_ancestors_take_keywords_and_plain_origins() {
+        let ok = |v: &str| v.parse::<FrameAncestors>().map(|f| f.to_string());
+        assert_eq!(ok("'self'").as_deref(), Ok("'self'"));
+        assert_eq!(ok("'NONE'").as_deref(), Ok("'none'"));
+        assert_eq!(
+            ok(" 'self'  https://Example.ORG\thttp://127.0.0.1:8080 https://[::1]:8443 https://xn--bcher-kva.de ")
+                .as_deref(),
+            Ok("'self' https://example.org http://127.0.0.1:8080 https://[::1]:8443 https://xn--bcher-kva.de")
+        );
+    }
+
+    #[test]
+    fn frame_ancestors_refuse_anything_else() {
+        for bad in [
+            "",
+            "   ",
+            "https://a.example; script-src *",
+            "https://a.example;",
+            "https://a.example,https://b.example",
+            "https://a.example/",
+            "https://a.example/path",
+            "https://a.example?x",
+            "https://a.example#x",
+            "https://*.example.org",
+            "*",
+            "https:",
+            "https://",
+            "ftp://a.example",
+            "a.example",
+            "'unsafe-inline'",
+            "self",
+            "'self",
+            "\"https://a.example\"",
+            "https://user@a.example",
+            "https://a.example:",
+            "https://a.example:0",
+            "https://a.example:65536",
+            "https://a.example:+80",
+            "https://a..example",
+            "https://-a.example",
+            "https://a.example.",
+            "https://[::1",
+            "https://[nope]",
+            "https://[::1]x",
+            "https://a\u{a0}b.example",
+            "'none' 'self'",
+        ] {
+            assert!(bad.parse::<FrameAncestors>().is_err(), "{bad:?} was taken");
+        }
     }
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     origins: web::Origins,
     /// Send Strict-Transport-Security (only with the operator's certificate).
     hsts: bool,
+    /// The Content-Security-Policy header, with `--frame-ancestors`.
+    csp: axum::http::HeaderValue,
     /// Open WebSockets, in all and per address.
     connections: Arc<ws::Connections>,
 }
@@ -72,6 +74,9 @@ pub struct Server {
 
 /// Binds everything and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
+    // Made once; `--frame-ancestors` was checked when it was parsed.
+    let csp = web::content_security_policy(&config.frame_ancestors);
+    let csp = axum::http::HeaderValue::from_str(&csp).context("the Content-Security-Policy header")?;
     let tls = tls::load(&config).await?;
     let mut media = media::MediaSockets::bind(&config).await?;
     let media_addrs = media.candidates();
@@ -109,6 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         cancel: cancel.clone(),
         origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
         hsts: tls.operator_cert_der.is_some(),
+        csp,
         connections: Arc::new(ws::Connections::new(
             config.max_connections,
             config.max_connections_per_address,

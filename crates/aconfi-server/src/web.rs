@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use rust_embed::RustEmbed;
 
+use crate::config::FrameAncestors;
 use crate::AppState;
 
 /// The browser client, compiled into the binary so one file is the whole server.
@@ -20,9 +21,17 @@ use crate::AppState;
 #[folder = "../../web/"]
 struct Assets;
 
-/// Same-origin only: no third-party script, style, font or connection.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'";
+/// The Content-Security-Policy, made once at start: same-origin only (no
+/// third-party script, style, font or connection), and framed only by the
+/// sites `--frame-ancestors` names. Its sources are checked when the flag
+/// is parsed ([`FrameAncestors`]), so they cannot add directives.
+pub fn content_security_policy(frame_ancestors: &FrameAncestors) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {frame_ancestors}; \
+form-action 'self'"
+    )
+}
 
 /// The router with every route A-Confi serves.
 pub fn router(state: AppState) -> Router {
@@ -63,7 +72,7 @@ async fn security_headers(State(state): State<AppState>, mut res: Response) -> R
     // No other site's window keeps a handle on a meeting page (or it on theirs).
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     // Meeting links are secrets: never send them on as a Referer.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
