@@ -9,6 +9,7 @@ import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
 import { decorate, icon, setIconLabel } from './icons.js';
+import { arrange, perPage } from './layout.js';
 import { embedMeeting, embedPrejoin } from './embed.js';
 import { loadSetting, saveSetting } from './storage.js';
 
@@ -450,31 +451,8 @@ function closeText(code) {
   }
 }
 
-/** The smallest tile worth showing (CSS pixels): below it, pages. */
-const MIN_TILE = { w: 160, h: 100 };
 /** The page of the grid on screen (0-based). */
 let gridPage = 0;
-
-/**
- * The best arrangement of `n` tiles in `W`×`H`: the column count whose
- * tiles are largest. A tile takes the shape of its share of the space —
- * no wider than 16:9, no taller than 4:3 on a landscape screen or 9:16 on
- * an upright phone — and its video fills it, cropped at the edges.
- * @param {number} n @param {number} W @param {number} H @param {number} gap
- */
-function arrange(n, W, H, gap) {
-  const tallest = H > W ? 9 / 16 : 4 / 3;
-  let best = { cols: 1, w: 0, h: 0 };
-  for (let cols = 1; cols <= n; cols++) {
-    const rows = Math.ceil(n / cols);
-    let w = (W - gap * (cols - 1)) / cols;
-    let h = (H - gap * (rows - 1)) / rows;
-    if (w / h > 16 / 9) w = h * 16 / 9;
-    else if (w / h < tallest) h = w / tallest;
-    if (w * h > best.w * best.h) best = { cols, w, h };
-  }
-  return best;
-}
 
 /**
  * Sizes the tiles and pages them: as many per page as fit at a useful
@@ -489,15 +467,11 @@ function layoutGrid(grid) {
   const H = grid.clientHeight - gap * 2;
   if (W <= 0 || H <= 0) return;
   const n = Math.max(1, all.length);
-  let perPage = n;
-  for (; perPage > 1; perPage--) {
-    const a = arrange(perPage, W, H, gap);
-    if (a.w >= MIN_TILE.w && a.h >= MIN_TILE.h) break;
-  }
-  const pages = Math.ceil(n / perPage);
+  const onePage = perPage(n, W, H, gap);
+  const pages = Math.ceil(n / onePage);
   gridPage = Math.max(0, Math.min(gridPage, pages - 1));
-  all.forEach((t, i) => { t.hidden = Math.floor(i / perPage) !== gridPage; });
-  const best = arrange(Math.min(perPage, n - gridPage * perPage), W, H, gap);
+  all.forEach((t, i) => { t.hidden = Math.floor(i / onePage) !== gridPage; });
+  const best = arrange(Math.min(onePage, n - gridPage * onePage), W, H, gap);
   grid.style.setProperty('--cols', String(best.cols));
   grid.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
   grid.style.setProperty('--tile-h', `${Math.floor(best.h)}px`);
