@@ -476,7 +476,9 @@ function layoutGrid(grid) {
   grid.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
   grid.style.setProperty('--tile-h', `${Math.floor(best.h)}px`);
   $('pager').hidden = pages < 2;
-  $('page-info').textContent = S().pageOf(gridPage + 1, pages);
+  // A live region: said when it changes, not on every layout.
+  const pageText = S().pageOf(gridPage + 1, pages);
+  if ($('page-info').textContent !== pageText) $('page-info').textContent = pageText;
   $('page-prev').disabled = gridPage === 0;
   $('page-next').disabled = gridPage >= pages - 1;
 }

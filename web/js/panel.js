@@ -184,10 +184,15 @@ export function appendChat(from, text, isPrivate, mine, undecryptable = false) {
   li.scrollIntoView({ block: 'end' });
 }
 
-/** A short-lived notice. @param {string} text */
+/**
+ * A short-lived notice. The box of notices is the live region (a log: a
+ * new one is read, the others are not read again); a notice has no role
+ * of its own, which would make screen readers say it twice.
+ * @param {string} text
+ */
 export function toast(text) {
   const box = /** @type {HTMLElement} */ (document.getElementById('toasts'));
-  const t = el('div', { class: 'toast', role: 'status' }, [text]);
+  const t = el('div', { class: 'toast' }, [text]);
   box.append(t);
   setTimeout(() => t.remove(), 6000);
 }
