@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MIN_TILE, arrange, perPage } from '../../web/js/layout.js';
+import { MIN_THUMB, MIN_TILE, arrange, perPage } from '../../web/js/layout.js';
 
 const GAP = 8;
 // The grid's space: the window less the one-row toolbar (about 56 px) and
@@ -59,4 +59,17 @@ test('25 people fit one page on a laptop or a large screen; a phone pages them',
   // The last page's tiles are laid out on their own, as large as they fit.
   const rest = 25 - (phone.pages - 1) * phone.k;
   assert.ok(arrange(rest, SCREENS.phone.W, SCREENS.phone.H, GAP).w >= phone.w);
+});
+
+test('beside a stage, thumbnails: the strip below the stage on a phone holds the others of a small meeting on one page', () => {
+  // An upright phone's strip: the width of the screen, 30 % of its height.
+  const strip = { W: 374, H: Math.round(0.3 * 772) - 16 };
+  for (let n = 1; n <= 4; n++) assert.equal(perPage(n, strip.W, strip.H, GAP, MIN_THUMB), n, `${n} thumbnails on one page`);
+  // A phone on its side keeps the strip beside the stage (26 % of the
+  // width): four thumbnails still on one page there, where the grid's
+  // minimum would page them.
+  assert.equal(perPage(4, 0.26 * 844 - 16, 390 - 56 - 16, GAP, MIN_THUMB), 4);
+  assert.ok(perPage(4, 0.26 * 844 - 16, 390 - 56 - 16, GAP, MIN_TILE) < 4);
+  // A laptop's strip beside the stage (26 % of the width).
+  assert.ok(perPage(6, 0.26 * 1280 - 16, 728, GAP, MIN_THUMB) >= 6);
 });

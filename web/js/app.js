@@ -9,7 +9,7 @@ import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
 import { decorate, icon, setIconLabel } from './icons.js';
-import { arrange, perPage } from './layout.js';
+import { MIN_THUMB, MIN_TILE, arrange, perPage } from './layout.js';
 import { embedMeeting, embedPrejoin } from './embed.js';
 import { loadSetting, saveSetting } from './storage.js';
 
@@ -467,7 +467,9 @@ function layoutGrid(grid) {
   const H = grid.clientHeight - gap * 2;
   if (W <= 0 || H <= 0) return;
   const n = Math.max(1, all.length);
-  const onePage = perPage(n, W, H, gap);
+  // Beside a stage the grid is a strip of thumbnails, smaller ones.
+  const staged = grid.parentElement?.classList.contains('staged');
+  const onePage = perPage(n, W, H, gap, staged ? MIN_THUMB : MIN_TILE);
   const pages = Math.ceil(n / onePage);
   gridPage = Math.max(0, Math.min(gridPage, pages - 1));
   all.forEach((t, i) => { t.hidden = Math.floor(i / onePage) !== gridPage; });

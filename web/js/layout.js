@@ -4,6 +4,8 @@
 
 /** The smallest tile worth showing (CSS pixels): below it, pages. */
 export const MIN_TILE = { w: 160, h: 100 };
+/** The same beside a stage, where the tiles are a strip of thumbnails. */
+export const MIN_THUMB = { w: 96, h: 54 };
 
 /**
  * The best arrangement of `n` tiles in `W`×`H` with `gap` between them:
@@ -30,14 +32,16 @@ export function arrange(n, W, H, gap) {
 
 /**
  * How many of `n` tiles go on one page of `W`×`H`: all of them if they
- * fit at MIN_TILE or larger, else as many as do (at least one).
+ * fit at `min` (MIN_TILE unless told) or larger, else as many as do (at
+ * least one).
  * @param {number} n @param {number} W @param {number} H @param {number} gap
+ * @param {{w: number, h: number}} [min]
  */
-export function perPage(n, W, H, gap) {
+export function perPage(n, W, H, gap, min = MIN_TILE) {
   let k = Math.max(1, n);
   for (; k > 1; k--) {
     const a = arrange(k, W, H, gap);
-    if (a.w >= MIN_TILE.w && a.h >= MIN_TILE.h) break;
+    if (a.w >= min.w && a.h >= min.h) break;
   }
   return k;
 }
