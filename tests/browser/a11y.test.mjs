@@ -66,8 +66,7 @@ async function assertLang(p, lang) {
 /** Notices are live regions: a screen reader says them without moving the focus. */
 const liveRegions = /** @type {const} */ ({
   '#toasts': 'polite',
-  '#banner': 'polite',
-  '#muted-hint': 'polite',
+  '#announcer': 'polite',
   '#messages': 'polite',
   '#room-error': 'assertive',
   '#device-error': 'assertive',

@@ -36,6 +36,8 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     await until(async () => /audio-off/.test(await watcher.attr(tile, 'class') ?? ''), 'the watcher sees Kay muted');
     await kay.waitFor('#muted-hint', 'visible');
     assert.match(await kay.text('#muted-hint') ?? '', /You are muted/);
+    // Screen readers hear it from the meeting's live region.
+    await until(async () => /You are muted/.test(await kay.text('#announcer') ?? ''), 'the hint announced');
     assert.equal(await kay.count('.tile.self.voice'), 0, 'muted, her tile does not light up');
     // Unmuted again: gone.
     await kay.press('m');

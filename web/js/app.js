@@ -541,6 +541,19 @@ function wireMoreMenu() {
   });
 }
 
+/**
+ * Says `text` to screen-reader users through the meeting's one live region
+ * (the banner and the muted hint are shown to sighted users and announced
+ * here).
+ * @param {string} text
+ */
+function announce(text) {
+  const region = $('announcer');
+  // The same words again are a new announcement only after a change.
+  region.textContent = '';
+  requestAnimationFrame(() => { region.textContent = text; });
+}
+
 /** @param {HTMLVideoElement} video */
 function play(video) {
   video.play().catch(() => {
@@ -566,7 +579,11 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   const grid = $('grid');
   const banner = $('banner');
   /** @param {string|null} text */
-  const setBanner = (text) => { banner.textContent = text ?? ''; banner.hidden = !text; };
+  const setBanner = (text) => {
+    if (text && text !== banner.textContent) announce(text);
+    banner.textContent = text ?? '';
+    banner.hidden = !text;
+  };
 
   const self = makeTile('self');
   self.video.muted = true;
@@ -576,7 +593,10 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   self.tile.classList.add('self');
   grid.append(self.tile);
   const ownVoice = voiceFeedback(() => meeting.audioMuted,
-    (on) => self.tile.classList.toggle('voice', on), (on) => { $('muted-hint').hidden = !on; });
+    (on) => self.tile.classList.toggle('voice', on), (on) => {
+      if (on && $('muted-hint').hidden) announce(S().mutedTalking);
+      $('muted-hint').hidden = !on;
+    });
   const renderSelf = () => {
     if (meeting.audioMuted) self.tile.classList.remove('voice');
     else $('muted-hint').hidden = true;
