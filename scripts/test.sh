@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every A-Confi test on a fresh Debian machine with Rust and Node:
 # installs what the tests need (Debian's Chromium, Firefox ESR, Xvfb,
-# PulseAudio with a null sink for Firefox's Web Audio, GStreamer, nginx
+# PulseAudio with a null sink for Firefox's Web Audio, Redis for the
+# cluster directory, GStreamer, nginx
 # with RTMP, ffmpeg; npm packages), builds, runs the Rust
 # tests (core simulation, server over loopback, the streaming worker against
 # a real ingest, bad input and hostile clients, a short fuzzing pass,
@@ -30,7 +31,7 @@ packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-deja
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl
-  pulseaudio pulseaudio-utils)
+  pulseaudio pulseaudio-utils redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod directory;
 mod ice_tcp;
 pub mod media;
 pub mod metrics;

@@ -1,0 +1,213 @@
+//! The cluster's room directory (src/directory.rs) against a real Redis
+//! from Debian, started on a free port for each test: a room has one home
+//! however many nodes race to claim it; only the owner renews or releases;
+//! a lease that is not renewed ends and another node may take the room;
+//! Redis holds no room name; nodes are listed least loaded first and
+//! vanish when they stop announcing; a Redis that goes away gives errors
+//! in bounded time, and the directory works again when it is back.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aconfi_server::directory::{Directory, Home};
+
+const SECRET: &[u8] = b"cluster secret for the tests";
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A Redis server of its own, persisting nothing, stopped on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) runs");
+        let redis = Redis { child, port };
+        // Ready when it answers PING.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ping = redis::Client::open(redis.url())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if ping.is_ok() {
+                return redis;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Redis::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Every key and value Redis holds.
+    fn dump(&self) -> Vec<(String, String)> {
+        let mut c = redis::Client::open(self.url()).unwrap().get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        keys.into_iter()
+            .map(|k| {
+                let v: String = redis::cmd("GET").arg(&k).query(&mut c).unwrap_or_default();
+                (k, v)
+            })
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn node(redis: &Redis, url: &str, lease: Duration) -> Directory {
+    Directory::connect(&redis.url(), url, SECRET, lease, TIMEOUT).await.expect("connects")
+}
+
+#[tokio::test]
+async fn a_room_has_one_home_and_redis_never_holds_its_name() {
+    let redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    let room = "kelomari-tusefopa-bidanuve";
+    assert_eq!(a.claim(room).await.unwrap(), Home::Here);
+    assert_eq!(a.claim(room).await.unwrap(), Home::Here, "asking again, still ours");
+    assert_eq!(b.claim(room).await.unwrap(), Home::There("https://node-a.example".into()));
+    // Only the owner renews or releases.
+    assert!(a.renew(room).await.unwrap());
+    assert!(!b.renew(room).await.unwrap());
+    b.release(room).await.unwrap();
+    assert_eq!(b.claim(room).await.unwrap(), Home::There("https://node-a.example".into()), "b's release did nothing");
+    // Redis holds a key per room that says nothing of its name, with a TTL.
+    let dump = redis.dump();
+    assert_eq!(dump.len(), 1, "{dump:?}");
+    assert!(dump.iter().all(|(k, v)| !k.contains("kelomari") && !v.contains("kelomari")), "{dump:?}");
+    let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(&dump[0].0).query(&mut c).unwrap();
+    assert!(ttl > 0 && ttl <= 30_000, "the lease expires: {ttl} ms");
+    // The room ends at its home: gone from Redis, and free for anyone.
+    a.release(room).await.unwrap();
+    assert!(redis.dump().is_empty());
+    assert_eq!(b.claim(room).await.unwrap(), Home::Here);
+}
+
+#[tokio::test]
+async fn twenty_racing_claims_through_two_nodes_find_one_owner() {
+    let redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    for round in 0..5 {
+        let room = format!("race-room-{round}");
+        let claims = (0..20).map(|i| {
+            let d = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let room = room.clone();
+            tokio::spawn(async move { (d.url().to_owned(), d.claim(&room).await.unwrap()) })
+        });
+        let mut owners = std::collections::BTreeSet::new();
+        for c in claims {
+            let (asker, home) = c.await.unwrap();
+            owners.insert(match home {
+                Home::Here => asker,
+                Home::There(url) => url,
+            });
+        }
+        assert_eq!(owners.len(), 1, "round {round}: every claim names the same home: {owners:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_lease_not_renewed_ends_and_another_node_takes_the_room() {
+    let redis = Redis::start();
+    let lease = Duration::from_millis(300);
+    let a = node(&redis, "https://node-a.example", lease).await;
+    let b = node(&redis, "https://node-b.example", lease).await;
+    assert_eq!(a.claim("room-x").await.unwrap(), Home::Here);
+    // a stops renewing (it died): b gets the room once the lease runs out.
+    let started = Instant::now();
+    while b.claim("room-x").await.unwrap() != Home::Here {
+        assert!(started.elapsed() < Duration::from_secs(5), "the lease never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200), "not before the lease ran out");
+    // a, back, cannot renew what is b's now.
+    assert!(!a.renew("room-x").await.unwrap());
+    assert_eq!(a.claim("room-x").await.unwrap(), Home::There("https://node-b.example".into()));
+}
+
+#[tokio::test]
+async fn nodes_are_listed_least_loaded_first_and_vanish_when_silent() {
+    let redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    a.announce(7, Duration::from_secs(30)).await.unwrap();
+    b.announce(2, Duration::from_millis(300)).await.unwrap();
+    let live = a.live_nodes().await.unwrap();
+    assert_eq!(
+        live.iter().map(|n| (n.url.as_str(), n.load)).collect::<Vec<_>>(),
+        [("https://node-b.example", 2), ("https://node-a.example", 7)]
+    );
+    // b falls silent: gone once its announcement expires.
+    let started = Instant::now();
+    while a.live_nodes().await.unwrap().len() != 1 {
+        assert!(started.elapsed() < Duration::from_secs(5), "b never vanished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.live_nodes().await.unwrap()[0].url, "https://node-a.example");
+}
+
+#[tokio::test]
+async fn without_redis_calls_fail_in_bounded_time_and_work_again_when_it_is_back() {
+    let mut redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    assert_eq!(a.claim("room-y").await.unwrap(), Home::Here);
+    redis.stop();
+    let started = Instant::now();
+    assert!(a.claim("room-z").await.is_err(), "no Redis, no claim");
+    assert!(started.elapsed() < TIMEOUT * 4, "the error came in {:?}", started.elapsed());
+    // Redis is back (empty: it persists nothing): the directory reconnects.
+    let _back = Redis::start_on(redis.port);
+    let started = Instant::now();
+    loop {
+        match a.claim("room-z").await {
+            Ok(home) => {
+                assert_eq!(home, Home::Here);
+                break;
+            }
+            Err(e) => {
+                assert!(started.elapsed() < Duration::from_secs(15), "never reconnected: {e:#}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // A connect to a Redis that is not there fails, within its timeout.
+    let started = Instant::now();
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Directory::connect(
+        &format!("redis://127.0.0.1:{dead}/"),
+        "https://c.example",
+        SECRET,
+        Duration::from_secs(1),
+        TIMEOUT,
+    )
+    .await;
+    assert!(err.is_err());
+    assert!(started.elapsed() < TIMEOUT * 4);
+}
