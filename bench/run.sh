@@ -10,6 +10,8 @@
 #   ACONFI_BIN=/tmp/aconfi-old bench/run.sh  # another A-Confi build
 #   SETTLE=8 bench/run.sh           # measure from 8 s after everyone receives
 #                                   # everything (default 1: a meeting's start)
+#   SHARDS=2 bench/run.sh           # A-Confi's --shards (default 1, as the figures
+#                                   # before media shards; bench/shards.sh compares)
 #   SRVLOG=debug bench/run.sh       # A-Confi's log level (default warn); each
 #                                   # run's server log is kept next to its JSON
 #
@@ -78,7 +80,7 @@ wait_port() { # port
 
 start_server() { # target
   if [ "$1" = aconfi ]; then
-    ip netns exec "$NS" taskset -c 0 "$aconfi" --listen "$NS_IP:8443" --media-bind "$NS_IP" --media-port 10000 \
+    ip netns exec "$NS" taskset -c 0 "$aconfi" --listen "$NS_IP:8443" --media-bind "$NS_IP" --media-port 10000 --shards "${SHARDS:-1}" \
       --log "${SRVLOG:-warn}" > "$out/server-aconfi.log" 2>&1 &
     server_pid=$!
     wait_port 8443

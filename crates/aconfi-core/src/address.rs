@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::rate::TokenBucket;
@@ -76,6 +77,50 @@ impl Guessers {
     /// Addresses remembered.
     pub fn len(&self) -> usize {
         self.buckets.len()
+    }
+}
+
+/// The per-address guess limits of a whole process: the shards (one
+/// [`crate::Sfu`] per core) of one server share one, so that spreading
+/// guesses over rooms on several shards gains an attacker nothing. Cloning
+/// gives another handle to the same limits. The lock is taken only when a
+/// password is checked and when forgotten addresses are swept, never for
+/// media.
+#[derive(Clone, Default)]
+pub struct GuessLimits(Arc<Mutex<Guessers>>);
+
+impl GuessLimits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Guessers> {
+        // A panic elsewhere while holding it leaves the buckets as they were.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes one guess for `addr`: `None` if it may guess now, else how
+    /// long until it may.
+    pub fn take(&self, addr: AddrKey, now: Instant) -> Option<Duration> {
+        self.lock().take(addr, now)
+    }
+
+    /// Forgets addresses whose buckets are full again; when the next one
+    /// will be, if any is left.
+    pub fn sweep(&self, now: Instant) -> Option<Instant> {
+        self.lock().sweep(now)
+    }
+
+    /// Addresses remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no address is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for GuessLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GuessLimits(..)")
     }
 }
 

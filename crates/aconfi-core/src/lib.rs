@@ -50,7 +50,7 @@ pub use room::{
     SLOW_DOWN,
 };
 pub use room_name::{RoomName, RoomNameError};
-pub use sfu::{Sfu, SfuConfig};
+pub use sfu::{shard_named_by_stun, Sfu, SfuConfig};
 pub use stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource};
 
 /// Re-exported so the shell and tests use the same str0m as the core.

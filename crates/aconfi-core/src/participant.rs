@@ -185,15 +185,25 @@ pub(crate) struct Participant {
 }
 
 impl Participant {
-    /// A fresh session offering `candidates`.
+    /// A fresh session offering `candidates`; on shard `shard` of several,
+    /// its ICE username fragment starts with `<shard>+`.
     pub fn new(
         id: ParticipantId,
         info: ParticipantInfo,
         candidates: &[SocketAddr],
         tcp_candidates: &[SocketAddr],
+        shard: Option<u16>,
         now: Instant,
     ) -> Self {
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder();
+        if let Some(shard) = shard {
+            // str0m's random fragment (alphanumeric), behind the shard's
+            // number: '+' is an ICE character that str0m never draws.
+            let mut creds = str0m::IceCreds::new();
+            creds.ufrag = format!("{shard}+{}", creds.ufrag);
+            builder = builder.set_local_ice_credentials(creds);
+        }
+        let mut rtc = builder
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()

@@ -14,7 +14,7 @@ use std::time::Instant;
 use str0m::net::Protocol;
 use tracing::debug;
 
-use crate::address::{AddrKey, Guessers};
+use crate::address::{AddrKey, GuessLimits};
 use crate::endpoint::Endpoint;
 use crate::error::SignalError;
 use crate::ids::{NodeId, ParticipantId, RoomId};
@@ -39,6 +39,25 @@ pub struct SfuConfig {
     /// Why meetings cannot be streamed live here (no worker, GStreamer
     /// missing); `None` when they can.
     pub stream_unavailable: Option<String>,
+    /// This shard's number when one process runs several `Sfu`s (one per
+    /// core). It starts every session's ICE username fragment (`<shard>+`),
+    /// so a shell with one port shared by the shards (ICE over TCP on the
+    /// HTTPS port) finds a STUN request's shard without asking
+    /// ([`shard_named_by_stun`]). `None`: str0m's fragment as it is.
+    pub shard: Option<u16>,
+    /// Password guesses per client address. Shards of one process share
+    /// one (clones of the same [`GuessLimits`]): guesses spread over rooms
+    /// on several shards still count against one budget.
+    pub guess_limits: GuessLimits,
+}
+
+/// Which shard a STUN request is for, from the ICE username fragment it
+/// names (see [`SfuConfig::shard`]); `None` if it is no STUN request or
+/// names no shard.
+pub fn shard_named_by_stun(contents: &[u8]) -> Option<u16> {
+    let msg = str0m::ice::StunMessage::parse(contents).ok()?;
+    let (local, _) = msg.split_username()?;
+    local.split_once('+')?.0.parse().ok()
 }
 
 /// The SFU state machine for a set of rooms.
@@ -58,8 +77,6 @@ pub struct Sfu {
     next_room: u64,
     /// Each open connection's address, for the per-address limits only.
     addresses: HashMap<ParticipantId, AddrKey>,
-    /// Password guesses per address, across rooms.
-    guessers: Guessers,
     /// When they are next swept, if any are kept.
     sweep_at: Option<Instant>,
 }
@@ -81,7 +98,8 @@ macro_rules! with_room {
                     tcp_candidates: &sfu.config.tcp_candidates,
                     departed: &mut sfu.departed,
                     stream_unavailable: sfu.config.stream_unavailable.as_deref(),
-                    guessers: &mut sfu.guessers,
+                    guessers: &sfu.config.guess_limits,
+                    shard: sfu.config.shard,
                 };
                 let $cx = &mut cx;
                 Some($body)
@@ -108,7 +126,6 @@ impl Sfu {
             due: Vec::new(),
             next_room: 1,
             addresses: HashMap::new(),
-            guessers: Guessers::default(),
             sweep_at: None,
         }
     }
@@ -123,7 +140,7 @@ impl Sfu {
     /// Client addresses the shard remembers now: open connections' and
     /// those whose guesses still count (for tests of "nothing is kept").
     pub fn remembered_addresses(&self) -> usize {
-        self.addresses.len() + self.guessers.len()
+        self.addresses.len() + self.config.guess_limits.len()
     }
 
     /// Number of rooms in memory.
@@ -186,7 +203,7 @@ impl Sfu {
                 };
                 let res = self.join(pid, version, &room, info, password, e2ee, now);
                 // Forget addresses whose guesses no longer count, later.
-                if self.guessers.len() > 0 && self.sweep_at.is_none() {
+                if self.sweep_at.is_none() && !self.config.guess_limits.is_empty() {
                     let at = now + GUESS_WINDOW;
                     self.sweep_at = Some(at);
                     self.timers.schedule(Key::Sweep, at);
@@ -298,7 +315,8 @@ impl Sfu {
                 tcp_candidates: &self.config.tcp_candidates,
                 departed: &mut self.departed,
                 stream_unavailable: self.config.stream_unavailable.as_deref(),
-                guessers: &mut self.guessers,
+                guessers: &self.config.guess_limits,
+                shard: self.config.shard,
             };
             r.close(&mut cx);
             for pid in self.departed.drain(..) {
@@ -366,7 +384,7 @@ impl Sfu {
                     with_room!(self, room, now, |r, cx| r.on_room_timer(cx));
                 }
                 Key::Sweep => {
-                    self.sweep_at = self.guessers.sweep(now);
+                    self.sweep_at = self.config.guess_limits.sweep(now);
                     if let Some(at) = self.sweep_at {
                         self.timers.schedule(Key::Sweep, at);
                     }

@@ -18,9 +18,17 @@ pub struct Config {
     #[arg(long, env = "ACONFI_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
 
-    /// UDP port for all media (every participant shares it). 0 picks a free one.
+    /// UDP port for media (every participant of a shard shares it), also
+    /// listened on over TCP. With several shards the first of a range:
+    /// shard i uses this port + i. 0: each shard picks a free one.
     #[arg(long, env = "ACONFI_MEDIA_PORT", default_value_t = 10000)]
     pub media_port: u16,
+
+    /// Media shards: each its own thread, media port and rooms (a room
+    /// lives on one shard). Default: one per CPU core. 1 runs all media on
+    /// one thread and one port.
+    #[arg(long, env = "ACONFI_SHARDS", value_parser = clap::value_parser!(u16).range(1..=MAX_SHARDS as i64))]
+    pub shards: Option<u16>,
 
     /// Local address to receive media on. Without it (or with 0.0.0.0 or
     /// ::), A-Confi binds every IPv4 interface address on the media port:
@@ -83,10 +91,38 @@ pub struct Config {
     pub log: String,
 }
 
+/// Most media shards (`--shards`); the default, one per core, is capped
+/// here too.
+pub const MAX_SHARDS: u16 = 256;
+
 impl Config {
     /// The defaults, as if run with no flags and no environment.
     pub fn defaults() -> Self {
         Config::parse_from(["aconfi"])
+    }
+
+    /// How many media shards to run: `--shards`, else one per core.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, usize::from).min(usize::from(MAX_SHARDS)),
+        }
+    }
+
+    /// The media port of shard `i`: `--media-port` + i (0 stays 0: the
+    /// shard picks one), or an error past 65535.
+    pub fn media_port_of(&self, i: usize) -> anyhow::Result<u16> {
+        if self.media_port == 0 {
+            return Ok(0);
+        }
+        u16::try_from(usize::from(self.media_port) + i).map_err(|_| {
+            anyhow::anyhow!(
+                "--media-port {} with {} shards needs ports up to {}: choose a lower --media-port",
+                self.media_port,
+                self.shard_count(),
+                usize::from(self.media_port) + self.shard_count() - 1
+            )
+        })
     }
 }
 

@@ -60,6 +60,15 @@ pub async fn bind(locals: &[SocketAddr]) -> Vec<TcpListener> {
     listeners
 }
 
+/// Binds TCP on every one of `locals`, or on none (`None` if any is taken).
+pub async fn bind_all(locals: &[SocketAddr]) -> Option<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for addr in locals {
+        listeners.push(TcpListener::bind(addr).await.ok()?);
+    }
+    Some(listeners)
+}
+
 /// Counts connections per client address.
 #[derive(Default)]
 struct Counts {
@@ -67,29 +76,36 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// Where accepted connections go, from every listener (the media port's
-/// and the HTTPS port's): the core task, under one set of caps.
+/// The connection caps, shared by every hub of the process (one per media
+/// shard), so that they hold for the server as a whole.
+#[derive(Clone, Default)]
+pub struct Caps(Arc<Mutex<Counts>>);
+
+/// Where accepted connections go, from every listener of one shard (its
+/// media port's, and the HTTPS port's for that shard's sessions): that
+/// shard's core task, under the process's caps.
 #[derive(Clone)]
 pub struct Hub {
     to_core: mpsc::Sender<TcpIn>,
-    counts: Arc<Mutex<Counts>>,
+    counts: Caps,
     cancel: CancellationToken,
 }
 
 impl Hub {
-    /// Connections report to `to_core` until `cancel`.
-    pub fn new(to_core: mpsc::Sender<TcpIn>, cancel: CancellationToken) -> Self {
-        Hub { to_core, counts: Arc::default(), cancel }
+    /// Connections report to `to_core` until `cancel`, counted in `caps`.
+    pub fn new(to_core: mpsc::Sender<TcpIn>, cancel: CancellationToken, caps: Caps) -> Self {
+        Hub { to_core, counts: caps, cancel }
     }
 
     /// Takes over a connection from `peer` to our candidate `advertised`,
-    /// in a task of its own; one over the caps is closed at once.
-    pub async fn admit(&self, stream: TcpStream, peer: SocketAddr, advertised: SocketAddr) {
+    /// in a task of its own; one over the caps is closed at once. `first`
+    /// is a datagram already read from it, if any.
+    pub async fn admit(&self, stream: TcpStream, peer: SocketAddr, advertised: SocketAddr, first: Option<Vec<u8>>) {
         // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6;
         // the sessions know them as IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         {
-            let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut c = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
             let from_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
             if c.total >= MAX_CONNECTIONS || from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
                 debug!("ICE-TCP connection refused: too many");
@@ -102,11 +118,18 @@ impl Hub {
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(async move {
-            if hub.to_core.send(TcpIn::Open { peer, tx }).await.is_ok() {
+            let opened = hub.to_core.send(TcpIn::Open { peer, tx }).await.is_ok();
+            let first_taken = match first {
+                Some(contents) => hub.to_core.send(TcpIn::Datagram { peer, local: advertised, contents }).await.is_ok(),
+                None => true,
+            };
+            if opened && first_taken {
                 serve(stream, peer, advertised, rx, &hub.to_core, hub.cancel.clone()).await;
+            }
+            if opened {
                 let _ = hub.to_core.send(TcpIn::Closed { peer }).await;
             }
-            let mut c = hub.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut c = hub.counts.0.lock().unwrap_or_else(|e| e.into_inner());
             c.total -= 1;
             if let Some(n) = c.per_ip.get_mut(&peer.ip()) {
                 *n -= 1;
@@ -129,7 +152,7 @@ pub async fn accept(listener: TcpListener, advertised: SocketAddr, hub: Hub) {
                 Err(_) => continue,
             },
         };
-        hub.admit(stream, peer, advertised).await;
+        hub.admit(stream, peer, advertised, None).await;
     }
 }
 
@@ -144,19 +167,50 @@ pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection that starts with a TLS handshake record (byte 22) goes on to
 /// HTTPS; any other is ICE over TCP: its first bytes are an RFC 4571
 /// length, and no datagram we take is anywhere near 22 × 256 bytes long.
+///
+/// Every shard's sessions offer this port, so with several shards the
+/// connection's first datagram (the browser's STUN request) is read here:
+/// the ICE username it names starts with its shard's number
+/// ([`aconfi_core::shard_named_by_stun`]), and the connection goes to that
+/// shard's hub. One that names no shard is closed.
 #[derive(Clone)]
 pub struct SharedPort {
-    hub: Hub,
+    /// One per shard.
+    hubs: Arc<Vec<Hub>>,
     /// Per local IP the HTTPS port is reached on: the candidate advertised
     /// for it (the HTTPS port, on the media address of that IP).
     candidates: Arc<Vec<(IpAddr, SocketAddr)>>,
 }
 
 impl SharedPort {
-    /// Hands non-TLS connections to `hub`, as `candidates` (local IP,
-    /// advertised address); one reaching another local IP is closed.
-    pub fn new(hub: Hub, candidates: Vec<(IpAddr, SocketAddr)>) -> Self {
-        SharedPort { hub, candidates: Arc::new(candidates) }
+    /// Hands non-TLS connections to `hubs` (one per shard), as
+    /// `candidates` (local IP, advertised address); one reaching another
+    /// local IP is closed.
+    pub fn new(hubs: Vec<Hub>, candidates: Vec<(IpAddr, SocketAddr)>) -> Self {
+        SharedPort { hubs: Arc::new(hubs), candidates: Arc::new(candidates) }
+    }
+
+    /// The shard hub for a connection, and its first datagram if it had to
+    /// be read to tell (several shards).
+    async fn route(&self, stream: &mut TcpStream) -> Option<(&Hub, Option<Vec<u8>>)> {
+        if self.hubs.len() == 1 {
+            return Some((&self.hubs[0], None));
+        }
+        let first = tokio::time::timeout(FIRST_BYTE_TIMEOUT, async {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.ok()?;
+            let n = usize::from(u16::from_be_bytes(len));
+            if n == 0 || n > MAX_FRAME {
+                return None;
+            }
+            let mut contents = vec![0u8; n];
+            stream.read_exact(&mut contents).await.ok()?;
+            Some(contents)
+        })
+        .await
+        .ok()??;
+        let shard = usize::from(aconfi_core::shard_named_by_stun(&first)?);
+        Some((self.hubs.get(shard)?, Some(first)))
     }
 
     fn advertised(&self, local: SocketAddr) -> Option<SocketAddr> {
@@ -183,8 +237,11 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for SharedPort
                 _ => return Err(std::io::Error::other("closed before its first byte")),
             }
             let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+            let mut stream = stream;
             if let Some(advertised) = this.advertised(local) {
-                this.hub.admit(stream, peer, advertised).await;
+                if let Some((hub, first)) = this.route(&mut stream).await {
+                    hub.admit(stream, peer, advertised, first).await;
+                }
             }
             Err(std::io::Error::other("ICE over TCP, not HTTPS"))
         })
@@ -262,7 +319,7 @@ mod tests {
         let addr = listener.local_addr().expect("bound");
         let (tx, rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
-        tokio::spawn(accept(listener, addr, Hub::new(tx, cancel.clone())));
+        tokio::spawn(accept(listener, addr, Hub::new(tx, cancel.clone(), Caps::default())));
         (addr, rx, cancel)
     }
 
@@ -292,7 +349,7 @@ mod tests {
         let advertised: SocketAddr = "192.0.2.7:443".parse().expect("address");
         let (tx, rx) = mpsc::channel(64);
         let port = SharedPort::new(
-            Hub::new(tx, CancellationToken::new()),
+            vec![Hub::new(tx, CancellationToken::new(), Caps::default())],
             vec![("127.0.0.1".parse().expect("ip"), advertised)],
         );
         (port, advertised, listener, rx)
@@ -324,6 +381,73 @@ mod tests {
         let mut got = [0u8; 4];
         ice.read_exact(&mut got).await.expect("read");
         assert_eq!(got, [0, 2, 1, 1]);
+    }
+
+    /// A STUN binding request naming `username` (as RFC 4571 frames it).
+    fn framed_stun(username: &str) -> Vec<u8> {
+        let mut attr = vec![0, 6];
+        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attr.extend_from_slice(username.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        // PRIORITY and MESSAGE-INTEGRITY, which a binding request must
+        // carry to parse (the integrity is the session's to check).
+        attr.extend_from_slice(&[0, 0x24, 0, 4, 0x6e, 0, 0x1e, 0xff]);
+        attr.extend_from_slice(&[0, 8, 0, 20]);
+        attr.extend_from_slice(&[0; 20]);
+        let mut msg = vec![0, 1];
+        msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        msg.extend_from_slice(&[7; 12]);
+        msg.extend_from_slice(&attr);
+        let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&msg);
+        framed
+    }
+
+    #[tokio::test]
+    async fn with_several_shards_the_https_port_routes_by_the_shard_the_stun_request_names() {
+        use axum_server::accept::Accept;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let advertised: SocketAddr = "192.0.2.7:443".parse().expect("address");
+        let (caps, cancel) = (Caps::default(), CancellationToken::new());
+        let (mut hubs, mut rxs) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel(64);
+            hubs.push(Hub::new(tx, cancel.clone(), caps.clone()));
+            rxs.push(rx);
+        }
+        let port = SharedPort::new(hubs, vec![("127.0.0.1".parse().expect("ip"), advertised)]);
+        // Shard 1's session's fragment, as the browser names it.
+        let first = framed_stun("1+AbCd:xyz");
+        let mut ice = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+        ice.write_all(&first).await.expect("written");
+        let (stream, _) = listener.accept().await.expect("accepted");
+        assert!(port.accept(stream, ()).await.is_err(), "not for HTTPS");
+        let within = Duration::from_secs(10);
+        // The core keeps the connection's sender (dropping it closes it).
+        let Ok(Some(TcpIn::Open { tx: _tx, .. })) = tokio::time::timeout(within, rxs[1].recv()).await else {
+            panic!("open on shard 1")
+        };
+        let Ok(Some(TcpIn::Datagram { contents, local, .. })) = tokio::time::timeout(within, rxs[1].recv()).await
+        else {
+            panic!("its request")
+        };
+        assert_eq!((&contents[..], local), (&first[2..], advertised));
+        assert!(rxs[0].try_recv().is_err(), "nothing for shard 0");
+        // Naming no shard (or one that does not exist): closed, nobody told.
+        for name in ["AbCd:xyz", "7+AbCd:xyz"] {
+            let mut stray = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+            stray.write_all(&framed_stun(name)).await.expect("written");
+            let (stream, _) = listener.accept().await.expect("accepted");
+            assert!(port.accept(stream, ()).await.is_err());
+            let mut b = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(10), stray.read(&mut b)).await;
+            assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{name}: closed");
+        }
+        assert!(rxs[0].try_recv().is_err() && rxs[1].try_recv().is_err());
+        cancel.cancel();
     }
 
     #[tokio::test(start_paused = true)]

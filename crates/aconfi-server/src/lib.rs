@@ -1,8 +1,10 @@
 //! The A-Confi server: the thin IO shell around `aconfi-core`.
 //!
-//! One task owns the SFU core (`media`), one task per WebSocket (`ws`),
-//! axum serves the embedded web client over HTTPS (`web`); live-streaming
-//! workers are separate processes run by `stream`.
+//! One task per media shard owns that shard's SFU core (`media`), each on
+//! a thread of its own (`shards`, which also keeps the room → shard map);
+//! one task per WebSocket (`ws`); axum serves the embedded web client over
+//! HTTPS (`web`); live-streaming workers are separate processes run by
+//! `stream`.
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +13,7 @@ pub mod directory;
 mod ice_tcp;
 pub mod media;
 pub mod metrics;
+pub mod shards;
 pub mod stream;
 pub mod tls;
 pub mod web;
@@ -45,7 +48,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shared by every HTTP handler and WebSocket task.
 #[derive(Clone)]
 pub struct AppState {
-    core: mpsc::Sender<media::CoreCmd>,
+    /// The media shards and the room → shard map.
+    shards: Arc<shards::Shards>,
     next_id: Arc<AtomicU64>,
     cancel: CancellationToken,
     /// Pages that may open the signaling WebSocket.
@@ -62,12 +66,15 @@ pub struct AppState {
 pub struct Server {
     /// Where HTTPS and the WebSocket listen.
     pub https_addr: SocketAddr,
-    /// Addresses advertised for media.
+    /// Addresses advertised for media, every shard's (shard 0's first).
     pub media_addrs: Vec<SocketAddr>,
+    /// How many media shards run.
+    pub shard_count: usize,
     /// Where `/metrics` is served, if `--metrics-listen` was given.
     pub metrics_addr: Option<SocketAddr>,
     /// The generated self-signed certificate (DER), if no `--cert` was given.
     pub cert_der: Option<Vec<u8>>,
+    shards: Arc<shards::Shards>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     http: axum_server::Handle<SocketAddr>,
@@ -79,38 +86,69 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let csp = web::content_security_policy(&config.frame_ancestors);
     let csp = axum::http::HeaderValue::from_str(&csp).context("the Content-Security-Policy header")?;
     let tls = tls::load(&config).await?;
-    let mut media = media::MediaSockets::bind(&config).await?;
-    let media_addrs = media.candidates();
+    let shard_count = config.shard_count();
+    let caps = ice_tcp::Caps::default();
+    let mut medias = Vec::with_capacity(shard_count);
+    for i in 0..shard_count {
+        medias.push(media::MediaSockets::bind(&config, i, caps.clone()).await?);
+    }
+    let media_addrs = medias.iter().flat_map(|m| m.candidates()).collect();
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding HTTPS port {}", config.listen.port()))?;
     listener.set_nonblocking(true)?;
     let https_addr = listener.local_addr()?;
     // Browsers on networks that let only the web's port out reach media
-    // there too, over TCP.
-    let shared_port = media.share_tcp_port(https_addr);
+    // there too, over TCP: every shard offers it, and the connection's
+    // first STUN request names its shard.
+    let mut https_candidates = Vec::new();
+    for m in &mut medias {
+        https_candidates = m.share_tcp_port(https_addr);
+    }
+    let shared_port = ice_tcp::SharedPort::new(medias.iter().map(|m| m.hub()).collect(), https_candidates);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let (core_tx, core_rx) = mpsc::channel(1024);
-    // The worker's self-check takes a moment (GStreamer loads its plugins):
-    // the core starts after it, and HTTPS before, so a restart is not
-    // longer by that for the clients reconnecting (their first messages wait
-    // in the channel).
     let metrics = metrics::Metrics::default();
-    let media_metrics = metrics.clone();
+    let guess_limits = aconfi_core::address::GuessLimits::default();
+    let mut cores = Vec::with_capacity(shard_count);
+    let mut starts = Vec::with_capacity(shard_count);
+    for (index, media) in medias.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(1024);
+        let stats = Arc::new(shards::ShardStats::default());
+        cores.push((tx, stats.clone()));
+        let shard = media::Shard { index, of: shard_count, stats, guess_limits: guess_limits.clone() };
+        starts.push((media, rx, shard));
+    }
+    let shards = Arc::new(shards::Shards::new(cores));
+    // The worker's self-check takes a moment (GStreamer loads its plugins):
+    // the shards start after it, and HTTPS before, so a restart is not
+    // longer by that for the clients reconnecting (their first messages wait
+    // in the channels).
     let worker = config.stream_worker.clone();
+    let media_metrics = metrics.clone();
     let media_cancel = cancel.clone();
+    let shard_tracker = tracker.clone();
     tracker.spawn(async move {
         let streaming = stream::Availability::probe(worker.as_deref()).await;
         match streaming.reason() {
             None => tracing::info!("live streaming available"),
             Some(r) => tracing::info!(reason = %r, "live streaming unavailable"),
         }
-        media::run(media, core_rx, streaming, media_metrics, media_cancel).await;
+        for (media, rx, shard) in starts {
+            let index = shard.index;
+            match shards::spawn(media, rx, streaming.clone(), media_metrics.clone(), shard, media_cancel.clone()) {
+                // Shutdown waits for every shard to stop.
+                Ok(done) => drop(shard_tracker.spawn(async move {
+                    let _ = done.await;
+                })),
+                Err(e) => tracing::error!(shard = index, error = %e, "a media shard could not start"),
+            }
+        }
     });
+    tracker.spawn(shards::report(shards.clone(), metrics.clone(), cancel.clone()));
 
     let state = AppState {
-        core: core_tx,
+        shards: shards.clone(),
         next_id: Arc::new(AtomicU64::new(1)),
         cancel: cancel.clone(),
         origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
@@ -139,11 +177,33 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         None => None,
     };
     tracker.close();
-    Ok(Server { https_addr, media_addrs, metrics_addr, cert_der: tls.generated_cert_der, cancel, tracker, http })
+    Ok(Server {
+        https_addr,
+        media_addrs,
+        shard_count,
+        metrics_addr,
+        cert_der: tls.generated_cert_der,
+        shards,
+        cancel,
+        tracker,
+        http,
+    })
 }
 
 impl Server {
-    /// Stops accepting, closes every WebSocket with 1001, ends the media loop.
+    /// Rooms on each media shard, as the shards last reported them (once a
+    /// second): counts, no names. For tests and operators' tools.
+    pub fn rooms_per_shard(&self) -> Vec<usize> {
+        self.shards.rooms_per_shard()
+    }
+
+    /// The shard a room is on, if anyone is in it (or at its door).
+    pub fn shard_of(&self, room: &str) -> Option<usize> {
+        aconfi_core::RoomName::parse(room).ok().and_then(|r| self.shards.shard_of(&r))
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001, ends the media
+    /// shards.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         self.http.graceful_shutdown(Some(Duration::from_secs(2)));

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         https_port = port,
         media_port = server.media_addrs.first().map(|a| a.port()).unwrap_or(0),
+        shards = server.shard_count,
         "A-Confi is running: open https://localhost:{port}"
     );
     shutdown_signal().await;

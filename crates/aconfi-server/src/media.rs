@@ -1,12 +1,16 @@
-//! The one task that owns the SFU core: it reads the media sockets, wakes
-//! on the core's deadline, takes signaling from WebSocket tasks over a
-//! channel, and carries out the core's outputs. No locks on this path.
+//! The task that owns one media shard's SFU core: it reads the shard's
+//! media sockets, wakes on the core's deadline, takes signaling from
+//! WebSocket tasks over a channel, and carries out the core's outputs. No
+//! locks on this path. `shards.rs` runs one per shard, each on a thread of
+//! its own.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use aconfi_core::address::GuessLimits;
 use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig};
 use anyhow::Context;
 use quinn_udp::{Transmit, UdpSocketState};
@@ -19,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::ice_tcp::{self, TcpIn};
 use crate::metrics::Metrics;
+use crate::shards::ShardStats;
 use crate::stream::{Availability, Report, Streams};
 
 /// Commands from WebSocket tasks to the core task.
@@ -50,9 +55,11 @@ const RECV_BATCH: usize = 32;
 
 /// Messages a slow WebSocket may have queued before it is dropped.
 pub const CLIENT_QUEUE: usize = 256;
-/// How often the metrics' gauges (rooms, participants, streams) are updated.
+/// How often each shard reports its rooms, participants and streams (for
+/// the metrics' gauges, summed over shards).
 pub const GAUGES_EVERY: Duration = Duration::from_secs(1);
-/// How often the aggregate counts (rooms, participants) are logged.
+/// How often the aggregate counts (rooms, participants, over every shard)
+/// are logged.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// The bound media sockets and the addresses advertised for them.
@@ -94,10 +101,31 @@ struct Batch {
 const MAX_BATCH_BYTES: usize = 60_000;
 
 impl MediaSockets {
-    /// Binds the media port as configured.
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+    /// Binds shard `shard`'s media port as configured (`--media-port` +
+    /// `shard`); its ICE-TCP connections count against `caps`.
+    pub(crate) async fn bind(config: &Config, shard: usize, caps: ice_tcp::Caps) -> anyhow::Result<Self> {
         let ips = bind_addresses(config, interface_ips);
-        let sockets = bind_one_port(&ips, config.media_port).await?;
+        let port = config.media_port_of(shard)?;
+        // A picked port (0) must be free over TCP as well; a given one is
+        // used as it is, without TCP where TCP is taken (with a warning).
+        const PICKS: usize = 8;
+        let mut attempt = 0;
+        let (sockets, mut tcp_listeners) = loop {
+            attempt += 1;
+            let sockets = bind_one_port(&ips, port).await?;
+            let locals = sockets.iter().map(UdpSocket::local_addr).collect::<std::io::Result<Vec<_>>>()?;
+            if port == 0 && attempt < PICKS {
+                if let Some(listeners) = ice_tcp::bind_all(&locals).await {
+                    break (sockets, listeners.into_iter().map(Some).collect::<Vec<_>>());
+                }
+                continue;
+            }
+            let mut listeners = Vec::new();
+            for local in locals {
+                listeners.push(ice_tcp::bind(&[local]).await.pop());
+            }
+            break (sockets, listeners);
+        };
         let mut advertised = Vec::new();
         for s in &sockets {
             let local = s.local_addr()?;
@@ -120,12 +148,8 @@ impl MediaSockets {
             .map(|s| UdpSocketState::new(s.into()))
             .collect::<std::io::Result<Vec<_>>>()
             .context("preparing the media sockets")?;
-        let mut tcp = Vec::new();
-        for (s, adv) in sockets.iter().zip(&advertised) {
-            let local = s.local_addr()?;
-            tcp.extend(ice_tcp::bind(&[local]).await.into_iter().map(|l| (l, *adv)));
-        }
-        Ok(MediaSockets::new(sockets, states, advertised, tcp))
+        let tcp = tcp_listeners.drain(..).zip(&advertised).filter_map(|(l, adv)| Some((l?, *adv))).collect();
+        Ok(MediaSockets::new(sockets, states, advertised, tcp, caps))
     }
 
     fn new(
@@ -133,6 +157,7 @@ impl MediaSockets {
         states: Vec<UdpSocketState>,
         advertised: Vec<SocketAddr>,
         tcp: Vec<(TcpListener, SocketAddr)>,
+        caps: ice_tcp::Caps,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         let tcp_cancel = CancellationToken::new();
@@ -142,7 +167,7 @@ impl MediaSockets {
             advertised,
             tcp,
             https_tcp: Vec::new(),
-            hub: ice_tcp::Hub::new(tx, tcp_cancel.clone()),
+            hub: ice_tcp::Hub::new(tx, tcp_cancel.clone(), caps),
             tcp_in: Some(rx),
             tcp_cancel,
             metrics: Metrics::default(),
@@ -152,8 +177,9 @@ impl MediaSockets {
     /// ICE over TCP on the HTTPS port too, which `listen` is bound to: a
     /// passive candidate there for each media address that listener also
     /// covers (same IP, or it listens on all). Returns what the HTTPS
-    /// listener needs to hand such connections over.
-    pub fn share_tcp_port(&mut self, listen: SocketAddr) -> ice_tcp::SharedPort {
+    /// listener needs to hand such connections over: per local IP, the
+    /// candidate (every shard binds the same IPs, so they agree).
+    pub fn share_tcp_port(&mut self, listen: SocketAddr) -> Vec<(IpAddr, SocketAddr)> {
         let mut candidates = Vec::new();
         for (s, adv) in self.sockets.iter().zip(&self.advertised) {
             let Ok(local) = s.local_addr() else { continue };
@@ -169,7 +195,12 @@ impl MediaSockets {
                 self.https_tcp.push(advertised);
             }
         }
-        ice_tcp::SharedPort::new(self.hub.clone(), candidates)
+        candidates
+    }
+
+    /// Where this shard's ICE-TCP connections go.
+    pub(crate) fn hub(&self) -> ice_tcp::Hub {
+        self.hub.clone()
     }
 
     /// The addresses put into ICE candidates.
@@ -320,12 +351,25 @@ fn usable_for_media(ip: &IpAddr) -> bool {
     }
 }
 
-/// Runs the core until `cancel` fires.
+/// Which shard a core task is, and what it shares with the others.
+pub struct Shard {
+    /// Its number, 0-based.
+    pub index: usize,
+    /// How many shards the server runs.
+    pub of: usize,
+    /// Where it reports its counts.
+    pub stats: Arc<ShardStats>,
+    /// Password guesses per address, one budget for the whole process.
+    pub guess_limits: GuessLimits,
+}
+
+/// Runs one shard's core until `cancel` fires.
 pub async fn run(
     mut media: MediaSockets,
     mut cmds: mpsc::Receiver<CoreCmd>,
     streaming: Availability,
     metrics: Metrics,
+    shard: Shard,
     cancel: CancellationToken,
 ) {
     media.metrics = metrics.clone();
@@ -333,6 +377,9 @@ pub async fn run(
         candidates: media.candidates(),
         tcp_candidates: media.tcp_candidates(),
         stream_unavailable: streaming.reason(),
+        // One shard: session credentials exactly as str0m makes them.
+        shard: (shard.of > 1).then_some(shard.index as u16),
+        guess_limits: shard.guess_limits.clone(),
         ..SfuConfig::default()
     });
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
@@ -349,11 +396,9 @@ pub async fn run(
     let mut buf = vec![0u8; 2048];
     let mut batch: Option<Batch> = None;
     let far = Duration::from_secs(3600);
-    // Now and then, how much is in use: aggregate counts, the only thing
-    // logged about meetings at the default level.
-    let mut summary = tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
-    // The metrics' gauges, once a second (counting participants walks the
-    // rooms: not for every datagram).
+    // The shard's counts, once a second (counting participants walks the
+    // rooms: not for every datagram); the signaling side sums them into
+    // the metrics and the summary log.
     let mut gauges = tokio::time::interval(GAUGES_EVERY);
     loop {
         let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
@@ -419,12 +464,7 @@ pub async fn run(
                 sfu.handle_timeout(Instant::now());
             }
             _ = gauges.tick() => {
-                metrics.rooms.set(sfu.room_count() as i64);
-                metrics.participants.set(sfu.participant_count() as i64);
-                metrics.streams.set(streams.running() as i64);
-            }
-            _ = summary.tick() => {
-                info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "in use");
+                shard.stats.set(sfu.room_count(), sfu.participant_count(), streams.running());
             }
         }
         while let Some(out) = sfu.poll_output() {
@@ -468,7 +508,7 @@ pub async fn run(
         }
         media.flush(&mut batch);
     }
-    info!(rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
+    info!(shard = shard.index, rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
     streams.shutdown().await;
 }
 
@@ -512,7 +552,7 @@ mod tests {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let state = UdpSocketState::new((&socket).into()).expect("socket state");
         let source = socket.local_addr().expect("bound");
-        let media = MediaSockets::new(vec![socket], vec![state], vec![source], Vec::new());
+        let media = MediaSockets::new(vec![socket], vec![state], vec![source], Vec::new(), ice_tcp::Caps::default());
         let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let other = UdpSocket::bind("127.0.0.1:0").await.expect("bound");
         let (to, to_other) = (rx.local_addr().expect("bound"), other.local_addr().expect("bound"));

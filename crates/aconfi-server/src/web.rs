@@ -85,11 +85,10 @@ async fn security_headers(State(state): State<AppState>, mut res: Response) -> R
 /// is on the ingest's site); nothing else about the room is revealed, and a
 /// room that does not exist answers the same as one not streaming.
 async fn stream_status(State(state): State<AppState>, Path(room): Path<String>) -> Response {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if RoomName::parse(&room).is_err() || state.core.send(crate::media::CoreCmd::IsStreaming(room, tx)).await.is_err() {
+    let Ok(room) = RoomName::parse(&room) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    let live = rx.await.unwrap_or(false);
+    };
+    let live = state.shards.is_streaming(&room).await;
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "live": live }))).into_response()
 }
 

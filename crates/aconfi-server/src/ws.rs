@@ -1,5 +1,11 @@
 //! One task per WebSocket: parse and size-check client messages, hand them
-//! to the core task, write what the core sends back.
+//! to the core task of the room's shard, write what the core sends back.
+//!
+//! The room is known only from the `join`: that is when the connection is
+//! placed ([`crate::shards::Shards::place`]) and opened on its shard. A
+//! connection stays on that shard; a later `join` (the answer to a password
+//! prompt, which may name another room) naming a room on another shard is
+//! closed as unexpected.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,13 +15,14 @@ use std::time::{Duration, Instant};
 use aconfi_core::address::AddrKey;
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::rate::TokenBucket;
-use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId};
+use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId, RoomName};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
 use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
+use crate::shards::{Placement, Shards};
 use crate::AppState;
 
 /// Messages one connection may send per second, sustained; bursts of twice
@@ -90,9 +97,10 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
     let serial = state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = ParticipantId::new(NodeId::default(), serial);
     let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
-    if state.core.send(CoreCmd::Open { pid, ip, tx }).await.is_err() {
-        return;
-    }
+    // Opened on a shard with the first message; until then the sender waits
+    // here (and `rx` cannot end).
+    let mut opening = Some(tx);
+    let mut route = Route { shard: None, placement: None };
     let (mut sink, mut stream) = socket.split();
     // Per connection: cheap, and enough against a client that floods.
     let mut bucket = TokenBucket::new(BURST, MESSAGES_PER_SECOND, Instant::now());
@@ -126,7 +134,16 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
                         }
                         match serde_json::from_str::<ClientMsg>(text.as_str()) {
                             Ok(m) => {
-                                if state.core.send(CoreCmd::Signal(pid, m)).await.is_err() {
+                                let Some(shard) = route.shard_for(&m, &state.shards) else {
+                                    break Some(CloseCode::UnexpectedMessage);
+                                };
+                                let core = state.shards.core(shard);
+                                if let Some(tx) = opening.take() {
+                                    if core.send(CoreCmd::Open { pid, ip, tx }).await.is_err() {
+                                        break Some(CloseCode::GoingAway);
+                                    }
+                                }
+                                if core.send(CoreCmd::Signal(pid, m)).await.is_err() {
                                     break Some(CloseCode::GoingAway);
                                 }
                             }
@@ -154,7 +171,7 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
                     let _ = sink.send(close_frame(code)).await;
                     // Already closed by the core; nothing more to send.
                     let _ = sink.close().await;
-                    let _ = state.core.send(CoreCmd::Closed(pid)).await;
+                    route.closed(pid, &state.shards).await;
                     return;
                 }
                 // The core stops at shutdown, maybe before this task sees
@@ -171,7 +188,7 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
         }
     };
     // The room learns at once; the closing handshake below may take a moment.
-    let _ = state.core.send(CoreCmd::Closed(pid)).await;
+    route.closed(pid, &state.shards).await;
     if let Some(code) = close_code {
         if code != CloseCode::GoingAway && code != CloseCode::Normal {
             if let Ok(t) = serde_json::to_string(&code.error_msg()) {
@@ -201,6 +218,53 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
         })
         .await;
         let _ = sink.close().await;
+    }
+}
+
+/// Where one connection's messages go.
+struct Route {
+    /// The shard it was opened on, once it sent its first message.
+    shard: Option<usize>,
+    /// The room it is counted in, once it sent a valid `join`.
+    placement: Option<Placement>,
+}
+
+impl Route {
+    /// The shard for message `m`, placing the connection on its first
+    /// valid `join`; `None` if the `join` names a room on another shard
+    /// than the connection's.
+    fn shard_for(&mut self, m: &ClientMsg, shards: &Arc<Shards>) -> Option<usize> {
+        let room = match m {
+            ClientMsg::Join { room, .. } => RoomName::parse(room).ok(),
+            _ => None,
+        };
+        let Some(room) = room else {
+            // Not a join, or an invalid name: the shard it is on (or any)
+            // answers it as the core answers such a message.
+            return Some(*self.shard.get_or_insert_with(|| shards.unplaced()));
+        };
+        if self.placement.as_ref().is_some_and(|p| *p.room() == room) {
+            return self.shard;
+        }
+        // A new room follows the connection to its shard; an existing one
+        // elsewhere cannot take it.
+        let placement = shards.place(&room, self.shard);
+        if self.shard.is_some_and(|s| s != placement.shard()) {
+            return None;
+        }
+        self.shard = Some(placement.shard());
+        // Counted in the new room before leaving the old one's count.
+        self.placement = Some(placement);
+        self.shard
+    }
+
+    /// Tells the shard the connection closed. The placement is released
+    /// only after, when this is dropped: the shard reads the `Closed`
+    /// before anything sent after the room's entry may go.
+    async fn closed(&self, pid: ParticipantId, shards: &Shards) {
+        if let Some(shard) = self.shard {
+            let _ = shards.core(shard).send(CoreCmd::Closed(pid)).await;
+        }
     }
 }
 

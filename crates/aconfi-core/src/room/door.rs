@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tracing::debug;
 
-use crate::address::{AddrKey, Guessers};
+use crate::address::{AddrKey, GuessLimits};
 use crate::error::SignalError;
 use crate::ids::{ParticipantId, RoomId};
 use crate::output::Outbox;
@@ -90,10 +90,10 @@ fn password_matches(given: &str, expected: &str) -> bool {
 }
 
 /// Who guesses: the connection's address (none in tests that do not say)
-/// and the shard's per-address limits.
+/// and the process's per-address limits.
 pub(crate) struct Guesser<'a> {
     pub addr: Option<AddrKey>,
-    pub limits: &'a mut Guessers,
+    pub limits: &'a GuessLimits,
 }
 
 fn millis(d: Duration) -> Option<u64> {

@@ -28,7 +28,7 @@ pub use door::{
     SLOW_DOWN,
 };
 
-use crate::address::{AddrKey, Guessers};
+use crate::address::{AddrKey, GuessLimits};
 use crate::downtrack::{DownTrack, Incoming};
 use crate::endpoint::{Endpoint, Route};
 use crate::error::SignalError;
@@ -56,8 +56,11 @@ pub(crate) struct Cx<'a> {
     pub departed: &'a mut Vec<ParticipantId>,
     /// Why this server cannot stream live, if it cannot.
     pub stream_unavailable: Option<&'a str>,
-    /// Password guesses per client address, across rooms.
-    pub guessers: &'a mut Guessers,
+    /// Password guesses per client address, across rooms and shards.
+    pub guessers: &'a GuessLimits,
+    /// This shard's number, if the process runs several (the front of
+    /// every new session's ICE username fragment).
+    pub shard: Option<u16>,
 }
 
 pub(crate) struct Room {
@@ -207,7 +210,7 @@ impl Room {
         // The first participant of an empty room is its moderator.
         info.moderator = self.members.is_empty();
         info.name = info.name.map(|n| self.unique_name(n));
-        let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.tcp_candidates, cx.now);
+        let mut p = Participant::new(pid, info.clone(), cx.candidates, cx.tcp_candidates, cx.shard, cx.now);
         cx.endpoint.register(p.ufrag().to_string(), Route { room: self.id, pid });
         // The newcomer receives every track already published, in id order.
         let mut tracks: Vec<DownTrack> = self
