@@ -7,13 +7,9 @@ use std::time::Duration;
 
 use aconfi_core::{ClientMsg, ServerMsg, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM};
 use aconfi_testpeer::silent_join as join;
-use common::Ws;
-use futures_util::{SinkExt, StreamExt};
+use common::{send, Ws};
+use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn send(ws: &mut Ws, msg: &ClientMsg) {
-    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
-}
 
 /// How a connection's visit ended, as far as the test cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

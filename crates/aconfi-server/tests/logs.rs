@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, Kind, ServerMsg};
-use common::{RealPeer, Ws};
-use futures_util::{SinkExt, StreamExt};
+use common::{send, until, RealPeer};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOM: &str = "quarterly-numbers";
@@ -40,29 +40,6 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
-}
-
-async fn send(ws: &mut Ws, msg: &ClientMsg) {
-    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
-}
-
-/// The next server message that `f` picks out.
-async fn until<T>(ws: &mut Ws, mut f: impl FnMut(&ServerMsg) -> Option<T>) -> T {
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    if let Some(v) = serde_json::from_str(t.as_str()).ok().as_ref().and_then(&mut f) {
-                        return v;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("connection ended: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("answer within 10 s")
 }
 
 fn join(room: &str, name: &str, password: Option<&str>) -> ClientMsg {

@@ -8,38 +8,14 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
 use aconfi_testpeer::silent_join;
-use common::{RealPeer, Ws};
+use common::{send, until, RealPeer, Ws};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn two_shards() -> aconfi_server::Server {
     common::server_with(|c| c.shards = Some(2)).await
-}
-
-async fn send(ws: &mut Ws, msg: &ClientMsg) {
-    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
-}
-
-/// The next server message that `f` picks out.
-async fn until<T>(ws: &mut Ws, mut f: impl FnMut(&ServerMsg) -> Option<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    if let Some(v) = serde_json::from_str(t.as_str()).ok().as_ref().and_then(&mut f) {
-                        return v;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => panic!("connection ended: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("an answer within 10 s")
 }
 
 /// Joins `room` on a new connection: the connection, its id and who else
@@ -164,15 +140,11 @@ async fn a_room_left_and_re_created_at_once_is_one_room() {
 }
 
 fn join_with(room: &str, password: Option<&str>) -> ClientMsg {
-    ClientMsg::Join {
-        version: PROTOCOL_VERSION,
-        room: room.into(),
-        name: None,
-        audio_muted: true,
-        video_muted: true,
-        password: password.map(str::to_string),
-        e2ee: false,
+    let mut join = silent_join(room);
+    if let ClientMsg::Join { password: p, .. } = &mut join {
+        *p = password.map(str::to_string);
     }
+    join
 }
 
 /// One address's password guesses count against one budget whichever

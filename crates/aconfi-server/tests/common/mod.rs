@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aconfi_core::{Kind, ParticipantId, ServerMsg, TrackInfo};
+use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg, TrackInfo};
 use aconfi_server::{start, Config, Server};
 use aconfi_testpeer::{ClientOutput, ClientPeer};
 use futures_util::{SinkExt, StreamExt};
@@ -17,6 +17,31 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+/// Sends one signaling message as JSON text.
+pub async fn send(ws: &mut Ws, msg: &ClientMsg) {
+    ws.send(Message::Text(serde_json::to_string(msg).unwrap().into())).await.unwrap();
+}
+
+/// The next server message that `f` picks out (others are skipped), within
+/// 10 s; panics if the connection ends first.
+pub async fn until<T>(ws: &mut Ws, mut f: impl FnMut(&ServerMsg) -> Option<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(v) = serde_json::from_str(t.as_str()).ok().as_ref().and_then(&mut f) {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s")
+}
 
 /// A server on free loopback ports.
 pub async fn server() -> Server {
