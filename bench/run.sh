@@ -45,16 +45,9 @@ aconfi="${ACONFI_BIN:-$root/target/release/aconfi}"
 load="$root/target/release/aconfi-load"
 
 # The test namespace, made fresh and removed at exit.
-ip netns del "$NS" 2>/dev/null || true
-ip link del acb0 2>/dev/null || true
-ip netns add "$NS"
-ip link add acb0 type veth peer name acb1
-ip link set acb1 netns "$NS"
-ip addr add "$HOST_IP/24" dev acb0
-ip link set acb0 up
-ip netns exec "$NS" ip addr add "$NS_IP/24" dev acb1
-ip netns exec "$NS" ip link set acb1 up
-ip netns exec "$NS" ip link set lo up
+# shellcheck source=bench/netns.sh
+. "$root/bench/netns.sh"
+netns_up "$NS" acb "$HOST_IP" "$NS_IP"
 
 janus_cfg=$(mktemp -d)
 for f in "$root"/bench/janus/*.jcfg; do
@@ -64,8 +57,7 @@ done
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  ip link del acb0 2>/dev/null || true
+  netns_down "$NS" acb
   rm -rf "$janus_cfg"
 }
 trap cleanup EXIT

@@ -32,22 +32,14 @@ cargo build --release --locked -p aconfi-server -p aconfi-load
 aconfi="${ACONFI_BIN:-$target_dir/release/aconfi}"
 load="$target_dir/release/aconfi-load"
 
-ip netns del "$NS" 2>/dev/null || true
-ip link del acs0 2>/dev/null || true
-ip netns add "$NS"
-ip link add acs0 type veth peer name acs1
-ip link set acs1 netns "$NS"
-ip addr add "$HOST_IP/24" dev acs0
-ip link set acs0 up
-ip netns exec "$NS" ip addr add "$NS_IP/24" dev acs1
-ip netns exec "$NS" ip link set acs1 up
-ip netns exec "$NS" ip link set lo up
+# shellcheck source=bench/netns.sh
+. "$root/bench/netns.sh"
+netns_up "$NS" acs "$HOST_IP" "$NS_IP"
 
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-  ip link del acs0 2>/dev/null || true
+  netns_down "$NS" acs
 }
 trap cleanup EXIT
 
