@@ -492,6 +492,19 @@ pub enum ServerMsg {
         /// Every m-line the server sends on, with its owner.
         tracks: Vec<TrackInfo>,
     },
+    /// In a cluster: this room's home is another node; connect there (its
+    /// `/ws`) and send the same `join`. Close 4015 follows. Sent instead of
+    /// any answer to the `join`.
+    Moved {
+        /// The home node's public URL, `https://host[:port]`.
+        url: String,
+    },
+    /// In a cluster, after the `join` was taken: the other live nodes'
+    /// public URLs, to reconnect through if this one stops answering.
+    Nodes {
+        /// `https://host[:port]` each.
+        urls: Vec<String>,
+    },
     /// Sent just before the server closes the socket for an error.
     Error {
         /// The close code that follows.
@@ -545,11 +558,13 @@ pub enum CloseCode {
     /// The joiner's link is for an end-to-end encrypted meeting, but the
     /// meeting of that name is not one.
     NotE2ee = 4014,
+    /// The room lives on another node: `moved` said which.
+    Moved = 4015,
 }
 
 impl CloseCode {
     /// Every close code, in numeric order (for tests and the web client's copy).
-    pub const ALL: [CloseCode; 19] = [
+    pub const ALL: [CloseCode; 20] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::UnsupportedData,
@@ -569,6 +584,7 @@ impl CloseCode {
         CloseCode::LobbyRefused,
         CloseCode::E2eeRequired,
         CloseCode::NotE2ee,
+        CloseCode::Moved,
     ];
 
     /// The numeric close code.
@@ -599,6 +615,7 @@ impl CloseCode {
             CloseCode::LobbyRefused => "a moderator did not let you in",
             CloseCode::E2eeRequired => "this meeting is end-to-end encrypted: open it with the full link",
             CloseCode::NotE2ee => "this meeting is not end-to-end encrypted, but the link is for an encrypted one",
+            CloseCode::Moved => "the meeting is on another node",
         }
     }
 

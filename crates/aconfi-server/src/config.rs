@@ -85,6 +85,33 @@ pub struct Config {
     #[arg(long, env = "ACONFI_STREAM_WORKER")]
     pub stream_worker: Option<PathBuf>,
 
+    /// Redis (or Valkey) holding the room directory of a cluster of nodes,
+    /// e.g. `redis://10.0.0.5:6379/`: each room has one home node, and
+    /// clients reaching another node are sent on to it. Needs
+    /// `--public-url` and `--cluster-secret`. Without it: one node, no
+    /// Redis. docs/scaling.md.
+    #[arg(long, env = "ACONFI_REDIS_URL", requires_all = ["public_url", "cluster_secret"])]
+    pub redis_url: Option<String>,
+
+    /// This node's own address as browsers reach it, `https://host[:port]`
+    /// (not the load balancer's): where clients are sent for rooms homed
+    /// here.
+    #[arg(long, env = "ACONFI_PUBLIC_URL", requires = "redis_url")]
+    pub public_url: Option<PublicUrl>,
+
+    /// A secret shared by every node of the cluster (16 characters or
+    /// more): Redis knows rooms only by an HMAC of their name under it.
+    #[arg(long, env = "ACONFI_CLUSTER_SECRET", hide_env_values = true, requires = "redis_url",
+          value_parser = cluster_secret)]
+    pub cluster_secret: Option<String>,
+
+    /// In a cluster, how long a node that got SIGTERM waits for its
+    /// meetings to end before it sends their participants to other nodes
+    /// and stops; new rooms go to other nodes meanwhile. A second SIGTERM
+    /// stops at once.
+    #[arg(long, env = "ACONFI_DRAIN_SECONDS", default_value_t = 300)]
+    pub drain_seconds: u64,
+
     /// Log filter (tracing syntax), e.g. `info` or `aconfi=debug`. Logs never
     /// carry IP addresses, names or room names.
     #[arg(long, env = "ACONFI_LOG", default_value = "info")]
@@ -124,6 +151,43 @@ impl Config {
             )
         })
     }
+}
+
+/// `--cluster-secret`: long enough not to be guessed.
+fn cluster_secret(value: &str) -> Result<String, String> {
+    if value.chars().count() < 16 {
+        return Err("use 16 characters or more (e.g. `openssl rand -hex 32`)".into());
+    }
+    Ok(value.to_owned())
+}
+
+/// `--public-url`: `https://host` or `https://host:port`, nothing more, so
+/// that it can go into a Content-Security-Policy and be compared with an
+/// `Origin` header as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, as an origin (`https://host[:port]`, lower case).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let origin = public_origin(value.trim_end_matches('/'))
+            .ok_or_else(|| format!("`{value}` is not https://host or https://host:port"))?;
+        Ok(PublicUrl(origin))
+    }
+}
+
+/// `value` as an `https://host[:port]` origin (lower case), if it is one;
+/// for a node's URL read from Redis as much as for `--public-url`.
+pub fn public_origin(value: &str) -> Option<String> {
+    source(value).ok().filter(|o| o.starts_with("https://"))
 }
 
 /// `--frame-ancestors`, checked: only the keywords `'self'` and `'none'`
@@ -263,5 +327,29 @@ mod tests {
         ] {
             assert!(bad.parse::<FrameAncestors>().is_err(), "{bad:?} was taken");
         }
+    }
+
+    #[test]
+    fn a_public_url_is_an_https_origin_and_nothing_more() {
+        let ok = |v: &str| v.parse::<PublicUrl>().map(|u| u.as_str().to_owned());
+        assert_eq!(ok("https://Node-B.example/").as_deref(), Ok("https://node-b.example"));
+        assert_eq!(ok("https://10.0.0.2:8443").as_deref(), Ok("https://10.0.0.2:8443"));
+        for bad in
+            ["http://node-b.example", "https://node-b.example/meet", "node-b.example", "https://a.example; x", "'self'"]
+        {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn a_cluster_needs_its_url_and_a_long_secret() {
+        let parse = |args: &[&str]| Config::try_parse_from(["aconfi"].iter().chain(args));
+        let full = ["--redis-url", "redis://127.0.0.1/", "--public-url", "https://a.example", "--cluster-secret"];
+        assert!(parse(&[&full[..], &["0123456789abcdef"]].concat()).is_ok());
+        assert!(parse(&[&full[..], &["short"]].concat()).is_err(), "a short secret");
+        assert!(parse(&full[..4]).is_err(), "no secret");
+        assert!(parse(&["--redis-url", "redis://127.0.0.1/"]).is_err(), "no public URL");
+        assert!(parse(&["--public-url", "https://a.example"]).is_err(), "a public URL but no Redis");
+        assert!(Config::defaults().redis_url.is_none(), "one node by default");
     }
 }

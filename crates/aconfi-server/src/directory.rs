@@ -1,7 +1,6 @@
 //! The room directory of a cluster of A-Confi nodes, in Redis (issue 14):
 //! which node is a room's home, and which nodes are alive with how much
-//! load. This is the building block; wiring it into the signaling (sending
-//! a client on to its room's home node) comes with it next.
+//! load. The calls to Redis only; when to make them is [`crate::cluster`]'s.
 //!
 //! What Redis holds, and for how long:
 //! - `aconfi:room:<hex HMAC-SHA256(cluster secret, room name)>` → the home
@@ -49,6 +48,16 @@ end
 return 0
 "#;
 
+/// Hands a room over from a dead node: only while the lease still names
+/// that node and the node's liveness key is gone.
+const TAKE_OVER: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
 /// Deletes the lease only while it is still this node's.
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -56,6 +65,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 "#;
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+}
+
+/// The Redis key saying the node at `url` is alive.
+fn node_key(url: &str) -> String {
+    format!("aconfi:node:{url}")
+}
 
 /// The Redis key of `room` under the cluster's HMAC key.
 fn room_key(key: &hmac::Key, room: &str) -> String {
@@ -85,10 +106,25 @@ impl std::fmt::Debug for Directory {
 }
 
 impl Directory {
-    /// Connects to Redis at `redis_url` as the node reachable at
+    /// The directory in the Redis at `redis_url`, for the node reachable at
     /// `public_url`, keying rooms with `cluster_secret` (the same on every
-    /// node). Every call fails within `timeout` while Redis is unreachable,
-    /// and the connection is made again by itself when Redis is back.
+    /// node), without connecting yet: the first call does. Every call fails
+    /// within `timeout` while Redis is unreachable, and the connection is
+    /// made again by itself when Redis is back. Fails only on a bad URL.
+    pub fn new(
+        redis_url: &str,
+        public_url: &str,
+        cluster_secret: &[u8],
+        lease: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis_url).context("--redis-url")?;
+        let redis = ConnectionManager::new_lazy_with_config(client, manager_config(timeout)).context("--redis-url")?;
+        Ok(Self { redis, key: hmac::Key::new(hmac::HMAC_SHA256, cluster_secret), url: public_url.to_owned(), lease })
+    }
+
+    /// Like [`Directory::new`], and connected: fails if Redis does not
+    /// answer within `timeout`.
     pub async fn connect(
         redis_url: &str,
         public_url: &str,
@@ -97,11 +133,7 @@ impl Directory {
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(redis_url).context("--redis-url")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
-        let redis = tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+        let redis = tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, manager_config(timeout)))
             .await
             .context("connecting to Redis timed out")?
             .context("connecting to Redis")?;
@@ -130,20 +162,26 @@ impl Directory {
     /// Claims `room` for this node if nobody holds it; else says whose it
     /// is. A node asking again for a room it holds gets `Here`.
     pub async fn claim(&self, room: &str) -> anyhow::Result<Home> {
+        self.claim_for(room, &self.url.clone()).await
+    }
+
+    /// Claims `room` for the node at `url` (this one, or a less loaded one
+    /// the room is sent to) if nobody holds it; else says whose it is.
+    pub async fn claim_for(&self, room: &str, url: &str) -> anyhow::Result<Home> {
         let key = self.room_key(room);
         let mut redis = self.redis.clone();
         // Twice at most: the owner's lease may end between SET and GET.
         for _ in 0..2 {
             let set: Option<String> = redis::cmd("SET")
                 .arg(&key)
-                .arg(&self.url)
+                .arg(url)
                 .arg("NX")
                 .arg("PX")
                 .arg(self.lease_ms())
                 .query_async(&mut redis)
                 .await?;
             if set.is_some() {
-                return Ok(Home::Here);
+                return Ok(if url == self.url { Home::Here } else { Home::There(url.to_owned()) });
             }
             let owner: Option<String> = redis.get(&key).await?;
             match owner {
@@ -168,6 +206,22 @@ impl Directory {
         Ok(n == 1)
     }
 
+    /// Takes `room` over from the node at `dead` for the node at `url`, if
+    /// its lease still names `dead` and `dead` no longer announces itself
+    /// (one script: checked and set at once). True if taken.
+    pub async fn take_over(&self, room: &str, dead: &str, url: &str) -> anyhow::Result<bool> {
+        let mut redis = self.redis.clone();
+        let n: i64 = Script::new(TAKE_OVER)
+            .key(self.room_key(room))
+            .key(node_key(dead))
+            .arg(dead)
+            .arg(url)
+            .arg(self.lease_ms())
+            .invoke_async(&mut redis)
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Gives `room` up (it ended here), if it is still ours.
     pub async fn release(&self, room: &str) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
@@ -179,13 +233,16 @@ impl Directory {
     pub async fn announce(&self, load: u64, ttl: Duration) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () = redis::cmd("SET")
-            .arg(format!("aconfi:node:{}", self.url))
-            .arg(load)
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut redis)
-            .await?;
+        let _: () =
+            redis::cmd("SET").arg(node_key(&self.url)).arg(load).arg("PX").arg(ttl_ms).query_async(&mut redis).await?;
+        Ok(())
+    }
+
+    /// Stops saying this node is alive (it is draining or stopping): no new
+    /// room is sent here, and rooms it holds may be taken over.
+    pub async fn withdraw(&self) -> anyhow::Result<()> {
+        let mut redis = self.redis.clone();
+        let _: i64 = redis.del(node_key(&self.url)).await?;
         Ok(())
     }
 

@@ -4,10 +4,12 @@
 //! a thread of its own (`shards`, which also keeps the room → shard map);
 //! one task per WebSocket (`ws`); axum serves the embedded web client over
 //! HTTPS (`web`); live-streaming workers are separate processes run by
-//! `stream`.
+//! `stream`. In a cluster of nodes (`--redis-url`), `cluster` keeps this
+//! node's rooms in the room directory in Redis (`directory`).
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod config;
 pub mod directory;
 mod ice_tcp;
@@ -58,6 +60,11 @@ pub struct AppState {
     hsts: bool,
     /// The Content-Security-Policy header, with `--frame-ancestors`.
     csp: axum::http::HeaderValue,
+    /// `--frame-ancestors`, for the policy of a cluster's node, which
+    /// changes with the nodes alive.
+    frame_ancestors: config::FrameAncestors,
+    /// This node's part in a cluster, with `--redis-url`.
+    cluster: Option<Arc<cluster::Cluster>>,
     /// Open WebSockets, in all and per address.
     connections: Arc<ws::Connections>,
 }
@@ -75,6 +82,7 @@ pub struct Server {
     /// The generated self-signed certificate (DER), if no `--cert` was given.
     pub cert_der: Option<Vec<u8>>,
     shards: Arc<shards::Shards>,
+    cluster: Option<Arc<cluster::Cluster>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     http: axum_server::Handle<SocketAddr>,
@@ -83,7 +91,7 @@ pub struct Server {
 /// Binds everything and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     // Made once; `--frame-ancestors` was checked when it was parsed.
-    let csp = web::content_security_policy(&config.frame_ancestors);
+    let csp = web::content_security_policy(&config.frame_ancestors, &[]);
     let csp = axum::http::HeaderValue::from_str(&csp).context("the Content-Security-Policy header")?;
     let tls = tls::load(&config).await?;
     let shard_count = config.shard_count();
@@ -146,6 +154,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     });
     tracker.spawn(shards::report(shards.clone(), metrics.clone(), cancel.clone()));
+    let cluster = cluster::Cluster::new(&config, shards.clone())?;
+    if let Some(c) = &cluster {
+        let (tx, rx) = mpsc::unbounded_channel();
+        shards.on_empty(tx);
+        tracker.spawn(c.clone().run(rx, cancel.clone()));
+    }
 
     let state = AppState {
         shards: shards.clone(),
@@ -154,6 +168,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
         hsts: tls.operator_cert_der.is_some(),
         csp,
+        frame_ancestors: config.frame_ancestors.clone(),
+        cluster: cluster.clone(),
         connections: Arc::new(ws::Connections::new(
             config.max_connections,
             config.max_connections_per_address,
@@ -184,6 +200,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         metrics_addr,
         cert_der: tls.generated_cert_der,
         shards,
+        cluster,
         cancel,
         tracker,
         http,
@@ -202,9 +219,40 @@ impl Server {
         aconfi_core::RoomName::parse(room).ok().and_then(|r| self.shards.shard_of(&r))
     }
 
+    /// This node's public URL, if it is one of a cluster.
+    pub fn cluster_url(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.url())
+    }
+
+    /// The other live nodes of the cluster, as this node last read them.
+    pub fn cluster_peers(&self) -> Vec<String> {
+        self.cluster.as_ref().map(|c| c.others()).unwrap_or_default()
+    }
+
+    /// In a cluster, a graceful stop: no new room is made here and the
+    /// other nodes no longer count this one; the meetings here go on until
+    /// they end or `within` has passed, then their participants are sent to
+    /// another node. One node alone: returns at once.
+    pub async fn drain(&self, within: Duration) {
+        let Some(c) = &self.cluster else { return };
+        c.start_draining().await;
+        if tokio::time::timeout(within, self.shards.until_empty()).await.is_ok() {
+            return;
+        }
+        if c.hand_over().await {
+            // They reconnect to their new home at once; those that do not
+            // are closed by the shutdown.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.shards.until_empty()).await;
+        }
+    }
+
     /// Stops accepting, closes every WebSocket with 1001, ends the media
-    /// shards.
+    /// shards. In a cluster, first gives up this node's place and rooms in
+    /// Redis, so other nodes take its rooms at once.
     pub async fn shutdown(self) {
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+        }
         self.cancel.cancel();
         self.http.graceful_shutdown(Some(Duration::from_secs(2)));
         self.tracker.wait().await;

@@ -6,6 +6,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    let drain = std::time::Duration::from_secs(config.drain_seconds);
     // Our crates log at the chosen level; dependencies only warnings, since
     // their debug output may carry addresses.
     let filter = aconfi_server::log_filter(&config.log);
@@ -25,6 +26,13 @@ async fn main() -> anyhow::Result<()> {
         "A-Confi is running: open https://localhost:{port}"
     );
     shutdown_signal().await;
+    if server.cluster_url().is_some() {
+        tracing::info!(seconds = drain.as_secs(), "draining: new rooms go to other nodes; stopping once the meetings here end (a second signal stops at once)");
+        tokio::select! {
+            _ = server.drain(drain) => {}
+            _ = shutdown_signal() => {}
+        }
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())

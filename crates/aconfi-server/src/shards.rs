@@ -15,14 +15,15 @@
 //! not report rooms ending: a report would race with a join already on its
 //! way to the shard.
 //!
-//! The map is the seam a room directory across nodes (issue 14, item 2)
-//! would sit behind: [`Shards::place`] and [`Shards::shard_of`] are all the
-//! rest of the server asks of it.
+//! In a cluster, [`crate::cluster`] decides first whether a room that is
+//! on no shard here belongs on this node at all, renews the leases of the
+//! rooms in this map, and gives up each room's lease when its entry goes
+//! ([`Shards::on_empty`]).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aconfi_core::RoomName;
 use tokio::sync::{mpsc, oneshot};
@@ -95,6 +96,10 @@ struct Load {
 pub struct Shards {
     cores: Vec<Core>,
     map: Mutex<Map>,
+    /// Told each room whose entry went (nobody placed in it any more).
+    emptied: OnceLock<mpsc::UnboundedSender<RoomName>>,
+    /// Woken whenever a connection leaves its room (for draining).
+    left: tokio::sync::Notify,
 }
 
 /// A connection counted in its room's entry until dropped.
@@ -126,8 +131,13 @@ impl Drop for Placement {
             if e.connections == 0 {
                 rooms.remove(&self.room);
                 load[self.shard].rooms -= 1;
+                if let Some(tx) = self.shards.emptied.get() {
+                    let _ = tx.send(self.room.clone());
+                }
             }
         }
+        drop(map);
+        self.shards.left.notify_waiters();
     }
 }
 
@@ -138,7 +148,39 @@ impl Shards {
         Shards {
             cores: cores.into_iter().map(|(tx, stats)| Core { tx, stats }).collect(),
             map: Mutex::new(Map { rooms: HashMap::new(), load }),
+            emptied: OnceLock::new(),
+            left: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Waits until no connection is placed in any room here.
+    pub async fn until_empty(&self) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before looking, so a leave in between still wakes it.
+            left.as_mut().enable();
+            if self.connections() == 0 {
+                return;
+            }
+            left.await;
+        }
+    }
+
+    /// From now on, every room whose last placed connection goes is sent
+    /// here (once; later calls are ignored).
+    pub fn on_empty(&self, tx: mpsc::UnboundedSender<RoomName>) {
+        let _ = self.emptied.set(tx);
+    }
+
+    /// The rooms anyone is placed in, on any shard.
+    pub fn rooms(&self) -> Vec<RoomName> {
+        self.lock().rooms.keys().cloned().collect()
+    }
+
+    /// Connections placed in rooms, over every shard: this node's load.
+    pub fn connections(&self) -> usize {
+        self.lock().load.iter().map(|l| l.connections).sum()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map> {

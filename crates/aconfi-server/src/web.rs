@@ -24,11 +24,20 @@ struct Assets;
 /// The Content-Security-Policy, made once at start: same-origin only (no
 /// third-party script, style, font or connection), and framed only by the
 /// sites `--frame-ancestors` names. Its sources are checked when the flag
-/// is parsed ([`FrameAncestors`]), so they cannot add directives.
-pub fn content_security_policy(frame_ancestors: &FrameAncestors) -> String {
+/// is parsed ([`FrameAncestors`]), so they cannot add directives. In a
+/// cluster the page may also connect to the other live `nodes` (plain
+/// `https://host[:port]` origins, checked when read from Redis), where a
+/// client may be sent for its room.
+pub fn content_security_policy(frame_ancestors: &FrameAncestors, nodes: &[String]) -> String {
+    let mut connect = String::from("'self'");
+    for node in nodes {
+        // CSP3 lets an https source match wss too; Firefox and Chromium
+        // are given both anyway.
+        connect.push_str(&format!(" {node} wss://{}", node.trim_start_matches("https://")));
+    }
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {frame_ancestors}; \
+media-src 'self' blob:; connect-src {connect}; object-src 'none'; base-uri 'none'; frame-ancestors {frame_ancestors}; \
 form-action 'self'"
     )
 }
@@ -72,7 +81,12 @@ async fn security_headers(State(state): State<AppState>, mut res: Response) -> R
     // No other site's window keeps a handle on a meeting page (or it on theirs).
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
-    h.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
+    let csp = match &state.cluster {
+        Some(c) => HeaderValue::from_str(&content_security_policy(&state.frame_ancestors, &c.others()))
+            .unwrap_or_else(|_| state.csp.clone()),
+        None => state.csp.clone(),
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     // Meeting links are secrets: never send them on as a Referer.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -163,7 +177,9 @@ async fn websocket(
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host =
             headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
-        if !origin.to_str().is_ok_and(|o| state.origins.allow(o, host)) {
+        // A page of another node of the cluster: its client was sent here.
+        let node = |o: &str| state.cluster.as_ref().is_some_and(|c| c.is_node_origin(o));
+        if !origin.to_str().is_ok_and(|o| state.origins.allow(o, host) || node(o)) {
             return StatusCode::FORBIDDEN.into_response();
         }
     }

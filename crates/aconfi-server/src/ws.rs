@@ -6,6 +6,12 @@
 //! connection stays on that shard; a later `join` (the answer to a password
 //! prompt, which may name another room) naming a room on another shard is
 //! closed as unexpected.
+//!
+//! In a cluster, a `join` for a room on no shard here first asks
+//! [`crate::cluster::Cluster::home`]; a room homed on another node gets
+//! `moved` and close 4015 instead of an answer, and so do the participants
+//! of a room handed to another node later. A placed connection is told the
+//! other live nodes (`nodes`), to come back through if this one stops.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,12 +21,13 @@ use std::time::{Duration, Instant};
 use aconfi_core::address::AddrKey;
 use aconfi_core::protocol::MAX_MESSAGE_BYTES;
 use aconfi_core::rate::TokenBucket;
-use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId, RoomName};
+use aconfi_core::{ClientMsg, CloseCode, NodeId, ParticipantId, RoomName, ServerMsg};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
+use crate::cluster::{Cluster, Move, Where};
 use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
 use crate::shards::{Placement, Shards};
 use crate::AppState;
@@ -111,8 +118,18 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
     let join_by = tokio::time::sleep(JOIN_DEADLINE);
     tokio::pin!(join_by);
     let mut said_anything = false;
+    let mut moves = state.cluster.as_ref().map(|c| c.subscribe());
     let close_code: Option<CloseCode> = loop {
         tokio::select! {
+            moved = next_move(&mut moves) => {
+                let Some(room) = route.placement.as_ref().map(|p| p.room()) else { continue };
+                if moved.room.as_ref().is_none_or(|r| r == room) {
+                    if send_msg(&mut sink, &ServerMsg::Moved { url: moved.url }).await.is_err() {
+                        break None;
+                    }
+                    break Some(CloseCode::Moved);
+                }
+            }
             _ = &mut join_by, if !said_anything => break Some(CloseCode::UnexpectedMessage),
             incoming = stream.next() => {
                 let msg = match incoming {
@@ -134,9 +151,22 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
                         }
                         match serde_json::from_str::<ClientMsg>(text.as_str()) {
                             Ok(m) => {
-                                let Some(shard) = route.shard_for(&m, &state.shards) else {
-                                    break Some(CloseCode::UnexpectedMessage);
+                                let was_placed = route.placement.is_some();
+                                let shard = match route.shard_for(&m, &state.shards, state.cluster.as_deref()).await {
+                                    Routed::Shard(s) => s,
+                                    Routed::Elsewhere => break Some(CloseCode::UnexpectedMessage),
+                                    Routed::Moved(url) => {
+                                        if send_msg(&mut sink, &ServerMsg::Moved { url }).await.is_err() {
+                                            break None;
+                                        }
+                                        break Some(CloseCode::Moved);
+                                    }
                                 };
+                                if let (Some(c), false, true) = (&state.cluster, was_placed, route.placement.is_some()) {
+                                    if send_msg(&mut sink, &ServerMsg::Nodes { urls: c.others() }).await.is_err() {
+                                        break None;
+                                    }
+                                }
                                 let core = state.shards.core(shard);
                                 if let Some(tx) = opening.take() {
                                     if core.send(CoreCmd::Open { pid, ip, tx }).await.is_err() {
@@ -190,7 +220,7 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
     // The room learns at once; the closing handshake below may take a moment.
     route.closed(pid, &state.shards).await;
     if let Some(code) = close_code {
-        if code != CloseCode::GoingAway && code != CloseCode::Normal {
+        if !matches!(code, CloseCode::GoingAway | CloseCode::Normal | CloseCode::Moved) {
             if let Ok(t) = serde_json::to_string(&code.error_msg()) {
                 let _ = sink.send(Message::Text(t.into())).await;
             }
@@ -221,6 +251,39 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
     }
 }
 
+/// The next move of rooms to other nodes (never, outside a cluster).
+async fn next_move(moves: &mut Option<tokio::sync::broadcast::Receiver<Move>>) -> Move {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(rx) = moves else { return std::future::pending().await };
+    loop {
+        match rx.recv().await {
+            Ok(m) => return m,
+            // Moves are rare; one missed under a burst is caught again by
+            // the next renewal.
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return std::future::pending().await,
+        }
+    }
+}
+
+async fn send_msg<S>(sink: &mut S, msg: &ServerMsg) -> Result<(), ()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let text = serde_json::to_string(msg).map_err(|_| ())?;
+    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}
+
+/// Where a message goes.
+enum Routed {
+    /// To this shard.
+    Shard(usize),
+    /// Nowhere: a `join` for a room on another shard than the connection's.
+    Elsewhere,
+    /// To another node: the room's home.
+    Moved(String),
+}
+
 /// Where one connection's messages go.
 struct Route {
     /// The shard it was opened on, once it sent its first message.
@@ -231,9 +294,9 @@ struct Route {
 
 impl Route {
     /// The shard for message `m`, placing the connection on its first
-    /// valid `join`; `None` if the `join` names a room on another shard
-    /// than the connection's.
-    fn shard_for(&mut self, m: &ClientMsg, shards: &Arc<Shards>) -> Option<usize> {
+    /// valid `join`; `Elsewhere` if the `join` names a room on another
+    /// shard than the connection's, `Moved` if on another node.
+    async fn shard_for(&mut self, m: &ClientMsg, shards: &Arc<Shards>, cluster: Option<&Cluster>) -> Routed {
         let room = match m {
             ClientMsg::Join { room, .. } => RoomName::parse(room).ok(),
             _ => None,
@@ -241,21 +304,31 @@ impl Route {
         let Some(room) = room else {
             // Not a join, or an invalid name: the shard it is on (or any)
             // answers it as the core answers such a message.
-            return Some(*self.shard.get_or_insert_with(|| shards.unplaced()));
+            return Routed::Shard(*self.shard.get_or_insert_with(|| shards.unplaced()));
         };
-        if self.placement.as_ref().is_some_and(|p| *p.room() == room) {
-            return self.shard;
+        if let (Some(p), Some(shard)) = (&self.placement, self.shard) {
+            if *p.room() == room {
+                return Routed::Shard(shard);
+            }
+        }
+        if let Some(cluster) = cluster {
+            if shards.shard_of(&room).is_none() {
+                if let Where::There(url) = cluster.home(&room).await {
+                    return Routed::Moved(url);
+                }
+            }
         }
         // A new room follows the connection to its shard; an existing one
         // elsewhere cannot take it.
         let placement = shards.place(&room, self.shard);
         if self.shard.is_some_and(|s| s != placement.shard()) {
-            return None;
+            return Routed::Elsewhere;
         }
-        self.shard = Some(placement.shard());
+        let shard = placement.shard();
+        self.shard = Some(shard);
         // Counted in the new room before leaving the old one's count.
         self.placement = Some(placement);
-        self.shard
+        Routed::Shard(shard)
     }
 
     /// Tells the shard the connection closed. The placement is released

@@ -6,77 +6,16 @@
 //! vanish when they stop announcing; a Redis that goes away gives errors
 //! in bounded time, and the directory works again when it is back.
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aconfi_server::directory::{Directory, Home};
+use common::redis_server::Redis;
 
 const SECRET: &[u8] = b"cluster secret for the tests";
 const TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A Redis server of its own, persisting nothing, stopped on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) runs");
-        let redis = Redis { child, port };
-        // Ready when it answers PING.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ping = redis::Client::open(redis.url())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if ping.is_ok() {
-                return redis;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not answer in 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Redis::start_on(port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Every key and value Redis holds.
-    fn dump(&self) -> Vec<(String, String)> {
-        let mut c = redis::Client::open(self.url()).unwrap().get_connection().unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
-        keys.into_iter()
-            .map(|k| {
-                let v: String = redis::cmd("GET").arg(&k).query(&mut c).unwrap_or_default();
-                (k, v)
-            })
-            .collect()
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 async fn node(redis: &Redis, url: &str, lease: Duration) -> Directory {
     Directory::connect(&redis.url(), url, SECRET, lease, TIMEOUT).await.expect("connects")

@@ -41,7 +41,7 @@ async fn the_configured_sites_may_frame_every_page() {
     let server = common::server_with(|c| c.frame_ancestors = sources.parse().unwrap()).await;
     common::remember_cert(&server);
     let port = server.https_addr.port();
-    let default_csp = directives(&aconfi_server::web::content_security_policy(&"'self'".parse().unwrap()));
+    let default_csp = directives(&aconfi_server::web::content_security_policy(&"'self'".parse().unwrap(), &[]));
     for path in ["/", "/some-meeting", "/static/js/app.js", "/nothing/here"] {
         let csp = csp_of(port, path).await;
         let d = directives(&csp);
