@@ -4,7 +4,7 @@
 
 import {
   CAMERA_LAYERS, CloseCode, E2EE_WRONG_KEY, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg,
-  offerMsg, parseServerMsg, viewMsg,
+  nextServer, nodeWsUrl, offerMsg, parseServerMsg, viewMsg,
 } from './protocol.js';
 import { KeySession } from './e2ee/session.js';
 import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
@@ -23,6 +23,8 @@ import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 8000;
+/** `moved`s followed at once in a row; more wait like any reconnect. */
+const MAX_HOPS = 3;
 
 /**
  * Events:
@@ -53,7 +55,14 @@ export class Meeting extends EventTarget {
     this.stream = opts.stream;
     this.audioMuted = opts.audioMuted;
     this.videoMuted = opts.videoMuted;
-    this.wsUrl = opts.wsUrl ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    /** The page's own server's signaling WebSocket. */
+    this.ownUrl = opts.wsUrl ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    /** Where the next connection goes: the own server, or the room's home node in a cluster. */
+    this.wsUrl = this.ownUrl;
+    /** @type {string[]} the cluster's other nodes (WebSocket URLs), to come back through */
+    this.nodes = [];
+    /** `moved`s followed since the last join: a loop of them backs off. */
+    this.hops = 0;
     /** @type {MeetingState} */
     this.state = 'connecting';
     /** @type {number|null} our participant id */
@@ -113,10 +122,21 @@ export class Meeting extends EventTarget {
   }
 
   connect() {
-    const ws = new WebSocket(this.wsUrl);
+    let ws;
+    try {
+      ws = new WebSocket(this.wsUrl);
+    } catch {
+      // A URL the page may not connect to: back to our own server.
+      this.wsUrl = this.ownUrl;
+      ws = new WebSocket(this.wsUrl);
+    }
     this.ws = ws;
     this.lastView = '';
-    ws.onopen = () => this.sendJoin();
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.sendJoin();
+    };
     // Each connection handles its messages in order, on a chain of its
     // own: a handler of a closed connection may never settle (a closed
     // RTCPeerConnection leaves its pending promises unsettled), and must not
@@ -139,6 +159,14 @@ export class Meeting extends EventTarget {
         this.setState('failed', code, ev.reason);
         return;
       }
+      if (code === CloseCode.MOVED && this.hops <= MAX_HOPS) {
+        // Sent on to the room's home node (wsUrl is set): go at once.
+        if (this.state !== 'connecting') this.setState('reconnecting', code, ev.reason);
+        this.connect();
+        return;
+      }
+      // A server that could not be reached: try the next one we know of.
+      if (!opened) this.wsUrl = nextServer(this.wsUrl, this.ownUrl, this.nodes);
       this.setState('reconnecting', code, ev.reason);
       const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
       this.attempt += 1;
@@ -276,7 +304,20 @@ export class Meeting extends EventTarget {
   /** @param {ServerMsg} msg */
   async handle(msg) {
     switch (msg.type) {
+      case 'moved': {
+        // The room lives on another node of the cluster; the server closes next.
+        const url = nodeWsUrl(msg.url);
+        if (url) {
+          this.wsUrl = url;
+          this.hops += 1;
+        }
+        break;
+      }
+      case 'nodes':
+        this.nodes = msg.urls.map(nodeWsUrl).filter((u) => u !== null);
+        break;
       case 'joined': {
+        this.hops = 0;
         this.you = msg.you;
         this.moderator = msg.moderator;
         this.roomState = msg.room;

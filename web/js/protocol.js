@@ -24,6 +24,7 @@ export const CloseCode = Object.freeze({
   LOBBY_REFUSED: 4012,
   E2EE_REQUIRED: 4013,
   NOT_E2EE: 4014,
+  MOVED: 4015,
 });
 
 /**
@@ -81,6 +82,8 @@ export const FATAL_CLOSE_CODES = new Set([
  *   | {type: 'video_paused', mids: string[]}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'offer', sdp: string, tracks: TrackInfo[]}
+ *   | {type: 'moved', url: string}
+ *   | {type: 'nodes', urls: string[]}
  *   | {type: 'error', code: number, message: string}} ServerMsg
  */
 
@@ -167,6 +170,30 @@ export function parseServerMsg(text) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The signaling WebSocket of a cluster node given by its public URL
+ * (`https://host[:port]`, as `moved` and `nodes` give it), or null if the
+ * URL is anything else.
+ * @param {string} url
+ * @returns {string|null}
+ */
+export function nodeWsUrl(url) {
+  const m = /^https:\/\/([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.exec(url);
+  return m ? `wss://${m[1]}${m[2] ?? ''}/ws` : null;
+}
+
+/**
+ * Where to connect after `failed` could not be reached: round the page's
+ * own server first, then the other nodes the server named, in turn.
+ * @param {string} failed the WebSocket URL that failed
+ * @param {string} own the page's own server's
+ * @param {string[]} nodes the other nodes' WebSocket URLs
+ */
+export function nextServer(failed, own, nodes) {
+  const all = [own, ...nodes.filter((n) => n !== own)];
+  return all[(all.indexOf(failed) + 1) % all.length];
 }
 
 /**

@@ -42,6 +42,8 @@ pub const NODE_TTL: Duration = Duration::from_secs(3);
 pub const LEASE: Duration = Duration::from_secs(15);
 /// How often the leases of the rooms here are renewed.
 pub const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// Most other nodes remembered as part of the cluster.
+pub const MAX_SEEN: usize = 4096;
 /// How long any one call to Redis may take.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -67,6 +69,10 @@ pub struct Cluster {
     shards: Arc<Shards>,
     /// The other live nodes, least loaded first, as last read.
     others: Mutex<Vec<Node>>,
+    /// Every other node seen alive since this one started (at most
+    /// [`MAX_SEEN`]): pages they served may connect here even once they
+    /// died, as their clients come here.
+    seen: Mutex<HashSet<String>>,
     /// Whether the last call to Redis was answered (for the warnings).
     reachable: AtomicBool,
     /// Stopping: no new room is made here.
@@ -88,6 +94,7 @@ impl Cluster {
             dir,
             shards,
             others: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashSet::new()),
             reachable: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             moves,
@@ -108,11 +115,12 @@ impl Cluster {
         self.others_lock().iter().map(|n| n.url.clone()).collect()
     }
 
-    /// Whether `origin` is a node of this cluster (its pages may open our
-    /// WebSocket: a client sent on from there).
+    /// Whether `origin` is a node of this cluster, alive or seen alive
+    /// before: its pages may open our WebSocket (their clients were sent
+    /// here, or come here because their node died).
     pub fn is_node_origin(&self, origin: &str) -> bool {
         let origin = origin.to_ascii_lowercase();
-        origin == self.url() || self.others_lock().iter().any(|n| n.url == origin)
+        origin == self.url() || self.seen.lock().unwrap_or_else(|e| e.into_inner()).contains(&origin)
     }
 
     /// Moves of rooms to other nodes, for the WebSocket tasks.
@@ -196,7 +204,15 @@ impl Cluster {
             .await?
             .into_iter()
             .filter(|n| n.url != me && public_origin(&n.url).as_deref() == Some(n.url.as_str()))
-            .collect();
+            .collect::<Vec<_>>();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for n in &others {
+                if seen.len() < MAX_SEEN {
+                    seen.insert(n.url.clone());
+                }
+            }
+        }
         *self.others_lock() = others;
         Ok(())
     }

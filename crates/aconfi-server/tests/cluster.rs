@@ -198,6 +198,13 @@ async fn a_room_whose_home_stopped_announcing_itself_is_taken_over() {
     assert_eq!(dead.claim("room-owned").await.unwrap(), Home::Here);
     eventually("b sees the other node", || b.cluster_peers() == ["https://localhost:9"]).await;
     assert_eq!(join_via(&b, "room-owned").await.expect_err("sent to its live owner"), "https://localhost:9");
+    // Its pages' clients may come to b, also once it is gone: they have
+    // nowhere else to go.
+    assert!(common::ws_with_origin(&b, Some("https://localhost:9")).await.is_ok());
+    dead.withdraw().await.unwrap();
+    eventually("b sees the node gone", || b.cluster_peers().is_empty()).await;
+    assert!(common::ws_with_origin(&b, Some("https://localhost:9")).await.is_ok(), "a node seen once stays trusted");
+    assert!(common::ws_with_origin(&b, Some("https://localhost:10")).await.is_err(), "one never seen is not");
 }
 
 #[tokio::test]
