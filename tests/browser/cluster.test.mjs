@@ -4,45 +4,26 @@
 // decode each other. Redis holds one lease for the room, under a key that
 // is not its name. Then node A is killed (SIGKILL, no goodbye): both
 // browsers find node B by themselves and meet again there, and the time it
-// took is written down (docs/scaling.md quotes it).
+// took is written down (docs/scaling.md quotes it). And a node that started
+// after a page was loaded is not in that page's Content-Security-Policy:
+// sent there, the page reopens the meeting on that node's own page. Last,
+// both nodes behind one name (nginx's TCP proxy, as
+// examples/cluster/nginx-stream.conf): both users open the balancer's link,
+// the home node is killed, and they meet again through the same link.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import https from 'node:https';
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import https from 'node:https';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  artifacts, assertLogKeepsSecrets, bothBrowsers, everyoneSeesEveryone, freshRoom, startServer, until,
+  CLUSTER_SECRET as secret, artifacts, assertLogKeepsSecrets, bothBrowsers, everyoneSeesEveryone, freeTcpPort, freshRoom,
+  startNode, startRedis, until,
 } from './harness.mjs';
-
-/** @returns {Promise<number>} a TCP port free right now */
-const freeTcpPort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = /** @type {net.AddressInfo} */ (s.address());
-    s.close(() => resolve(port));
-  });
-});
-
-/** A redis-server of its own on a free port, persisting nothing; resolves once it accepts connections. */
-async function startRedis() {
-  const port = await freeTcpPort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', os.tmpdir()], { stdio: ['ignore', 'pipe', 'pipe'] });
-  after(() => { proc.kill('SIGKILL'); });
-  let out = '';
-  await new Promise((resolve, reject) => {
-    proc.stdout.on('data', (d) => { out += d; if (out.includes('Ready to accept connections')) resolve(undefined); });
-    proc.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  /** Every key and its value. @returns {[string, string][]} */
-  const dump = () => execFileSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' })
-    .split('\n').filter(Boolean)
-    .map((k) => [k, execFileSync('redis-cli', ['-p', String(port), 'GET', k], { encoding: 'utf8' }).trim()]);
-  return { url: `redis://127.0.0.1:${port}/`, dump };
-}
 
 /** The Content-Security-Policy a node's meeting page is served with. @param {string} origin */
 const pagePolicy = (origin) => new Promise((resolve, reject) => {
@@ -54,16 +35,9 @@ const pagePolicy = (origin) => new Promise((resolve, reject) => {
 });
 
 const drivers = bothBrowsers();
-
 test('a meeting opened through two nodes is one meeting, and moves to the other node when its home dies', async () => {
   const redis = await startRedis();
-  const secret = 'a cluster secret for the browser test';
-  const nodes = [];
-  for (let i = 0; i < 2; i++) {
-    const port = await freeTcpPort();
-    nodes.push(await startServer(['--listen', `127.0.0.1:${port}`, '--public-url', `https://localhost:${port}`,
-      '--redis-url', redis.url, '--cluster-secret', secret, '--drain-seconds', '0']));
-  }
+  const nodes = [await startNode(redis), await startNode(redis)];
   const [a, b] = nodes;
   // Each node serves pages that may connect to the other once it has seen it alive.
   await until(async () => (await pagePolicy(a.origin)).includes(b.origin) && (await pagePolicy(b.origin)).includes(a.origin),
@@ -112,4 +86,113 @@ test('a meeting opened through two nodes is one meeting, and moves to the other 
   for (const p of [ada, bo]) await p.close();
   for (const n of nodes) assertLogKeepsSecrets(n.log(), ['Adalind', 'Borislav', room, secret]);
   await b.stop();
+});
+
+test('sent to a node that started after the page loaded, the meeting reopens on that node\'s page', async () => {
+  const redis = await startRedis();
+  const a = await startNode(redis);
+  const room = freshRoom('newnode');
+  // Both users wait on the prejoin screen of node A, loaded before node C exists.
+  const people = [];
+  for (const [kind, name] of /** @type {const} */ ([['chromium', 'Cordelia'], ['firefox', 'Dragomir']])) {
+    const p = await drivers[kind].open(`${a.origin}/${room}#name=${name}`);
+    await p.waitFor('#prejoin');
+    people.push(p);
+  }
+  const c = await startNode(redis);
+  await until(async () => (await pagePolicy(a.origin)).includes(c.origin), 'node A sees node C');
+  // The room's home is C (as if it had been made there): its lease names C.
+  const key = `aconfi:room:${createHmac('sha256', secret).update(room).digest('hex')}`;
+  redis.set(key, c.origin, 60000);
+  const ids = [];
+  for (const p of people) {
+    await p.click('#join-now');
+    ids.push(await until(async () => {
+      const s = await p.evaluate(() => ({ origin: location.origin, state: /** @type {any} */ (window).aconfi?.state, you: /** @type {any} */ (window).aconfi?.you }));
+      return s.origin === c.origin && s.state === 'joined' && s.you;
+    }, `${p} joined on node C's page`, 60000));
+  }
+  await everyoneSeesEveryone(people, ids);
+  // The name came along in the fragment.
+  assert.deepEqual(await people[1].texts('.tile:not(.self) .name'), ['Cordelia']);
+  for (const p of people) await p.close();
+  for (const n of [a, c]) assertLogKeepsSecrets(n.log(), ['Cordelia', 'Dragomir', room, secret]);
+  await a.stop();
+  await c.stop();
+});
+
+/**
+ * nginx's TCP proxy on `port` in front of `upstreams` (TLS passes through),
+ * as examples/cluster/nginx-stream.conf; resolves once it accepts
+ * connections.
+ * @param {number} port @param {number[]} upstreams
+ */
+async function startBalancer(port, upstreams) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'aconfi-lb-'));
+  writeFileSync(path.join(dir, 'nginx.conf'), `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events {}
+stream {
+  upstream aconfi_nodes {
+${upstreams.map((u) => `    server 127.0.0.1:${u} max_fails=1 fail_timeout=5s;`).join('\n')}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    proxy_pass aconfi_nodes;
+    proxy_connect_timeout 2s;
+    proxy_next_upstream on;
+  }
+}
+`);
+  const proc = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+  await until(() => new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+    c.on('error', () => resolve(false));
+  }), 'nginx listening');
+  return proc;
+}
+
+test('behind a balancer: both open its link, the home node is killed, both meet again through the same link', async () => {
+  const redis = await startRedis();
+  const [lbPort, portA, portB] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
+  const lb = `https://localhost:${lbPort}`;
+  const nodes = [await startNode(redis, ['--origin', lb], portA), await startNode(redis, ['--origin', lb], portB)];
+  const balancer = await startBalancer(lbPort, [portA, portB]);
+  try {
+    await until(async () => (await pagePolicy(nodes[0].origin)).includes(nodes[1].origin)
+      && (await pagePolicy(nodes[1].origin)).includes(nodes[0].origin), 'the nodes see each other');
+    const room = freshRoom('balanced');
+    const people = [await drivers.chromium.open(`${lb}/${room}#name=Evander&autojoin=1`)];
+    const ids = [await people[0].joined()];
+    people.push(await drivers.firefox.open(`${lb}/${room}#name=Philippa&autojoin=1`));
+    ids.push(await people[1].joined());
+    await everyoneSeesEveryone(people, ids);
+    // The room lives on one node; whichever it is, kill it.
+    const leases = redis.dump().filter(([k]) => k.startsWith('aconfi:room:'));
+    assert.equal(leases.length, 1);
+    const home = nodes.find((n) => n.origin === leases[0][1]);
+    const other = nodes.find((n) => n !== home);
+    assert.ok(home && other, `the lease names a node: ${leases[0][1]}`);
+    // Each page's current connection, to tell the next one from it.
+    for (const p of people) await p.evaluate(() => { /** @type {any} */ (window).before = /** @type {any} */ (window).aconfi.ws; });
+    home.proc.kill('SIGKILL');
+    const again = await Promise.all(people.map((p) => until(async () => {
+      const m = await p.evaluate(() => {
+        const w = /** @type {any} */ (window);
+        return { state: w.aconfi.state, you: w.aconfi.you, fresh: w.aconfi.ws !== w.before };
+      });
+      return m.fresh && m.state === 'joined' && m.you;
+    }, `${p} joined again`, 60000)));
+    await everyoneSeesEveryone(people, again);
+    await until(async () => redis.dump().some(([k, v]) => k.startsWith('aconfi:room:') && v === other.origin), 'the other node holds the lease');
+    for (const p of people) assert.equal(await p.evaluate(() => location.origin), lb, `${p} stayed on the balancer's page`);
+    for (const p of people) await p.close();
+    for (const n of nodes) assertLogKeepsSecrets(n.log(), ['Evander', 'Philippa', room, secret]);
+    await other.stop();
+  } finally {
+    balancer.kill('SIGKILL');
+  }
 });

@@ -4,8 +4,9 @@
 // names no one).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +79,48 @@ export async function startServer(extraArgs = []) {
       await terminate(proc);
     },
   };
+}
+
+/** @returns {Promise<number>} a TCP port free right now */
+export const freeTcpPort = () => new Promise((resolve) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port } = /** @type {net.AddressInfo} */ (s.address());
+    s.close(() => resolve(port));
+  });
+});
+
+/** A redis-server of its own on a free port, persisting nothing; resolves once it accepts connections. */
+export async function startRedis() {
+  const port = await freeTcpPort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', os.tmpdir()], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  let out = '';
+  await new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => { out += d; if (out.includes('Ready to accept connections')) resolve(undefined); });
+    proc.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+  });
+  /** Sets `key` to `value` for `ms`. @param {string} key @param {string} value @param {number} ms */
+  const set = (key, value, ms) => execFileSync('redis-cli', ['-p', String(port), 'SET', key, value, 'PX', String(ms)]);
+  /** Every key and its value. @returns {[string, string][]} */
+  const dump = () => execFileSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' })
+    .split('\n').filter(Boolean)
+    .map((k) => [k, execFileSync('redis-cli', ['-p', String(port), 'GET', k], { encoding: 'utf8' }).trim()]);
+  return { url: `redis://127.0.0.1:${port}/`, dump, set };
+}
+
+/** The secret the test clusters share. */
+export const CLUSTER_SECRET = 'a cluster secret for the browser test';
+
+/**
+ * A node of the cluster in `redis` on a free port (or `port`).
+ * @param {{url: string}} redis @param {string[]} [extraArgs] @param {number} [port]
+ */
+export async function startNode(redis, extraArgs = [], port = undefined) {
+  const p = port ?? await freeTcpPort();
+  return startServer(['--listen', `127.0.0.1:${p}`, '--public-url', `https://localhost:${p}`,
+    '--redis-url', redis.url, '--cluster-secret', CLUSTER_SECRET, '--drain-seconds', '0', ...extraArgs]);
 }
 
 /**

@@ -12,11 +12,17 @@
 // page's clock (0 = navigation start), when the Meeting reports 'joined'
 // and when the first remote video frame is presented
 // (requestVideoFrameCallback). The page then leaves.
+//
+// CLUSTER=1: a Redis and two nodes instead of one server; the participant
+// already there joined through node A (the room's home). Each browser then
+// opens the link through node A and through node B in turn, and the table
+// compares the two (through B, the join is sent on to A: `moved`, then a
+// second WebSocket).
 
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { launch } from './browsers.mjs';
-import { artifacts, freshRoom, startServer, until } from './harness.mjs';
+import { artifacts, freshRoom, startNode, startRedis, startServer, until } from './harness.mjs';
 
 const RUNS = Number(process.argv[2] ?? 5);
 
@@ -44,46 +50,54 @@ function probe() {
 /** @param {number[]} xs */
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
-const server = await startServer(['--log', 'info']);
+const cluster = Boolean(process.env.CLUSTER);
+const servers = cluster
+  ? await (async () => { const redis = await startRedis(); return [await startNode(redis), await startNode(redis)]; })()
+  : [await startServer(['--log', 'info'])];
 const room = freshRoom('jointime');
-const link = `${server.origin}/${room}`;
+/** Where the measured pages open the link: through each node in turn. */
+const ways = cluster ? [['home node', servers[0]], ['other node', servers[1]]] : [['', servers[0]]];
 const host = await launch('chromium');
-const present = await host.open(`${link}#name=Host&autojoin=1`);
+const present = await host.open(`${servers[0].origin}/${room}#name=Host&autojoin=1`);
 await present.joined();
 
 /** @type {Record<string, {joined: number[], firstFrame: number[]}>} */
 const results = {};
 for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
   const driver = await launch(kind);
-  const r = results[kind] = { joined: [], firstFrame: [] };
+  for (const [way] of ways) results[`${kind} ${way}`.trim()] = { joined: [], firstFrame: [] };
   // One unmeasured run warms the browser process (its first page loads
   // codecs and the fake devices); each measured run is a new context.
   for (let i = 0; i <= RUNS; i++) {
-    const p = await driver.open(`${link}#name=Guest&autojoin=1`, { init: probe });
-    const t = await until(() => p.evaluate(() => {
-      const j = /** @type {any} */ (window).joinProbe;
-      return j.firstFrame !== null && j.joined !== null && j;
-    }), `first frame in ${kind}`, 60000);
-    if (i > 0) {
-      r.joined.push(Math.round(t.joined));
-      r.firstFrame.push(Math.round(t.firstFrame));
+    for (const [way, server] of ways) {
+      const r = results[`${kind} ${way}`.trim()];
+      const p = await driver.open(`${server.origin}/${room}#name=Guest&autojoin=1`, { init: probe });
+      const t = await until(() => p.evaluate(() => {
+        const j = /** @type {any} */ (window).joinProbe;
+        return j.firstFrame !== null && j.joined !== null && j;
+      }), `first frame in ${kind}`, 60000);
+      if (i > 0) {
+        r.joined.push(Math.round(t.joined));
+        r.firstFrame.push(Math.round(t.firstFrame));
+      }
+      await p.close();
+      // The next run starts once the server has seen this one leave.
+      await until(async () => (await present.evaluate(() => /** @type {any} */ (window).aconfi.participants.size)) === 0, 'guest gone');
     }
-    await p.close();
-    // The next run starts once the server has seen this one leave.
-    await until(async () => (await present.evaluate(() => /** @type {any} */ (window).aconfi.participants.size)) === 0, 'guest gone');
   }
   await driver.close();
 }
 await present.close();
 await host.close();
-await server.stop();
+for (const s of servers) await s.stop();
 
 const version = (/** @type {string} */ kind) => (kind === 'chromium' ? 'Chromium' : 'Firefox ESR');
 const lines = [`| browser | joined (median) | first remote frame (median) | first remote frame, ${RUNS} runs |`, '|---|---|---|---|'];
-for (const [kind, r] of Object.entries(results)) {
-  lines.push(`| ${version(kind)} | ${median(r.joined)} ms | ${median(r.firstFrame)} ms | ${r.firstFrame.join(', ')} ms |`);
+for (const [label, r] of Object.entries(results)) {
+  const [kind, ...way] = label.split(' ');
+  lines.push(`| ${[version(kind), ...way].join(' ')} | ${median(r.joined)} ms | ${median(r.firstFrame)} ms | ${r.firstFrame.join(', ')} ms |`);
 }
 console.log(lines.join('\n'));
-const out = path.join(artifacts, 'join-time.json');
+const out = path.join(artifacts, cluster ? 'join-time-cluster.json' : 'join-time.json');
 writeFileSync(out, `${JSON.stringify({ runs: RUNS, results }, null, 2)}\n`);
 console.log(`raw figures: ${out}`);

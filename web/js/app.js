@@ -853,6 +853,23 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
     if (state === 'joined') show('meeting');
   });
   meeting.addEventListener('media', () => { if (meeting.state === 'joined') setBanner(null); });
+  // In a cluster, the room may live on a node that started after this page
+  // loaded: the browser refuses to connect there, so the meeting is opened
+  // on that node's own page, with the key, name and mute states (never the
+  // password) in the fragment, which does not reach any server.
+  document.addEventListener('securitypolicyviolation', (ev) => {
+    if (ev.effectiveDirective === 'connect-src') meeting.blocked(ev.blockedURI);
+  });
+  meeting.addEventListener('relocate', (ev) => {
+    const { origin } = /** @type {CustomEvent} */ (ev).detail;
+    const frag = new URLSearchParams();
+    if (meetingKey) frag.set('key', meetingKey.text);
+    if (meeting.name) frag.set('name', meeting.name);
+    frag.set('autojoin', '1');
+    if (meeting.audioMuted) frag.set('mic', 'off');
+    if (meeting.videoMuted) frag.set('camera', 'off');
+    location.assign(`${origin}/${room}#${frag}`);
+  });
   meeting.addEventListener('password', (ev) => {
     const { wrong, retryAfterMs } = /** @type {CustomEvent} */ (ev).detail;
     const msg = $('password-msg');

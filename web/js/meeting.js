@@ -39,6 +39,7 @@ const MAX_HOPS = 3;
  * - `chat`         detail: {from: number, text: string, private: boolean}
  * - `media`        detail: {connected: true}  (audio/video connected; see `mediaFailing`)
  * - `e2ee`         detail: {}  (end-to-end encryption: who is verified, or the safety code, changed)
+ * - `relocate`     detail: {origin} this page cannot reach the room's home node: open the meeting there
  * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string}
  */
 export class Meeting extends EventTarget {
@@ -63,6 +64,8 @@ export class Meeting extends EventTarget {
     this.nodes = [];
     /** `moved`s followed since the last join: a loop of them backs off. */
     this.hops = 0;
+    /** @type {string|null} the node the last `moved` sent us to, until joined */
+    this.movedTo = null;
     /** @type {MeetingState} */
     this.state = 'connecting';
     /** @type {number|null} our participant id */
@@ -126,9 +129,14 @@ export class Meeting extends EventTarget {
     try {
       ws = new WebSocket(this.wsUrl);
     } catch {
-      // A URL the page may not connect to: back to our own server.
-      this.wsUrl = this.ownUrl;
-      ws = new WebSocket(this.wsUrl);
+      // Firefox refuses at once a node this page may not connect to (one
+      // that started after the page loaded: not in its policy).
+      this.blocked(this.wsUrl);
+      if (this.closing) return;
+      // Not where we were sent: the next server we know of.
+      this.wsUrl = nextServer(this.wsUrl, this.ownUrl, this.nodes);
+      setTimeout(() => { if (!this.closing) this.connect(); }, RECONNECT_MIN_MS);
+      return;
     }
     this.ws = ws;
     this.lastView = '';
@@ -309,6 +317,7 @@ export class Meeting extends EventTarget {
         const url = nodeWsUrl(msg.url);
         if (url) {
           this.wsUrl = url;
+          this.movedTo = url;
           this.hops += 1;
         }
         break;
@@ -318,6 +327,7 @@ export class Meeting extends EventTarget {
         break;
       case 'joined': {
         this.hops = 0;
+        this.movedTo = null;
         this.you = msg.you;
         this.moderator = msg.moderator;
         this.roomState = msg.room;
@@ -593,6 +603,26 @@ export class Meeting extends EventTarget {
     this.ws?.close(1000);
     this.teardown();
     this.setState(state, code);
+  }
+
+  /**
+   * The page may not connect to `url` (its Content-Security-Policy, made
+   * before that node started, does not name it). If that is the node we
+   * were sent to, the meeting goes on from a page of that node: `relocate`
+   * with its https origin, and this session ends.
+   * @param {string} url
+   */
+  blocked(url) {
+    let host;
+    try { host = new URL(url).host; } catch { return; }
+    // The close of the refused socket may have come first and moved on.
+    if (this.closing || !this.movedTo) return;
+    const target = new URL(this.movedTo);
+    if (host !== target.host) return;
+    this.closing = true;
+    if (this.ws && this.ws.readyState !== WebSocket.CLOSED) this.ws.close(1000);
+    this.teardown();
+    this.dispatchEvent(new CustomEvent('relocate', { detail: { origin: `https://${target.host}` } }));
   }
 
   teardown() {

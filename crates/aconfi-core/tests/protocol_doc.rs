@@ -66,6 +66,8 @@ const SERVER_TYPES: &[&str] = &[
     "refused",
     "active_speaker",
     "video_paused",
+    "moved",
+    "nodes",
 ];
 
 #[test]

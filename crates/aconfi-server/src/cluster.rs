@@ -115,6 +115,14 @@ impl Cluster {
         self.others_lock().iter().map(|n| n.url.clone()).collect()
     }
 
+    /// Where this node's pages may be sent: itself (a page served through
+    /// a balancer has the balancer as its origin) and the other live nodes.
+    pub fn connectable(&self) -> Vec<String> {
+        let mut urls = vec![self.url().to_owned()];
+        urls.extend(self.others());
+        urls
+    }
+
     /// Whether `origin` is a node of this cluster, alive or seen alive
     /// before: its pages may open our WebSocket (their clients were sent
     /// here, or come here because their node died).

@@ -82,7 +82,9 @@ async fn security_headers(State(state): State<AppState>, mut res: Response) -> R
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     let csp = match &state.cluster {
-        Some(c) => HeaderValue::from_str(&content_security_policy(&state.frame_ancestors, &c.others()))
+        // This node's own URL too: a page served through a balancer has
+        // the balancer as its 'self', and may be sent here.
+        Some(c) => HeaderValue::from_str(&content_security_policy(&state.frame_ancestors, &c.connectable()))
             .unwrap_or_else(|_| state.csp.clone()),
         None => state.csp.clone(),
     };

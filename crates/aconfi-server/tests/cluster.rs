@@ -135,13 +135,15 @@ async fn a_joined_client_hears_of_the_other_nodes_and_their_pages_may_connect() 
     })
     .await;
     assert_eq!(urls, [url(&b)]);
-    // Pages of a may connect to b (where their clients may be sent), and
-    // a's pages are allowed to: b's URL is in a's connect-src.
+    // Pages of a may connect to b (where their clients may be sent): b's
+    // URL is in a's connect-src, and b takes a's pages' WebSockets.
     let (_, headers, _) = common::https_request(a.https_addr.port(), "GET", "/room-nodes").await;
     let csp = &headers["content-security-policy"];
     let connect = csp.split(';').find(|d| d.trim().starts_with("connect-src")).unwrap();
     let b_host = url(&b).trim_start_matches("https://").to_owned();
     assert!(connect.contains(&url(&b)) && connect.contains(&format!("wss://{b_host}")), "{csp}");
+    // And a itself by its public URL: through a balancer, 'self' is not a.
+    assert!(connect.contains(&url(&a)), "{csp}");
     assert!(common::ws_with_origin(&b, Some(&url(&a))).await.is_ok(), "a's pages may open b's WebSocket");
     assert!(common::ws_with_origin(&b, Some("https://evil.example")).await.is_err(), "others' may not");
 }
