@@ -101,13 +101,11 @@ export async function startRedis() {
     proc.stdout.on('data', (d) => { out += d; if (out.includes('Ready to accept connections')) resolve(undefined); });
     proc.on('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
   });
-  /** Sets `key` to `value` for `ms`. @param {string} key @param {string} value @param {number} ms */
-  const set = (key, value, ms) => execFileSync('redis-cli', ['-p', String(port), 'SET', key, value, 'PX', String(ms)]);
   /** Every key and its value. @returns {[string, string][]} */
   const dump = () => execFileSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' })
     .split('\n').filter(Boolean)
     .map((k) => [k, execFileSync('redis-cli', ['-p', String(port), 'GET', k], { encoding: 'utf8' }).trim()]);
-  return { url: `redis://127.0.0.1:${port}/`, dump, set };
+  return { url: `redis://127.0.0.1:${port}/`, dump, port };
 }
 
 /** The secret the test clusters share. */

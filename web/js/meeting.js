@@ -23,6 +23,9 @@ import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
 
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 8000;
+/** In a cluster, the first CLUSTER_TRIES reconnects wait at most CLUSTER_MAX_MS. */
+const CLUSTER_TRIES = 10;
+const CLUSTER_MAX_MS = 2000;
 /** `moved`s followed at once in a row; more wait like any reconnect. */
 const MAX_HOPS = 3;
 
@@ -176,7 +179,10 @@ export class Meeting extends EventTarget {
       // A server that could not be reached: try the next one we know of.
       if (!opened) this.wsUrl = nextServer(this.wsUrl, this.ownUrl, this.nodes);
       this.setState('reconnecting', code, ev.reason);
-      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt);
+      // In a cluster the next node takes a dead node's meeting over within
+      // seconds: the first tries come closer together there.
+      const max = this.nodes.length > 0 && this.attempt < CLUSTER_TRIES ? CLUSTER_MAX_MS : RECONNECT_MAX_MS;
+      const delay = Math.min(max, RECONNECT_MIN_MS * 2 ** this.attempt);
       this.attempt += 1;
       setTimeout(() => { if (!this.closing) this.connect(); }, delay);
     };

@@ -140,6 +140,11 @@ impl Cluster {
     /// (or for a less loaded one, or any other while this one drains) if
     /// no live node holds it. Here when Redis cannot be asked.
     pub async fn home(&self, room: &RoomName) -> Where {
+        // Known to be down: no join waits for it (the announcements, every
+        // second, find out when it is back).
+        if !self.reachable.load(Ordering::Relaxed) {
+            return Where::Here;
+        }
         let target = self.target();
         let found = tokio::time::timeout(REDIS_TIMEOUT * 2, async {
             let home = self.dir.claim_for(room.as_str(), &target).await?;

@@ -48,10 +48,20 @@ end
 return 0
 "#;
 
-/// Hands a room over from a dead node: only while the lease still names
-/// that node and the node's liveness key is gone.
+/// Hands a room over from a dead node: only while the lease still holds
+/// that value and the node's liveness key is gone.
 const TAKE_OVER: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+/// Replaces a value that is not the cluster's (its tag does not match),
+/// only while it is still that value.
+const REPLACE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
@@ -80,13 +90,11 @@ fn node_key(url: &str) -> String {
 
 /// The Redis key of `room` under the cluster's HMAC key.
 fn room_key(key: &hmac::Key, room: &str) -> String {
-    let tag = hmac::sign(key, room.as_bytes());
-    let mut out = String::with_capacity(12 + 64);
-    out.push_str("aconfi:room:");
-    for b in tag.as_ref() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    format!("aconfi:room:{}", hex(hmac::sign(key, room.as_bytes()).as_ref()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One node's view of the cluster's directory.
@@ -166,15 +174,18 @@ impl Directory {
     }
 
     /// Claims `room` for the node at `url` (this one, or a less loaded one
-    /// the room is sent to) if nobody holds it; else says whose it is.
+    /// the room is sent to) if nobody holds it; else says whose it is. A
+    /// lease that is not the cluster's (no valid tag) is replaced.
     pub async fn claim_for(&self, room: &str, url: &str) -> anyhow::Result<Home> {
         let key = self.room_key(room);
+        let value = self.lease_value(&key, url);
         let mut redis = self.redis.clone();
-        // Twice at most: the owner's lease may end between SET and GET.
-        for _ in 0..2 {
+        // Three times at most: the owner's lease may end between SET and
+        // GET, or a foreign value be replaced meanwhile.
+        for _ in 0..3 {
             let set: Option<String> = redis::cmd("SET")
                 .arg(&key)
-                .arg(url)
+                .arg(&value)
                 .arg("NX")
                 .arg("PX")
                 .arg(self.lease_ms())
@@ -183,23 +194,65 @@ impl Directory {
             if set.is_some() {
                 return Ok(if url == self.url { Home::Here } else { Home::There(url.to_owned()) });
             }
-            let owner: Option<String> = redis.get(&key).await?;
-            match owner {
-                Some(url) if url == self.url => return Ok(Home::Here),
-                Some(url) => return Ok(Home::There(url)),
-                None => continue,
+            let Some(held) = redis.get::<_, Option<String>>(&key).await? else { continue };
+            match self.lease_owner(&key, &held) {
+                Some(owner) if owner == self.url => return Ok(Home::Here),
+                Some(owner) => return Ok(Home::There(owner.to_owned())),
+                None => {
+                    let _: i64 = Script::new(REPLACE)
+                        .key(&key)
+                        .arg(&held)
+                        .arg(&value)
+                        .arg(self.lease_ms())
+                        .invoke_async(&mut redis)
+                        .await?;
+                }
             }
         }
-        anyhow::bail!("the room's lease changed hands twice while claiming it")
+        anyhow::bail!("the room's lease changed hands while claiming it")
+    }
+
+    /// A room lease's value: the owner's URL and a tag binding it to the key.
+    fn lease_value(&self, key: &str, url: &str) -> String {
+        format!("{url} {}", self.tag(&["room", key, url]))
+    }
+
+    /// The owner a lease's value names, if its tag is the cluster's.
+    fn lease_owner<'v>(&self, key: &str, value: &'v str) -> Option<&'v str> {
+        let (url, tag) = value.split_once(' ')?;
+        (self.tag(&["room", key, url]) == tag).then_some(url)
+    }
+
+    /// A node announcement's value: its load and a tag.
+    fn node_value(&self, url: &str, load: u64) -> String {
+        format!("{load} {}", self.tag(&["node", url, &load.to_string()]))
+    }
+
+    /// The load an announcement says, if its tag is the cluster's.
+    fn node_load(&self, url: &str, value: &str) -> Option<u64> {
+        let (load, tag) = value.split_once(' ')?;
+        (self.tag(&["node", url, load]) == tag).then(|| load.parse().ok()).flatten()
+    }
+
+    /// HMAC-SHA256 under the cluster secret of `parts` (each length-prefixed,
+    /// so no two lists give the same input), hex.
+    fn tag(&self, parts: &[&str]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for p in parts {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p.as_bytes());
+        }
+        hex(ctx.sign().as_ref())
     }
 
     /// Renews this node's lease on `room`; false if it is no longer ours
     /// (it expired, and another node may have it now).
     pub async fn renew(&self, room: &str) -> anyhow::Result<bool> {
         let mut redis = self.redis.clone();
+        let key = self.room_key(room);
         let n: i64 = Script::new(RENEW)
-            .key(self.room_key(room))
-            .arg(&self.url)
+            .arg(self.lease_value(&key, &self.url))
+            .key(key)
             .arg(self.lease_ms())
             .invoke_async(&mut redis)
             .await?;
@@ -211,11 +264,12 @@ impl Directory {
     /// (one script: checked and set at once). True if taken.
     pub async fn take_over(&self, room: &str, dead: &str, url: &str) -> anyhow::Result<bool> {
         let mut redis = self.redis.clone();
+        let key = self.room_key(room);
         let n: i64 = Script::new(TAKE_OVER)
-            .key(self.room_key(room))
+            .arg(self.lease_value(&key, dead))
+            .arg(self.lease_value(&key, url))
+            .key(key)
             .key(node_key(dead))
-            .arg(dead)
-            .arg(url)
             .arg(self.lease_ms())
             .invoke_async(&mut redis)
             .await?;
@@ -225,7 +279,9 @@ impl Directory {
     /// Gives `room` up (it ended here), if it is still ours.
     pub async fn release(&self, room: &str) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
-        let _: i64 = Script::new(RELEASE).key(self.room_key(room)).arg(&self.url).invoke_async(&mut redis).await?;
+        let key = self.room_key(room);
+        let _: i64 =
+            Script::new(RELEASE).arg(self.lease_value(&key, &self.url)).key(key).invoke_async(&mut redis).await?;
         Ok(())
     }
 
@@ -233,8 +289,13 @@ impl Directory {
     pub async fn announce(&self, load: u64, ttl: Duration) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let _: () =
-            redis::cmd("SET").arg(node_key(&self.url)).arg(load).arg("PX").arg(ttl_ms).query_async(&mut redis).await?;
+        let _: () = redis::cmd("SET")
+            .arg(node_key(&self.url))
+            .arg(self.node_value(&self.url, load))
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut redis)
+            .await?;
         Ok(())
     }
 
@@ -270,8 +331,10 @@ impl Directory {
         let mut nodes = Vec::with_capacity(keys.len());
         for key in keys {
             // Gone between SCAN and GET: expired, so not live.
-            let load: Option<u64> = redis.get(&key).await?;
-            if let (Some(load), Some(url)) = (load, key.strip_prefix("aconfi:node:")) {
+            let value: Option<String> = redis.get(&key).await?;
+            let Some(url) = key.strip_prefix("aconfi:node:") else { continue };
+            // Not the cluster's (no valid tag): not a node.
+            if let Some(load) = value.and_then(|v| self.node_load(url, &v)) {
                 nodes.push(Node { url: url.to_owned(), load });
             }
         }

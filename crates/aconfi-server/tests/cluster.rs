@@ -110,7 +110,7 @@ async fn a_room_opened_through_either_node_is_one_meeting_on_its_home_node() {
     let dump = redis.dump();
     let rooms: Vec<_> = dump.iter().filter(|(k, _)| k.starts_with("aconfi:room:")).collect();
     assert_eq!(rooms.len(), 1, "{dump:?}");
-    assert_eq!(rooms[0].1, url(&a), "the directory names a as the home");
+    assert_eq!(rooms[0].1.split(' ').next(), Some(url(&a).as_str()), "the directory names a as the home");
     assert_eq!(dump.len(), 3, "a room and two nodes: {dump:?}");
     assert_no_name(&redis, room);
 
@@ -233,7 +233,8 @@ async fn without_redis_the_meeting_goes_on_and_the_node_claims_its_rooms_again_w
     let a_url = url(&a);
     eventually("a registers again", || {
         let dump = _back.dump();
-        let rooms = dump.iter().filter(|(k, v)| k.starts_with("aconfi:room:") && *v == a_url).count();
+        let rooms =
+            dump.iter().filter(|(k, v)| k.starts_with("aconfi:room:") && v.starts_with(&format!("{a_url} "))).count();
         rooms == 2 && dump.iter().any(|(k, _)| *k == format!("aconfi:node:{a_url}"))
     })
     .await;

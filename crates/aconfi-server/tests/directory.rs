@@ -150,3 +150,40 @@ async fn without_redis_calls_fail_in_bounded_time_and_work_again_when_it_is_back
     assert!(err.is_err());
     assert!(started.elapsed() < TIMEOUT * 4);
 }
+
+#[tokio::test]
+async fn values_not_signed_with_the_cluster_secret_are_no_values() {
+    let redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    // Someone who can write to Redis but has not the secret names their own
+    // site as a room's home and as a live node.
+    let key = a.room_key("room-forged");
+    let _: () = redis::cmd("SET").arg(&key).arg("https://evil.example 00").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("aconfi:node:https://evil.example").arg("0 00").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("aconfi:node:https://bare.example").arg("0").query(&mut c).unwrap();
+    // The room is a's to claim; no such node is alive.
+    assert_eq!(a.claim("room-forged").await.unwrap(), Home::Here);
+    assert!(a.renew("room-forged").await.unwrap(), "and a holds it now");
+    assert!(a.live_nodes().await.unwrap().is_empty());
+    // A genuine value, copied to another room's key, names no one there either.
+    let other = a.room_key("room-other");
+    let genuine: String = redis::cmd("GET").arg(&key).query(&mut c).unwrap();
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    let _: () = redis::cmd("SET").arg(&other).arg(&genuine).query(&mut c).unwrap();
+    assert_eq!(b.claim("room-other").await.unwrap(), Home::Here);
+    // Another cluster's node (another secret) cannot be taken for one of ours.
+    let foreign = Directory::connect(
+        &redis.url(),
+        "https://node-f.example",
+        b"another cluster's secret",
+        Duration::from_secs(30),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    foreign.announce(1, Duration::from_secs(30)).await.unwrap();
+    a.announce(2, Duration::from_secs(30)).await.unwrap();
+    let live: Vec<String> = b.live_nodes().await.unwrap().into_iter().map(|n| n.url).collect();
+    assert_eq!(live, ["https://node-a.example"]);
+}
