@@ -105,7 +105,9 @@ export async function startRedis() {
   const dump = () => execFileSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' })
     .split('\n').filter(Boolean)
     .map((k) => [k, execFileSync('redis-cli', ['-p', String(port), 'GET', k], { encoding: 'utf8' }).trim()]);
-  return { url: `redis://127.0.0.1:${port}/`, dump, port };
+  /** Stops it; resolves when it has exited. */
+  const stop = () => terminate(proc);
+  return { url: `redis://127.0.0.1:${port}/`, dump, port, stop };
 }
 
 /** The secret the test clusters share. */

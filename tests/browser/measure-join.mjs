@@ -51,9 +51,8 @@ function probe() {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 
 const cluster = Boolean(process.env.CLUSTER);
-const servers = cluster
-  ? await (async () => { const redis = await startRedis(); return [await startNode(redis), await startNode(redis)]; })()
-  : [await startServer(['--log', 'info'])];
+const redis = cluster ? await startRedis() : null;
+const servers = redis ? [await startNode(redis, ['--log', 'info']), await startNode(redis, ['--log', 'info'])] : [await startServer(['--log', 'info'])];
 const room = freshRoom('jointime');
 /** Where the measured pages open the link: through each node in turn. */
 const ways = cluster ? [['home node', servers[0]], ['other node', servers[1]]] : [['', servers[0]]];
@@ -90,6 +89,7 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
 await present.close();
 await host.close();
 for (const s of servers) await s.stop();
+await redis?.stop();
 
 const version = (/** @type {string} */ kind) => (kind === 'chromium' ? 'Chromium' : 'Firefox ESR');
 const lines = [`| browser | joined (median) | first remote frame (median) | first remote frame, ${RUNS} runs |`, '|---|---|---|---|'];
