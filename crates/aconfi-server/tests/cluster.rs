@@ -5,7 +5,8 @@
 //! whose home stopped announcing itself is taken over; a meeting goes on
 //! while Redis is down and the node claims its rooms again when Redis is
 //! back; a new room goes to the less loaded node; a draining node takes no
-//! new room and hands its meetings over. Redis never holds a room's name.
+//! new room and hands its meetings over, and the real binary drains on
+//! SIGTERM. Redis never holds a room's name.
 
 mod common;
 
@@ -276,4 +277,61 @@ async fn a_draining_node_takes_no_new_room_and_hands_its_meetings_over() {
         join_via(&b, "room-old").await.expect("b is the new home");
     };
     tokio::join!(a.drain(Duration::from_secs(3)), checks);
+}
+
+#[tokio::test]
+async fn the_binary_drains_on_sigterm_then_hands_its_meeting_over_and_exits() {
+    let redis = Redis::start();
+    let b = node(&redis).await;
+    // The real binary as node a, with a certificate of the test's making.
+    let dir = std::env::temp_dir().join(format!("aconfi-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let der = ck.cert.der().to_vec();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a_url = format!("https://localhost:{port}");
+    let mut a = std::process::Command::new(env!("CARGO_BIN_EXE_aconfi"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--media-bind", "127.0.0.1"])
+        .args(["--shards", "1", "--log", "warn", "--drain-seconds", "2"])
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .args(["--redis-url", &redis.url(), "--public-url", &a_url, "--cluster-secret", SECRET])
+        .env_remove("ACONFI_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("runs aconfi");
+    eventually("b sees the binary's node", || b.cluster_peers() == [a_url.clone()]).await;
+    let mut staying = common::ws_at(port, der.clone()).await;
+    send(&mut staying, &silent_join("room-draining")).await;
+    until(&mut staying, |m| matches!(m, ServerMsg::Joined { .. }).then_some(())).await;
+
+    let killed = std::process::Command::new("kill").args(["-TERM", &a.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    // Draining: b no longer counts it, it still runs, and sends a new room to b.
+    eventually("the node withdraws", || b.cluster_peers().is_empty()).await;
+    assert!(a.try_wait().unwrap().is_none(), "still running while its meeting goes on");
+    let mut newcomer = common::ws_at(port, der).await;
+    send(&mut newcomer, &silent_join("room-after-sigterm")).await;
+    let sent = until(&mut newcomer, |m| match m {
+        ServerMsg::Moved { url } => Some(url.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(sent, url(&b));
+    // After --drain-seconds the meeting is sent to b, and the node stops.
+    let moved = until(&mut staying, |m| match m {
+        ServerMsg::Moved { url } => Some(url.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(moved, url(&b));
+    eventually("the node exits", || a.try_wait().unwrap().is_some()).await;
+    assert_eq!(a.wait().unwrap().code(), Some(0), "a clean exit");
+    join_via(&b, "room-draining").await.expect("b takes the meeting");
+    let _ = std::fs::remove_dir_all(&dir);
 }

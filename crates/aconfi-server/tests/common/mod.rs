@@ -83,6 +83,21 @@ pub async fn ws_with_origin(
     Ok(ws)
 }
 
+/// A WebSocket to a server on `port` (not started in this process) that
+/// trusts exactly the certificate `cert_der`, valid for localhost.
+pub async fn ws_at(port: u16, cert_der: Vec<u8>) -> Ws {
+    let tls = tls_config(Some(cert_der));
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        format!("wss://localhost:{port}/ws"),
+        None,
+        false,
+        Some(Connector::Rustls(tls)),
+    )
+    .await
+    .expect("websocket connects");
+    ws
+}
+
 /// Reads until the server closes; returns the close code (and the
 /// `error` message's code, if one came first).
 pub async fn close_code(ws: &mut Ws) -> (Option<u16>, Option<u16>) {
