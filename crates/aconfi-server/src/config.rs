@@ -12,7 +12,7 @@ use clap::Parser;
 /// With no options it serves https://localhost:8443 with a self-signed
 /// certificate made in memory, and media on UDP port 10000.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "aconfi", version, about, long_about = None)]
+#[command(name = "aconfi", version = VERSION, about, long_about = None)]
 pub struct Config {
     /// Address for HTTPS and the signaling WebSocket.
     #[arg(long, env = "ACONFI_LISTEN", default_value = "0.0.0.0:8443")]
@@ -117,6 +117,10 @@ pub struct Config {
     #[arg(long, env = "ACONFI_LOG", default_value = "info")]
     pub log: String,
 }
+
+/// What `--version` prints after the name: the version and the commit the
+/// binary was built from (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ACONFI_COMMIT"), ")");
 
 /// Most media shards (`--shards`); the default, one per core, is capped
 /// here too.
