@@ -6,8 +6,9 @@
 # with RTMP, ffmpeg; npm packages), builds, runs the Rust
 # tests (core simulation, server over loopback, the streaming worker against
 # a real ingest, bad input and hostile clients, a short fuzzing pass,
-# protocol spec), a 30 s churn soak, type-checks the web client, and drives
-# real Chromium and Firefox in the same meetings.
+# protocol spec), a 30 s churn soak, builds and installs the Debian package
+# (cargo-deb, installed with cargo if missing), type-checks the web client,
+# and drives real Chromium and Firefox in the same meetings.
 # Ends with one summary line: "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +27,14 @@ step "system packages"
 # the name overlays, glib-networking for RTMPS; its tests send with
 # gst-launch-1.0 from -tools); a real RTMP ingest (nginx with the rtmp and
 # stream modules) and ffmpeg to read what it receives; tc (iproute2) and
-# nft (nftables) for the weak and lossy links of the network tests.
+# nft (nftables) for the weak and lossy links of the network tests; dpkg-dev
+# (the package's library dependencies), systemd (systemd-analyze), curl and
+# util-linux (setpriv) for the package test.
 packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-dejavu-core
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl
-  pulseaudio pulseaudio-utils redis-server)
+  pulseaudio pulseaudio-utils redis-server dpkg-dev systemd curl util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -63,6 +66,9 @@ elif ip link add aconfi-test0 type veth peer name aconfi-test1 2>/dev/null \
 else
   echo "WARNING: no default route and none could be added (needs root and veth): Firefox cannot connect media here"
 fi
+
+step "cargo-deb (the Debian package's builder)"
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0 || die "cargo install cargo-deb"
 
 step "npm packages (playwright-core, puppeteer-core, typescript)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci"
@@ -96,6 +102,13 @@ add_counts "$rp" "$rf" "$rust_rc"
 
 step "churn soak, 30 s (scripts/soak.sh: joins, leaves, vanishing clients, garbage datagrams)"
 if bash scripts/soak.sh 30 20 2>&1 | tee "$log_dir/soak.log" && grep -q '^soak: ok' "$log_dir/soak.log"; then
+  add_counts 1 0 0
+else
+  add_counts 0 1 1
+fi
+
+step "Debian package (tests/package/deb.sh: build, dpkg -i, systemd-analyze, run as the unit would)"
+if bash tests/package/deb.sh 2>&1 | tee "$log_dir/deb.log" && grep -q '^deb: ok' "$log_dir/deb.log"; then
   add_counts 1 0 0
 else
   add_counts 0 1 1
