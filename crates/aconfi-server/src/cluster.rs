@@ -31,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::config::{public_origin, Config};
 use crate::directory::{Directory, Home, Node};
+use crate::metrics::ClusterGauges;
 use crate::shards::Shards;
 
 /// How often a node says it is alive and reads who else is.
@@ -78,12 +79,13 @@ pub struct Cluster {
     /// Stopping: no new room is made here.
     draining: AtomicBool,
     moves: broadcast::Sender<Move>,
+    gauges: ClusterGauges,
 }
 
 impl Cluster {
     /// The cluster `config` names (`--redis-url`), if it names one. Does
     /// not connect yet: a node starts even while Redis is down.
-    pub fn new(config: &Config, shards: Arc<Shards>) -> anyhow::Result<Option<Arc<Self>>> {
+    pub fn new(config: &Config, shards: Arc<Shards>, gauges: ClusterGauges) -> anyhow::Result<Option<Arc<Self>>> {
         let (Some(redis), Some(url), Some(secret)) = (&config.redis_url, &config.public_url, &config.cluster_secret)
         else {
             return Ok(None);
@@ -98,6 +100,7 @@ impl Cluster {
             reachable: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             moves,
+            gauges,
         })))
     }
 
@@ -193,12 +196,14 @@ impl Cluster {
     }
 
     fn answered(&self) {
+        self.gauges.redis_reachable.set(1);
         if !self.reachable.swap(true, Ordering::Relaxed) {
             info!("Redis answers again: this node is registered in the cluster");
         }
     }
 
     fn failed(&self, e: &anyhow::Error) {
+        self.gauges.redis_reachable.set(0);
         if self.reachable.swap(false, Ordering::Relaxed) {
             warn!(error = %e, "Redis unreachable: meetings go on, new rooms are made on this node alone");
         }
@@ -226,6 +231,7 @@ impl Cluster {
                 }
             }
         }
+        self.gauges.nodes.set(i64::try_from(others.len() + 1).unwrap_or(i64::MAX));
         *self.others_lock() = others;
         Ok(())
     }

@@ -116,7 +116,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let metrics = metrics::Metrics::default();
+    let mut metrics = metrics::Metrics::default();
+    if config.redis_url.is_some() {
+        metrics.cluster = Some(metrics::ClusterGauges::default());
+    }
     let guess_limits = aconfi_core::address::GuessLimits::default();
     let mut cores = Vec::with_capacity(shard_count);
     let mut starts = Vec::with_capacity(shard_count);
@@ -154,7 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
     });
     tracker.spawn(shards::report(shards.clone(), metrics.clone(), cancel.clone()));
-    let cluster = cluster::Cluster::new(&config, shards.clone())?;
+    let cluster = cluster::Cluster::new(&config, shards.clone(), metrics.cluster.clone().unwrap_or_default())?;
     if let Some(c) = &cluster {
         let (tx, rx) = mpsc::unbounded_channel();
         shards.on_empty(tx);

@@ -35,6 +35,16 @@ pub struct Metrics {
     pub datagrams_dropped: Counter,
     cpu_seconds: Counter<f64>,
     resident_bytes: Gauge,
+    /// In a cluster (shown only there): the nodes this one counts as
+    /// alive, itself included, and whether Redis answered last time.
+    pub cluster: Option<ClusterGauges>,
+}
+
+/// A cluster node's own figures.
+#[derive(Clone, Default)]
+pub struct ClusterGauges {
+    pub nodes: Gauge,
+    pub redis_reachable: Gauge,
 }
 
 impl Metrics {
@@ -73,6 +83,14 @@ impl Metrics {
             Unit::Bytes,
             self.resident_bytes.clone(),
         );
+        if let Some(c) = &self.cluster {
+            r.register("cluster_nodes", "Nodes of the cluster alive, this one included", c.nodes.clone());
+            r.register(
+                "cluster_redis_reachable",
+                "1 if Redis answered this node's last call, else 0",
+                c.redis_reachable.clone(),
+            );
+        }
         r
     }
 

@@ -335,3 +335,37 @@ async fn the_binary_drains_on_sigterm_then_hands_its_meeting_over_and_exits() {
     join_via(&b, "room-draining").await.expect("b takes the meeting");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn metrics_show_the_nodes_alive_and_whether_redis_answers() {
+    let mut redis = Redis::start();
+    let a = common::server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let plain = common::samples(&common::scrape(a.metrics_addr.unwrap()).await);
+    assert!(!plain.keys().any(|k| k.starts_with("aconfi_cluster")), "one node alone shows none: {plain:?}");
+    a.shutdown().await;
+
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a = common::server_with(|c| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.redis_url = Some(redis.url());
+        c.public_url = Some(format!("https://localhost:{port}").parse().unwrap());
+        c.cluster_secret = Some(SECRET.into());
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let b = node(&redis).await;
+    acquainted(&a, &b).await;
+    let addr = a.metrics_addr.unwrap();
+    let m = common::samples(&common::scrape(addr).await);
+    assert_eq!((m.get("aconfi_cluster_nodes"), m.get("aconfi_cluster_redis_reachable")), (Some(&2.0), Some(&1.0)));
+    redis.stop();
+    let mut reachable = Some(1.0);
+    for _ in 0..100 {
+        reachable = common::samples(&common::scrape(addr).await).get("aconfi_cluster_redis_reachable").copied();
+        if reachable == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reachable, Some(0.0), "Redis stopped: the gauge says so within seconds");
+}
