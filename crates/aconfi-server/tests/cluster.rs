@@ -25,12 +25,18 @@ const SECRET: &str = "cluster secret for the tests";
 
 /// A node of the cluster in `redis`, its public URL on its own port.
 async fn node(redis: &Redis) -> Server {
+    node_with(redis, |_| {}).await
+}
+
+/// Like [`node`], with some settings changed.
+async fn node_with(redis: &Redis, change: impl FnOnce(&mut aconfi_server::Config)) -> Server {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = common::server_with(|c| {
         c.listen = format!("127.0.0.1:{port}").parse().unwrap();
         c.redis_url = Some(redis.url());
         c.public_url = Some(format!("https://localhost:{port}").parse().unwrap());
         c.cluster_secret = Some(SECRET.into());
+        change(c);
     })
     .await;
     common::remember_cert(&server);
@@ -344,15 +350,7 @@ async fn metrics_show_the_nodes_alive_and_whether_redis_answers() {
     assert!(!plain.keys().any(|k| k.starts_with("aconfi_cluster")), "one node alone shows none: {plain:?}");
     a.shutdown().await;
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let a = common::server_with(|c| {
-        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        c.redis_url = Some(redis.url());
-        c.public_url = Some(format!("https://localhost:{port}").parse().unwrap());
-        c.cluster_secret = Some(SECRET.into());
-        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    })
-    .await;
+    let a = node_with(&redis, |c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let b = node(&redis).await;
     acquainted(&a, &b).await;
     let addr = a.metrics_addr.unwrap();
