@@ -50,6 +50,37 @@ pub struct Config {
     #[arg(long, env = "ACONFI_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
 
+    /// Get a trusted certificate for these domain names by itself, from
+    /// Let's Encrypt or the CA `--acme-directory` names (ACME, TLS-ALPN-01
+    /// on the HTTPS port, which must be reachable as port 443 of each
+    /// name), and renew it a third of its lifetime before it ends. Kept in
+    /// memory unless `--acme-cache` is given. Comma-separated; instead of
+    /// `--cert`/`--key`. docs/deploy.md.
+    #[arg(long, env = "ACONFI_DOMAIN", value_delimiter = ',', value_parser = domain_name, conflicts_with = "cert")]
+    pub domain: Vec<String>,
+
+    /// The ACME CA for `--domain`: `letsencrypt`, `letsencrypt-staging`
+    /// (for trying things out: its certificates are not trusted), or the
+    /// https URL of another CA's directory.
+    #[arg(long, env = "ACONFI_ACME_DIRECTORY", default_value = "letsencrypt", value_parser = acme_directory)]
+    pub acme_directory: String,
+
+    /// An e-mail address the CA may write to about the certificates
+    /// (optional).
+    #[arg(long, env = "ACONFI_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// A directory to keep the ACME account and certificate in, so that a
+    /// restart does not ask the CA again (its rate limits). The one thing
+    /// A-Confi writes, and only when given; nothing about meetings.
+    #[arg(long, env = "ACONFI_ACME_CACHE", requires = "domain")]
+    pub acme_cache: Option<PathBuf>,
+
+    /// A CA certificate (PEM) to trust for the ACME directory's own HTTPS,
+    /// for a private ACME CA; the public roots are trusted anyway.
+    #[arg(long, env = "ACONFI_ACME_CA", requires = "domain")]
+    pub acme_ca: Option<PathBuf>,
+
     /// Page origins allowed to open the signaling WebSocket besides those
     /// the certificate is valid for, e.g. `https://meet.example.org` when a
     /// reverse proxy serves A-Confi under its own name. Comma-separated.
@@ -154,6 +185,37 @@ impl Config {
                 usize::from(self.media_port) + self.shard_count() - 1
             )
         })
+    }
+}
+
+/// Let's Encrypt's production ACME directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging ACME directory (untrusted certificates).
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// `--acme-directory`: a keyword or an https URL, as the URL.
+fn acme_directory(value: &str) -> Result<String, String> {
+    match value {
+        "letsencrypt" => Ok(LETS_ENCRYPT.into()),
+        "letsencrypt-staging" => Ok(LETS_ENCRYPT_STAGING.into()),
+        url if url.starts_with("https://") && url.len() > "https://".len() && !url.contains(char::is_whitespace) => {
+            Ok(url.into())
+        }
+        _ => Err("use letsencrypt, letsencrypt-staging or an https:// URL of an ACME directory".into()),
+    }
+}
+
+/// `--domain`: a DNS name (not an address: ACME certifies names), lower case.
+fn domain_name(value: &str) -> Result<String, String> {
+    let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
+    if valid_host(&name)
+        && name.contains('.')
+        && name.parse::<IpAddr>().is_err()
+        && name.bytes().any(|b| b.is_ascii_alphabetic())
+    {
+        Ok(name)
+    } else {
+        Err(format!("`{value}` is not a domain name like meet.example.org"))
     }
 }
 
@@ -355,5 +417,29 @@ mod tests {
         assert!(parse(&["--redis-url", "redis://127.0.0.1/"]).is_err(), "no public URL");
         assert!(parse(&["--public-url", "https://a.example"]).is_err(), "a public URL but no Redis");
         assert!(Config::defaults().redis_url.is_none(), "one node by default");
+    }
+
+    #[test]
+    fn acme_takes_domain_names_and_known_or_https_directories() {
+        assert_eq!(domain_name("Meet.Example.ORG.").as_deref(), Ok("meet.example.org"));
+        for bad in ["localhost", "127.0.0.1", "meet", "meet..example.org", "meet.example.org/x", "*.example.org", ""] {
+            assert!(domain_name(bad).is_err(), "{bad:?} was taken");
+        }
+        assert_eq!(acme_directory("letsencrypt").as_deref(), Ok(LETS_ENCRYPT));
+        assert_eq!(acme_directory("letsencrypt-staging").as_deref(), Ok(LETS_ENCRYPT_STAGING));
+        assert_eq!(acme_directory("https://ca.example/dir").as_deref(), Ok("https://ca.example/dir"));
+        for bad in ["http://ca.example/dir", "https://", "staging", "https://ca.example/ dir"] {
+            assert!(acme_directory(bad).is_err(), "{bad:?} was taken");
+        }
+        let parse = |args: &[&str]| Config::try_parse_from(["aconfi"].iter().chain(args));
+        assert!(
+            parse(&["--domain", "meet.example.org", "--cert", "c.pem", "--key", "k.pem"]).is_err(),
+            "one or the other"
+        );
+        assert!(parse(&["--acme-cache", "/var/lib/aconfi"]).is_err(), "a cache without a domain");
+        assert_eq!(
+            parse(&["--domain", "a.example.org,b.example.org"]).unwrap().domain,
+            ["a.example.org", "b.example.org"]
+        );
     }
 }

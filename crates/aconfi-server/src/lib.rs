@@ -93,7 +93,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     // Made once; `--frame-ancestors` was checked when it was parsed.
     let csp = web::content_security_policy(&config.frame_ancestors, &[]);
     let csp = axum::http::HeaderValue::from_str(&csp).context("the Content-Security-Policy header")?;
-    let tls = tls::load(&config).await?;
+    let mut tls = tls::load(&config).await?;
+    let acme = tls.acme.take();
+    let acme_domains = acme.as_ref().map(|a| a.domains.clone()).unwrap_or_default();
+    // Strict-Transport-Security only with a certificate browsers trust: on
+    // the generated one it would stop them from letting the user past its
+    // warning for a year.
+    let hsts = tls.operator_cert_der.is_some() || acme.as_ref().is_some_and(|a| a.trusted);
     let shard_count = config.shard_count();
     let caps = ice_tcp::Caps::default();
     let mut medias = Vec::with_capacity(shard_count);
@@ -168,8 +174,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shards: shards.clone(),
         next_id: Arc::new(AtomicU64::new(1)),
         cancel: cancel.clone(),
-        origins: web::Origins::new(tls.operator_cert_der.clone(), &config.origin),
-        hsts: tls.operator_cert_der.is_some(),
+        origins: web::Origins::new(tls.operator_cert_der.clone(), acme_domains, &config.origin),
+        hsts,
         csp,
         frame_ancestors: config.frame_ancestors.clone(),
         cluster: cluster.clone(),
@@ -191,6 +197,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             tracing::error!(error = %e, "HTTPS server stopped");
         }
     });
+    if let Some(acme) = acme {
+        tracker.spawn(acme.run(cancel.clone()));
+    }
     let metrics_addr = match config.metrics_listen {
         Some(addr) => Some(metrics::serve(addr, metrics, cancel.clone()).await?),
         None => None,

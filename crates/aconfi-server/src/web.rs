@@ -211,12 +211,14 @@ pub struct Origins {
     cert: Option<Arc<Vec<u8>>>,
     /// `--origin`: exact origins allowed besides (a reverse proxy's name).
     extra: Vec<String>,
+    /// `--domain`: the names the ACME certificate is for (lower case).
+    domains: Vec<String>,
 }
 
 impl Origins {
-    pub fn new(cert: Option<Vec<u8>>, extra: &[String]) -> Self {
+    pub fn new(cert: Option<Vec<u8>>, domains: Vec<String>, extra: &[String]) -> Self {
         let extra = extra.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect();
-        Origins { cert: cert.map(Arc::new), extra }
+        Origins { cert: cert.map(Arc::new), extra, domains }
     }
 
     /// Whether a page of `origin` may connect; `host` is the request's Host.
@@ -227,6 +229,10 @@ impl Origins {
         }
         // Only pages served over HTTPS: we serve nothing else.
         let Some(authority) = origin.strip_prefix("https://") else { return false };
+        // The names our ACME certificate is for, whatever the port.
+        if !self.domains.is_empty() {
+            return self.domains.iter().any(|d| d == host_of(authority));
+        }
         match &self.cert {
             // Not the Host header: a page on a name that resolves to us (DNS
             // rebinding) sends its own name there. Only names our
