@@ -30,12 +30,13 @@ step "system packages"
 # nft (nftables) for the weak and lossy links of the network tests; dpkg-dev
 # (the package's library dependencies), systemd (systemd-analyze), curl and
 # util-linux (setpriv) for the package test; pebble, a real ACME CA (with
-# its test DNS server), for the certificate tests.
+# its test DNS server), for the certificate tests, and certutil
+# (libnss3-tools) to make Chromium trust only its root.
 packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-dejavu-core
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl
-  pulseaudio pulseaudio-utils redis-server dpkg-dev systemd curl util-linux pebble)
+  pulseaudio pulseaudio-utils redis-server dpkg-dev systemd curl util-linux pebble libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

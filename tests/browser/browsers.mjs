@@ -178,7 +178,10 @@ const CHROMIUM_ARGS = [
 ];
 
 /**
- * @param {{args?: string[]}} [opts] `args`: more command-line switches
+ * @param {{args?: string[], home?: string, strictTls?: boolean}} [opts] `args`: more command-line
+ *   switches; `home`: the HOME it runs with (its NSS certificate store is
+ *   `home/.pki/nssdb`); `strictTls`: certificate errors are errors (else
+ *   the servers' generated certificates are accepted)
  * @returns {Promise<Driver>}
  */
 export async function launchChromium(opts = {}) {
@@ -186,11 +189,13 @@ export async function launchChromium(opts = {}) {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
+    env: opts.home ? { ...process.env, HOME: opts.home } : process.env,
   });
+  const strictTls = Boolean(opts.strictTls);
   return {
     kind: 'chromium',
     async open(url, opts = {}) {
-      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: opts.viewport ?? VIEWPORT });
+      const context = await browser.newContext({ ignoreHTTPSErrors: !strictTls, viewport: opts.viewport ?? VIEWPORT });
       if (opts.init) await context.addInitScript(opts.init);
       const page = await context.newPage();
       const p = new Participant('chromium', page, {

@@ -116,12 +116,20 @@ impl Acme {
             };
             match event {
                 Some(Ok(ok)) => tracing::info!(domains = %names, event = ?ok, "certificate"),
-                Some(Err(e)) => tracing::error!(
-                    domains = %names,
-                    error = %e,
-                    "could not get a certificate: does each --domain point at this server, with its HTTPS port \
-                     reachable as port 443? (trying again)"
-                ),
+                Some(Err(e)) => {
+                    use rustls_acme::{EventError, OrderError};
+                    let why = match &e {
+                        EventError::Order(OrderError::BadAuth(_) | OrderError::TooManyAttemptsAuth(_)) => {
+                            "the CA could not check the names: does each --domain point at this server, with its \
+                             HTTPS port reachable as port 443?"
+                        }
+                        EventError::Order(OrderError::Acme(_)) => {
+                            "talking to the CA failed: is --acme-directory right and reachable from here?"
+                        }
+                        _ => "see the error",
+                    };
+                    tracing::error!(domains = %names, error = %e, "could not get a certificate ({why}); trying again");
+                }
                 None => return,
             }
         }
