@@ -216,8 +216,10 @@ export async function launchChromium(opts = {}) {
  * a candidate on a real interface. Headless Firefox has no screen to
  * capture; `{display: true}` runs it in a window on a private Xvfb display
  * instead, so getDisplayMedia shares that screen. `prefs` adds or
- * overrides Firefox preferences.
- * @param {{display?: boolean, prefs?: Record<string, unknown>}} [opts]
+ * overrides Firefox preferences. `profile`: a profile directory of the
+ * test's making (e.g. with a certificate store); `strictTls`: certificate
+ * errors are errors (else the servers' generated certificates are accepted).
+ * @param {{display?: boolean, prefs?: Record<string, unknown>, profile?: string, strictTls?: boolean}} [opts]
  * @returns {Promise<Driver>}
  */
 export async function launchFirefox(opts = {}) {
@@ -226,7 +228,8 @@ export async function launchFirefox(opts = {}) {
     browser: 'firefox',
     executablePath: process.env.FIREFOX ?? '/usr/bin/firefox-esr',
     headless: !xvfb,
-    acceptInsecureCerts: true,
+    acceptInsecureCerts: !opts.strictTls,
+    ...(opts.profile ? { userDataDir: opts.profile } : {}),
     env: xvfb ? { ...process.env, DISPLAY: xvfb.display } : process.env,
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
