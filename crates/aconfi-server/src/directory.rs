@@ -48,20 +48,11 @@ end
 return 0
 "#;
 
-/// Hands a room over from a dead node: only while the lease still holds
-/// that value and the node's liveness key is gone.
-const TAKE_OVER: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"#;
-
-/// Replaces a value that is not the cluster's (its tag does not match),
-/// only while it is still that value.
+/// Replaces a value only while it is still ARGV[1] and, when a second key
+/// is given, while that key does not exist: a room handed over from a dead
+/// node (its liveness key gone), or a value that is not the cluster's.
 const REPLACE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.call('GET', KEYS[1]) == ARGV[1] and (KEYS[2] == nil or redis.call('EXISTS', KEYS[2]) == 0) then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
@@ -265,7 +256,7 @@ impl Directory {
     pub async fn take_over(&self, room: &str, dead: &str, url: &str) -> anyhow::Result<bool> {
         let mut redis = self.redis.clone();
         let key = self.room_key(room);
-        let n: i64 = Script::new(TAKE_OVER)
+        let n: i64 = Script::new(REPLACE)
             .arg(self.lease_value(&key, dead))
             .arg(self.lease_value(&key, url))
             .key(key)

@@ -142,15 +142,34 @@ async fn connect(
     port: u16,
     root: &CertificateDer<'static>,
 ) -> std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, Vec<u8>)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut config = trusting(root);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let tls =
         tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from(DOMAIN).unwrap(), tcp).await?;
     let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
     Ok((tls, leaf))
+}
+
+/// A TLS client configuration that trusts `root` and nothing else.
+fn trusting(root: &CertificateDer<'static>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+}
+
+/// A WebSocket to A-Confi on `port` for `DOMAIN`, trusting only `root`.
+async fn ws_over(port: u16, root: &CertificateDer<'static>) -> common::Ws {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+        format!("wss://{DOMAIN}:{port}/ws"),
+        tcp,
+        None,
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(trusting(root)))),
+    )
+    .await
+    .expect("a WebSocket over the ACME certificate");
+    ws
 }
 
 /// The certificate served once one is: polls (the order takes a moment).
@@ -194,18 +213,7 @@ async fn a_certificate_from_a_real_acme_ca_serves_the_meeting_and_is_renewed_wit
     assert!(page.to_ascii_lowercase().contains("strict-transport-security"), "a trusted certificate: HSTS");
 
     // A meeting over the first certificate...
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let ws_tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async_tls_with_config(
-        format!("wss://{DOMAIN}:{port}/ws"),
-        tcp,
-        None,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(ws_tls))),
-    )
-    .await
-    .expect("a WebSocket over the ACME certificate");
+    let mut ws = ws_over(port, &root).await;
     send(&mut ws, &silent_join("renewal-room")).await;
     until(&mut ws, |m| matches!(m, ServerMsg::Joined { .. }).then_some(())).await;
 
@@ -213,18 +221,7 @@ async fn a_certificate_from_a_real_acme_ca_serves_the_meeting_and_is_renewed_wit
     // before it ends): a newcomer over the new one meets the first.
     let renewed = served_cert(port, &root, Some(&first)).await;
     assert_ne!(renewed, first);
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let ws_tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let (mut newcomer, _) = tokio_tungstenite::client_async_tls_with_config(
-        format!("wss://{DOMAIN}:{port}/ws"),
-        tcp,
-        None,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(ws_tls))),
-    )
-    .await
-    .unwrap();
+    let mut newcomer = ws_over(port, &root).await;
     send(&mut newcomer, &silent_join("renewal-room")).await;
     until(&mut newcomer, |m| matches!(m, ServerMsg::Joined { .. }).then_some(())).await;
     until(&mut ws, |m| matches!(m, ServerMsg::ParticipantJoined { .. }).then_some(())).await;
