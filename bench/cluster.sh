@@ -57,16 +57,7 @@ start_node() {
   ip netns exec "$NS" "$aconfi" --listen "$NS_IP:$port" --media-bind "$NS_IP" --media-port "$media" \
     --shards "$shards" --log warn "$@" > "$out/server-$port.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 200); do
-    local pinned=0
-    for t in /proc/"$pid"/task/*; do
-      case "$(cat "$t/comm" 2>/dev/null)" in
-        aconfi-shard-*) c=$(cat "$t/comm"); taskset -p -c "$((cpu + ${c#aconfi-shard-}))" "${t##*/}" >/dev/null; pinned=$((pinned + 1)) ;;
-      esac
-    done
-    if [ "$pinned" -eq "$shards" ] && ip netns exec "$NS" ss -ltn | grep -q "$NS_IP:$port "; then echo "$pid"; return 0; fi
-    sleep 0.1
-  done
+  until_pinned "$NS" "$pid" "$shards" "$cpu" "$NS_IP:$port" && { echo "$pid"; return 0; }
   echo "node on $port did not start" >&2; return 1
 }
 

@@ -48,16 +48,7 @@ start_server() {
   ip netns exec "$NS" "$aconfi" --listen "$NS_IP:8443" --media-bind "$NS_IP" --media-port 10000 \
     --shards "$1" --log warn > "$out/server-$1.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 200); do
-    local pinned=0
-    for t in /proc/"$server_pid"/task/*; do
-      case "$(cat "$t/comm" 2>/dev/null)" in
-        aconfi-shard-*) c=$(cat "$t/comm"); taskset -p -c "${c#aconfi-shard-}" "${t##*/}" >/dev/null; pinned=$((pinned + 1)) ;;
-      esac
-    done
-    if [ "$pinned" -eq "$1" ] && ip netns exec "$NS" ss -ltn | grep -q "$NS_IP:8443 "; then return 0; fi
-    sleep 0.1
-  done
+  until_pinned "$NS" "$server_pid" "$1" 0 "$NS_IP:8443" && return 0
   echo "server did not start" >&2; return 1
 }
 
