@@ -35,6 +35,7 @@ mod sfu;
 pub mod simulcast;
 mod speaker;
 pub mod stream;
+pub mod stream_limits;
 mod timers;
 
 pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
@@ -52,6 +53,7 @@ pub use room::{
 pub use room_name::{RoomName, RoomNameError};
 pub use sfu::{shard_named_by_stun, Sfu, SfuConfig};
 pub use stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource};
+pub use stream_limits::{StreamLimits, StreamRefusal};
 
 /// Re-exported so the shell and tests use the same str0m as the core.
 pub use str0m;

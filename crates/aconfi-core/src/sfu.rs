@@ -23,6 +23,7 @@ use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, MAX_NAME_CHARS, PRO
 use crate::room::{Cx, Room, GUESS_WINDOW};
 use crate::room_name::RoomName;
 use crate::stream::{StreamEvent, StreamKey};
+use crate::stream_limits::StreamLimits;
 use crate::timers::{Key, Timers};
 
 /// Static configuration of the SFU.
@@ -49,6 +50,9 @@ pub struct SfuConfig {
     /// one (clones of the same [`GuessLimits`]): guesses spread over rooms
     /// on several shards still count against one budget.
     pub guess_limits: GuessLimits,
+    /// Live streams at once, on the server and per starting address;
+    /// shared by the shards of one process like `guess_limits`.
+    pub stream_limits: StreamLimits,
 }
 
 /// Which shard a STUN request is for, from the ICE username fragment it
@@ -99,6 +103,8 @@ macro_rules! with_room {
                     departed: &mut sfu.departed,
                     stream_unavailable: sfu.config.stream_unavailable.as_deref(),
                     guessers: &sfu.config.guess_limits,
+                    stream_limits: &sfu.config.stream_limits,
+                    addresses: &sfu.addresses,
                     shard: sfu.config.shard,
                 };
                 let $cx = &mut cx;
@@ -316,6 +322,8 @@ impl Sfu {
                 departed: &mut self.departed,
                 stream_unavailable: self.config.stream_unavailable.as_deref(),
                 guessers: &self.config.guess_limits,
+                stream_limits: &self.config.stream_limits,
+                addresses: &self.addresses,
                 shard: self.config.shard,
             };
             r.close(&mut cx);

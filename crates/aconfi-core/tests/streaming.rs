@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use aconfi_core::protocol::PROTOCOL_VERSION;
 use aconfi_core::{
-    ClientMsg, Kind, ServerMsg, SfuConfig, SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource, StreamStatus,
-    StreamUrl,
+    ClientMsg, Kind, ServerMsg, SfuConfig, SourceKind, StreamEvent, StreamKey, StreamLimits, StreamOut, StreamSource,
+    StreamStatus, StreamUrl,
 };
 use aconfi_testpeer::sim::Sim;
+use std::net::IpAddr;
 
 const ROOM: &str = "town-hall";
 const URL: &str = "rtmps://a.rtmps.youtube.com/live2/k3y-s3cr3t-0042";
@@ -176,6 +177,60 @@ fn only_moderators_start_or_stop_a_stream() {
     assert_eq!(refused(&sim, 1).as_deref(), Some("only moderators may do that"));
     assert!(stops(&sim).is_empty());
     assert!(sim.sfu.is_streaming(ROOM));
+}
+
+/// Every stream is a 720p30 encoder: a server runs only so many at once,
+/// and one address (a moderator opening room after room) only some of
+/// them; a slot comes back when its stream ends, however it ends.
+#[test]
+fn streams_are_capped_per_server_and_per_address_and_slots_come_back() {
+    let limits = StreamLimits::new(2, 1);
+    let mut sim = Sim::with_config(SfuConfig { stream_limits: limits.clone(), ..SfuConfig::default() });
+    // Four rooms, each with its first (moderator) participant; rooms 0 and
+    // 1 are opened from one address.
+    let rooms = ["room-zero", "room-one", "room-two", "room-three"];
+    for room in rooms {
+        sim.join(room, Some("Mo"));
+    }
+    let same: IpAddr = "203.0.113.7".parse().unwrap();
+    for i in [0, 1] {
+        sim.sfu.handle_connect(sim.peers[i].pid, same);
+    }
+    sim.flush();
+    sim.send(0, start());
+    sim.flush();
+    assert_eq!(starts(&sim).len(), 1, "the first stream starts");
+    sim.send(1, start());
+    sim.flush();
+    let why = refused(&sim, 1).expect("a second stream from one address is refused");
+    assert!(why.contains("from one address"), "{why}");
+    sim.send(2, start());
+    sim.flush();
+    assert_eq!(starts(&sim).len(), 2, "another address may stream");
+    sim.send(3, start());
+    sim.flush();
+    let why = refused(&sim, 3).expect("a third stream on the server is refused");
+    assert!(why.contains("as many meetings as it can"), "{why}");
+    assert!(states(&sim, 3).is_empty(), "nobody is told of a stream that never started");
+    assert_eq!(limits.in_use(), 2);
+
+    // A worker that dies gives its slot back; so does a stop, and a room
+    // that closes with its stream running.
+    let (first, _) = starts(&sim)[0].clone();
+    sim.sfu.handle_stream(first, StreamEvent::Exited { reason: "gone".into() }, sim.now);
+    sim.flush();
+    sim.send(3, start());
+    sim.flush();
+    assert_eq!(starts(&sim).len(), 3, "the freed slot is taken");
+    sim.send(3, ClientMsg::StreamStop {});
+    sim.flush();
+    assert_eq!(limits.in_use(), 1);
+    sim.leave(2);
+    sim.flush();
+    assert_eq!(limits.in_use(), 0, "the room that closed gave its slot back");
+    sim.send(1, start());
+    sim.flush();
+    assert_eq!(starts(&sim).len(), 4, "the address may stream again once its stream ended");
 }
 
 #[test]

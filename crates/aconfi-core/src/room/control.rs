@@ -180,7 +180,7 @@ impl Room {
                 // sends away anyone still at the door.
                 Ok(())
             }
-            ClientMsg::StreamStart { url } => self.start_stream(url, cx),
+            ClientMsg::StreamStart { url } => self.start_stream(pid, url, cx),
             ClientMsg::StreamStop {} => self.stop_stream(cx),
             ClientMsg::Join { .. }
             | ClientMsg::Offer { .. }

@@ -13,6 +13,7 @@ mod control;
 mod door;
 mod stream;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, RoomState, ServerMs
 use crate::room_name::RoomName;
 use crate::simulcast::{Packet, Vp8Ids};
 use crate::speaker::Speaker;
+use crate::stream_limits::StreamLimits;
 use crate::timers::{Key, Timers};
 use door::{Door, Guesser, Knock};
 
@@ -58,6 +60,10 @@ pub(crate) struct Cx<'a> {
     pub stream_unavailable: Option<&'a str>,
     /// Password guesses per client address, across rooms and shards.
     pub guessers: &'a GuessLimits,
+    /// Live streams at once, across rooms and shards.
+    pub stream_limits: &'a StreamLimits,
+    /// Each open connection's address (for the per-address limits only).
+    pub addresses: &'a HashMap<ParticipantId, AddrKey>,
     /// This shard's number, if the process runs several (the front of
     /// every new session's ICE username fragment).
     pub shard: Option<u16>,

@@ -21,6 +21,7 @@ use crate::participant::VideoSource;
 use crate::protocol::{Kind, ServerMsg, StreamStatus, StreamUrl};
 use crate::simulcast::{Packet, Switch};
 use crate::stream::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource, TapCodec};
+use crate::stream_limits::StreamSlot;
 use crate::timers::Key;
 
 /// Longest failure reason passed on from the worker.
@@ -28,6 +29,8 @@ const MAX_REASON_CHARS: usize = 200;
 
 pub(crate) struct Tap {
     key: StreamKey,
+    /// This stream's place in the server's budget, given back with the tap.
+    _slot: StreamSlot,
     status: StreamStatus,
     /// Tracks seen on the forwarding path with their codec and layer
     /// switch, by track.
@@ -46,7 +49,12 @@ impl Tap {
 
 impl Room {
     /// `stream_start` from a moderator (checked by the caller).
-    pub(super) fn start_stream(&mut self, url: StreamUrl, cx: &mut Cx<'_>) -> Result<(), SignalError> {
+    pub(super) fn start_stream(
+        &mut self,
+        by: ParticipantId,
+        url: StreamUrl,
+        cx: &mut Cx<'_>,
+    ) -> Result<(), SignalError> {
         if self.e2ee {
             return Err(SignalError::Refused(
                 "this meeting is end-to-end encrypted: the server cannot see its media, so it cannot stream it",
@@ -61,9 +69,10 @@ impl Room {
         if !url.is_valid() {
             return Err(SignalError::Refused("the stream address must be an rtmp:// or rtmps:// URL"));
         }
+        let slot = cx.stream_limits.take(cx.addresses.get(&by).copied()).map_err(|r| SignalError::Refused(r.text()))?;
         self.next_stream += 1;
         let key = StreamKey { room: self.id, serial: self.next_stream };
-        self.tap = Some(Tap { key, status: StreamStatus::Starting, feeds: Vec::new(), dirty: false });
+        self.tap = Some(Tap { key, _slot: slot, status: StreamStatus::Starting, feeds: Vec::new(), dirty: false });
         debug!(room = %self.id, "live stream started");
         cx.out.push(Output::Stream(key, StreamOut::Start { url }));
         self.send_sources(cx);
