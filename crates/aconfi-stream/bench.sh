@@ -57,7 +57,7 @@ for n in "${counts[@]}"; do
   worker=$!
   pids+=($worker)
   exec 4>"$work/in.$n"
-  printf '{"cmd":"start","url":"rtmp://127.0.0.1:%s/live/%s","peer":"127.0.0.1:%s"}\n' "$rtmp" "$key" "$peer" >&4
+  printf '{"cmd":"start","url":"rtmp://127.0.0.1:%s/live/%s","connect":"127.0.0.1:%s","peer":"127.0.0.1:%s"}\n' "$rtmp" "$key" "$rtmp" "$peer" >&4
   for _ in $(seq 200); do grep -q '"ready"' "$work/out.$n" && break; sleep 0.1; done
   port=$(sed -n 's/.*"ready","port":\([0-9]*\).*/\1/p' "$work/out.$n")
   [ -n "$port" ] || { echo "worker did not get ready: $(cat "$work/err.$n")" >&2; exit 1; }

@@ -72,7 +72,8 @@ await until(() => new Promise((resolve) => {
   const c = net.connect(rtmp, '127.0.0.1', () => { c.destroy(); resolve(true); });
   c.on('error', () => resolve(false));
 }), 'nginx', 20000);
-const server = await startServer();
+// The ingest is nginx on this machine: the operator allows it.
+const server = await startServer(['--stream-allow-host', '127.0.0.1']);
 const chromium = await launch('chromium');
 try {
   const room = freshRoom('measure');

@@ -99,7 +99,8 @@ before(async () => {
   ctx.rtmpPort = await freePort();
   ctx.rtmpsPort = await freePort();
   ctx.nginx = await startIngest();
-  ctx.server = await startServer();
+  // The test ingest is nginx on this machine: the operator allows it.
+  ctx.server = await startServer(['--stream-allow-host', '127.0.0.1']);
   ctx.chromium = await launch('chromium');
   ctx.firefox = await launch('firefox');
 });

@@ -116,6 +116,29 @@ pub struct Config {
     #[arg(long, env = "ACONFI_STREAM_WORKER")]
     pub stream_worker: Option<PathBuf>,
 
+    /// Most live streams at once on this server (each is an encoder using
+    /// about a quarter of a core). Default: one per two CPU cores, at
+    /// least one.
+    #[arg(long, env = "ACONFI_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+
+    /// Most live streams at once started from one address (IPv4, or an
+    /// IPv6 /64).
+    #[arg(long, env = "ACONFI_MAX_STREAMS_PER_ADDRESS", default_value_t = 2)]
+    pub max_streams_per_address: usize,
+
+    /// Let live streams go to loopback, private, link-local and other
+    /// non-public addresses (an ingest on your own network). Off: a
+    /// moderator cannot make the server connect into its own network.
+    #[arg(long, env = "ACONFI_STREAM_ALLOW_PRIVATE")]
+    pub stream_allow_private: bool,
+
+    /// Ingest hosts streamed to wherever they resolve, private addresses
+    /// included, as written in the stream URL (comma-separated), e.g.
+    /// `ingest.intranet.example`.
+    #[arg(long, env = "ACONFI_STREAM_ALLOW_HOST", value_delimiter = ',')]
+    pub stream_allow_host: Vec<String>,
+
     /// Redis (or Valkey) holding the room directory of a cluster of nodes,
     /// e.g. `redis://10.0.0.5:6379/`: each room has one home node, and
     /// clients reaching another node are sent on to it. Needs
@@ -164,6 +187,25 @@ impl Config {
     }
 
     /// How many media shards to run: `--shards`, else one per core.
+    /// The live-stream caps these settings give.
+    pub fn stream_limits(&self) -> aconfi_core::StreamLimits {
+        let default = aconfi_core::StreamLimits::default();
+        aconfi_core::StreamLimits::new(self.max_streams.unwrap_or(default.caps().0), self.max_streams_per_address)
+    }
+
+    /// Where live streams may go, by these settings.
+    pub fn ingest_policy(&self) -> crate::ingest::IngestPolicy {
+        crate::ingest::IngestPolicy {
+            allow_private: self.stream_allow_private,
+            allowed_hosts: self
+                .stream_allow_host
+                .iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        }
+    }
+
     pub fn shard_count(&self) -> usize {
         match self.shards {
             Some(n) => usize::from(n),

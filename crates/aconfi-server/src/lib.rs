@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod directory;
 mod ice_tcp;
+pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod shards;
@@ -127,13 +128,22 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         metrics.cluster = Some(metrics::ClusterGauges::default());
     }
     let guess_limits = aconfi_core::address::GuessLimits::default();
+    let stream_limits = config.stream_limits();
+    let ingest = config.ingest_policy();
     let mut cores = Vec::with_capacity(shard_count);
     let mut starts = Vec::with_capacity(shard_count);
     for (index, media) in medias.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(1024);
         let stats = Arc::new(shards::ShardStats::default());
         cores.push((tx, stats.clone()));
-        let shard = media::Shard { index, of: shard_count, stats, guess_limits: guess_limits.clone() };
+        let shard = media::Shard {
+            index,
+            of: shard_count,
+            stats,
+            guess_limits: guess_limits.clone(),
+            stream_limits: stream_limits.clone(),
+            ingest: ingest.clone(),
+        };
         starts.push((media, rx, shard));
     }
     let shards = Arc::new(shards::Shards::new(cores));

@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aconfi_core::address::GuessLimits;
-use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig};
+use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig, StreamLimits};
 use anyhow::Context;
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::{Interest, ReadBuf};
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::ice_tcp::{self, TcpIn};
+use crate::ingest::IngestPolicy;
 use crate::metrics::Metrics;
 use crate::shards::ShardStats;
 use crate::stream::{Availability, Report, Streams};
@@ -361,6 +362,10 @@ pub struct Shard {
     pub stats: Arc<ShardStats>,
     /// Password guesses per address, one budget for the whole process.
     pub guess_limits: GuessLimits,
+    /// Live streams at once, one budget for the whole process.
+    pub stream_limits: StreamLimits,
+    /// Where streams may go.
+    pub ingest: IngestPolicy,
 }
 
 /// Runs one shard's core until `cancel` fires.
@@ -380,10 +385,11 @@ pub async fn run(
         // One shard: session credentials exactly as str0m makes them.
         shard: (shard.of > 1).then_some(shard.index as u16),
         guess_limits: shard.guess_limits.clone(),
+        stream_limits: shard.stream_limits.clone(),
         ..SfuConfig::default()
     });
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let mut streams = Streams::new(streaming, reports_tx);
+    let mut streams = Streams::new(streaming, shard.ingest.clone(), reports_tx);
     let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
     // ICE-TCP: connection tasks report here; datagrams for a peer that
     // reached us over TCP go back over its connection.

@@ -25,6 +25,8 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::ingest::IngestPolicy;
+
 /// The worker binary's name.
 pub const WORKER: &str = "aconfi-stream";
 
@@ -123,6 +125,7 @@ struct Worker {
 /// The running workers of this server, owned by the media task.
 pub struct Streams {
     availability: Availability,
+    policy: IngestPolicy,
     workers: HashMap<StreamKey, Worker>,
     reports: mpsc::UnboundedSender<(StreamKey, Report)>,
     tracker: TaskTracker,
@@ -130,8 +133,12 @@ pub struct Streams {
 
 impl Streams {
     /// No workers yet; their reports will arrive on `reports`.
-    pub fn new(availability: Availability, reports: mpsc::UnboundedSender<(StreamKey, Report)>) -> Self {
-        Streams { availability, workers: HashMap::new(), reports, tracker: TaskTracker::new() }
+    pub fn new(
+        availability: Availability,
+        policy: IngestPolicy,
+        reports: mpsc::UnboundedSender<(StreamKey, Report)>,
+    ) -> Self {
+        Streams { availability, policy, workers: HashMap::new(), reports, tracker: TaskTracker::new() }
     }
 
     /// Workers running now.
@@ -188,6 +195,10 @@ impl Streams {
         let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), self.tracker.wait()).await;
     }
 
+    /// Opens the loopback socket at once (RTP for the stream is sent as
+    /// soon as the worker is ready) and, on a task, checks where the stream
+    /// goes and only then starts the worker; a refusal ends the stream with
+    /// its reason, and no connection is made anywhere.
     fn start(&mut self, key: StreamKey, url: StreamUrl) -> Result<(), String> {
         let Availability::Ready(path) = &self.availability else {
             return Err(self.availability.reason().unwrap_or_default());
@@ -196,19 +207,39 @@ impl Streams {
             .and_then(|s| s.set_nonblocking(true).map(|()| s))
             .map_err(|_| "could not open a loopback socket for the stream".to_string())?;
         let peer = socket.local_addr().map_err(|_| "could not open a loopback socket for the stream".to_string())?;
-        let child = Command::new(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|_| "the streaming worker could not be started".to_string())?;
         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
-        // The first line: where to publish and where RTP comes from.
-        let first = serde_json::json!({ "cmd": "start", "url": url.0, "peer": peer }).to_string();
-        let _ = stdin_tx.send(first);
-        debug!(room = %key.room, "stream worker started");
-        self.tracker.spawn(supervise(key, child, stdin_rx, self.reports.clone(), url));
+        let (path, policy, reports) = (path.clone(), self.policy.clone(), self.reports.clone());
+        self.tracker.spawn(async move {
+            let ingest = match policy.check(&url.0).await {
+                Ok(ingest) => ingest,
+                Err(reason) => {
+                    debug!(room = %key.room, "stream refused: its ingest address is not allowed");
+                    let _ = reports.send((key, Report::Event(StreamEvent::Exited { reason: reason.into() })));
+                    return;
+                }
+            };
+            if stdin_rx.is_closed() {
+                // Stopped (or its room closed) while the address was checked.
+                return;
+            }
+            let child = Command::new(&path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn();
+            let Ok(child) = child else {
+                let reason = "the streaming worker could not be started".to_string();
+                let _ = reports.send((key, Report::Event(StreamEvent::Exited { reason })));
+                return;
+            };
+            // The first line: where to publish, the one address to connect
+            // to, and where RTP comes from. Sent before anything queued.
+            let first =
+                serde_json::json!({ "cmd": "start", "url": url.0, "connect": ingest.addr, "peer": peer }).to_string();
+            debug!(room = %key.room, "stream worker started");
+            supervise(key, child, first, stdin_rx, reports, url).await;
+        });
         self.workers.insert(key, Worker { socket, ready: false, stdin: stdin_tx });
         Ok(())
     }
@@ -220,6 +251,7 @@ impl Streams {
 async fn supervise(
     key: StreamKey,
     mut child: Child,
+    first: String,
     mut stdin_rx: mpsc::UnboundedReceiver<String>,
     reports: mpsc::UnboundedSender<(StreamKey, Report)>,
     url: StreamUrl,
@@ -237,7 +269,15 @@ async fn supervise(
         }
     });
     let writer = tokio::spawn(async move {
-        while let Some(line) = stdin_rx.recv().await {
+        let mut next = Some(first);
+        loop {
+            let line = match next.take() {
+                Some(first) => first,
+                None => match stdin_rx.recv().await {
+                    Some(line) => line,
+                    None => break,
+                },
+            };
             if stdin.write_all(line.as_bytes()).await.is_err() || stdin.write_all(b"\n").await.is_err() {
                 return;
             }

@@ -15,6 +15,7 @@
 
 mod check;
 mod layout;
+mod pin;
 mod pipeline;
 mod protocol;
 mod rtp;
@@ -49,11 +50,21 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     // Before any thread exists: changing the environment later is unsound.
     quiet_environment();
+    let pin = match pin::Pin::bind().and_then(|pin| pin.proxy_url().map(|url| (pin, url))) {
+        Ok((pin, url)) => {
+            route_gio_through(&url);
+            pin
+        }
+        Err(_) => {
+            println!("could not open a loopback port for the ingest connection");
+            return ExitCode::FAILURE;
+        }
+    };
     match args.iter().map(|a| a.to_str().unwrap_or("\u{fffd}")).collect::<Vec<_>>().as_slice() {
-        [] => run(),
+        [] => run(pin),
         ["--check"] => {
             silence_logging();
-            match check::check() {
+            match check::check().and_then(|()| pin::self_test(pin)) {
                 Ok(()) => {
                     println!("ok");
                     ExitCode::SUCCESS
@@ -107,6 +118,19 @@ fn quiet_environment() {
     std::env::set_var("GSETTINGS_BACKEND", "memory");
 }
 
+/// Makes GIO (and so `rtmp2sink`) connect through our proxy for every
+/// host: its proxy resolver (glib-networking's libproxy module) reads these
+/// variables. Anything that would exempt a host goes.
+fn route_gio_through(proxy: &str) {
+    for name in ["no_proxy", "NO_PROXY"] {
+        std::env::remove_var(name);
+    }
+    for name in ["http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        std::env::set_var(name, proxy);
+    }
+    std::env::set_var("GIO_USE_PROXY_RESOLVER", "libproxy");
+}
+
 /// Switches off GStreamer's logging (which would print the URL at debug
 /// levels) and replaces GLib's with fixed texts. Must run before `gst::init`
 /// for the default GStreamer log function never to be installed.
@@ -125,7 +149,7 @@ fn silence_logging() {
     });
 }
 
-fn run() -> ExitCode {
+fn run(pin: pin::Pin) -> ExitCode {
     silence_logging();
     let emitter = Arc::new(Emitter::new(Box::new(std::io::stdout())));
 
@@ -155,10 +179,10 @@ fn run() -> ExitCode {
 
     // Wait for `start`; `sources` may come first and is kept.
     let mut sources = Vec::new();
-    let (url, peer) = loop {
+    let (url, connect, peer) = loop {
         match rx.recv() {
             Ok(Line::Text(text)) => match serde_json::from_str::<Command>(&text) {
-                Ok(Command::Start { url, peer }) => break (url, peer),
+                Ok(Command::Start { url, connect, peer }) => break (url, connect, peer),
                 Ok(Command::Sources { sources: s }) => sources = protocol::validate_sources(s),
                 Ok(Command::Stop) => return ExitCode::SUCCESS,
                 Err(_) => log("ignored a malformed control line"),
@@ -171,6 +195,17 @@ fn run() -> ExitCode {
 
     if !peer.ip().is_loopback() {
         emitter.state(State::Failed, Some(Reason::BadPeer));
+        return ExitCode::FAILURE;
+    }
+    // Connections go to the address the server checked, and only for the
+    // URL's own host and port.
+    let Some(target) = pin::Target::of(&url, connect) else {
+        emitter.state(State::Failed, Some(Reason::BadUrl));
+        return ExitCode::FAILURE;
+    };
+    pin.allow(target);
+    if pin.spawn().is_err() {
+        emitter.state(State::Failed, Some(Reason::SocketFailed));
         return ExitCode::FAILURE;
     }
     let socket = match rtp::open(peer) {

@@ -22,8 +22,16 @@ const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 #[derive(Debug, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Command {
-    Start { url: String, peer: SocketAddr },
-    Sources { sources: Vec<RawSource> },
+    /// `connect`: the one address the server checked for the URL's host,
+    /// to which alone the worker connects (see `pin.rs`).
+    Start {
+        url: String,
+        connect: SocketAddr,
+        peer: SocketAddr,
+    },
+    Sources {
+        sources: Vec<RawSource>,
+    },
     Stop,
 }
 
@@ -312,8 +320,10 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        let start: Command =
-            serde_json::from_str(r#"{"cmd":"start","url":"rtmp://h/live/k","peer":"127.0.0.1:4000"}"#).unwrap();
+        let start: Command = serde_json::from_str(
+            r#"{"cmd":"start","url":"rtmp://h/live/k","connect":"192.0.2.1:1935","peer":"127.0.0.1:4000"}"#,
+        )
+        .unwrap();
         assert!(matches!(start, Command::Start { peer, .. } if peer.port() == 4000));
         let stop: Command = serde_json::from_str(r#"{"cmd":"stop"}"#).unwrap();
         assert!(matches!(stop, Command::Stop));

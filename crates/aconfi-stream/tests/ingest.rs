@@ -130,6 +130,33 @@ fn rtmps_publishes_through_tls_and_validates_certificates_by_default() {
     assert!(streams.iter().any(|s| s["codec_name"] == "aac"), "{probe}");
 }
 
+/// The worker connects to the address the server checked and nowhere
+/// else: a host no DNS knows reaches the ingest through it, and a URL
+/// naming the ingest itself, pinned to a closed port, never reaches it.
+#[test]
+fn the_worker_connects_only_to_the_address_the_server_checked() {
+    require_tools();
+    let _cpu = serial();
+    let ingest = Ingest::start(None);
+    let key = unique_key();
+    let unresolvable = format!("rtmp://ingest.aconfi.invalid:{}/live/{key}", ingest.rtmp_port);
+    let at_ingest: std::net::SocketAddr = format!("127.0.0.1:{}", ingest.rtmp_port).parse().unwrap();
+    let mut worker = Worker::start_pinned(&unresolvable, at_ingest, &key, &[]);
+    worker.send(&sources(&[video_source(1, "Ada")]));
+    let _ada = Sender::start(&worker, 1, RED, None);
+    worker.wait_state("live", LIVE);
+    let probe = probe(&ingest.rtmp_url(&key), 2);
+    assert!(probe["streams"].as_array().is_some_and(|s| s.iter().any(|s| s["codec_name"] == "h264")), "{probe}");
+    worker.send(&json!({"cmd": "stop"}));
+    assert_eq!(worker.wait_exit(SHORT).code(), Some(0));
+
+    let key = unique_key();
+    let closed: std::net::SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let worker = Worker::start_pinned(&ingest.rtmp_url(&key), closed, &key, &[]);
+    worker.wait_stderr("an attempt to publish failed", LIVE);
+    assert!(!worker.events().iter().any(|v| v["state"] == "live"), "it published where the URL, not the pin, points");
+}
+
 /// The ingest dies mid-stream: the worker says so, and goes live again on
 /// its own when the ingest is back.
 #[test]
@@ -226,7 +253,9 @@ fn bad_control_lines_are_ignored() {
     worker.send_raw(b"not json\n");
     worker.send_raw(b"{\"cmd\":\"sources\",\"sources\":42}\n");
     let peer = free_udp_port();
-    worker.send(&json!({"cmd": "start", "url": ingest.rtmp_url(&key), "peer": format!("127.0.0.1:{peer}")}));
+    let url = ingest.rtmp_url(&key);
+    worker
+        .send(&json!({"cmd": "start", "url": url, "connect": literal_addr(&url), "peer": format!("127.0.0.1:{peer}")}));
     worker.wait_event(LIVE, "ready", |v| v["ev"] == "ready");
 
     let mut huge = vec![b'x'; 3 << 20];
@@ -241,7 +270,7 @@ fn bad_control_lines_are_ignored() {
         b"\n",
         b"[]\n",
         b"{\"cmd\":\"dance\"}\n",
-        b"{\"cmd\":\"start\",\"url\":\"rtmp://elsewhere/live/x\",\"peer\":\"127.0.0.1:1\"}\n",
+        b"{\"cmd\":\"start\",\"url\":\"rtmp://elsewhere/live/x\",\"connect\":\"127.0.0.1:1\",\"peer\":\"127.0.0.1:1\"}\n",
         b"{\"cmd\":\"sources\",\"sources\":[{\"ssrc\":-1}]}\n",
         b"{\"cmd\":\"sources\",\"sources\":[{\"ssrc\":9,\"kind\":\"camera\",\"codec\":\"AV1\",\"pt\":45,\"clock_rate\":90000}]}\n",
         b"{\"cmd\":\"sources\",\"sources\":[{\"ssrc\":9,\"kind\":\"camera\",\"codec\":\"VP8\",\"pt\":300,\"clock_rate\":90000}]}\n",

@@ -255,6 +255,12 @@ impl Lines {
     }
 }
 
+/// The `ip:port` an `rtmp(s)://ip:port/...` URL names.
+pub fn literal_addr(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").expect("a URL").1;
+    rest.split('/').next().unwrap().parse().expect("the URL names an address and port")
+}
+
 /// The worker under test, with GStreamer and Rust debug logging asked for in
 /// its environment (it must ignore that).
 pub struct Worker {
@@ -269,11 +275,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker, sends `start` and waits for `ready`.
+    /// Starts the worker, sends `start` and waits for `ready`. The URL's
+    /// host is an address of the test ingest's, which is also where the
+    /// server would have told the worker to connect.
     pub fn start(url: &str, key: &str, extra_env: &[(&str, &str)]) -> Worker {
+        Worker::start_pinned(url, literal_addr(url), key, extra_env)
+    }
+
+    /// Starts the worker for `url`, to connect to `connect` alone (the
+    /// address the server checked), and waits for `ready`.
+    pub fn start_pinned(url: &str, connect: std::net::SocketAddr, key: &str, extra_env: &[(&str, &str)]) -> Worker {
         let mut worker = Worker::spawn(extra_env, key);
         let peer_port = free_udp_port();
-        worker.send(&serde_json::json!({"cmd": "start", "url": url, "peer": format!("127.0.0.1:{peer_port}")}));
+        worker.send(&serde_json::json!({
+            "cmd": "start", "url": url, "connect": connect, "peer": format!("127.0.0.1:{peer_port}")
+        }));
         let ready = worker.wait_event(Duration::from_secs(20), "ready", |v| v["ev"] == "ready");
         worker.port = ready["port"].as_u64().unwrap() as u16;
         worker.peer_port = peer_port;
