@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fromBase64Url, toBase64Url } from '../../web/js/e2ee/link.js';
 import {
-  DELIVERY_BATCH_MS, KeySession, REVEAL_WAIT_MS, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
+  ANSWER_WAIT_MS, DELIVERY_BATCH_MS, KeySession, ROTATE_AFTER_LEAVE_MS, SWITCH_DELAY_MS, kidOf, splitKid,
 } from '../../web/js/e2ee/session.js';
 import { MEDIA_SUITE, decrypt, encrypt, keyContext } from '../../web/js/e2ee/sframe.js';
+import { hostileSplit } from './hostile-relay.mjs';
 
 globalThis.ACONFI_TEST_HOOKS = true;
 const ROOM = 'kelomari-tusefopa-bidanuve';
@@ -148,6 +149,9 @@ async function meeting(n) {
   return { relay, members };
 }
 
+/** The text a sealed chat message opened to, or null. @param {import('../../web/js/e2ee/session.js').Opened} o */
+const textOf = (o) => ('text' in o ? o.text : null);
+
 /** Whether `receiver` can decrypt a frame `sender` sends now. @param {Member} sender @param {Member} receiver */
 async function canRead(sender, receiver) {
   const { kid, key } = /** @type {{kid: bigint, key: Uint8Array}} */ (sender.sending);
@@ -162,14 +166,15 @@ test('everyone with the link verifies everyone, gets their keys and sees the sam
   for (const a of members) {
     for (const b of members) {
       if (a === b) continue;
-      assert.deepEqual(a.session.peerState(b.pid), { status: 'verified', hasKey: true }, `${a.pid} about ${b.pid}`);
+      assert.deepEqual(a.session.peerState(b.pid), { status: 'authentic', hasKey: true, compared: null }, `${a.pid} about ${b.pid}`);
       assert.ok(await canRead(b, a), `${a.pid} reads ${b.pid}`);
     }
     assert.equal(splitKid(/** @type {any} */ (a.sending).kid).pid, a.pid, 'a KID names its sender');
   }
   const codes = new Set(members.map((m) => m.session.code));
   assert.equal(codes.size, 1);
-  assert.match([...codes][0], /^\d{4} \d{4} \d{4}$/);
+  // 20 digits (over 66 bits), in groups people can read aloud.
+  assert.match([...codes][0], /^\d{5} \d{5} \d{5} \d{5}$/);
 });
 
 test('a newcomer gets keys one ratchet step on, and cannot go back to what was sent before it came', async () => {
@@ -248,10 +253,10 @@ test('a participant who never answers does not keep a wrong link waiting, nor mi
   await relay.settle();
   const wrong = await relay.join(OTHER_SECRET);
   assert.equal(wrong.mismatch, false, 'not while the silent one might still answer');
-  await relay.advance(REVEAL_WAIT_MS);
+  await relay.advance(ANSWER_WAIT_MS);
   assert.equal(wrong.mismatch, true, 'told after the wait');
   const right = await relay.join(SECRET);
-  await relay.advance(REVEAL_WAIT_MS + DELIVERY_BATCH_MS);
+  await relay.advance(ANSWER_WAIT_MS + DELIVERY_BATCH_MS);
   assert.equal(right.mismatch, false, 'one verified peer is enough');
   assert.ok(await canRead(a, right));
 });
@@ -273,20 +278,20 @@ test('chat is sealed: everyone with the key opens it, a private message only its
   const { relay, members: [a, b, c] } = await meeting(3);
   const sealed = await a.session.sealChat('the numbers are up');
   assert.ok(!sealed.includes('numbers'));
-  for (const m of [b, c]) assert.equal(await m.session.openChat(a.pid, sealed, false), 'the numbers are up');
+  for (const m of [b, c]) assert.equal(textOf(await m.session.openChat(a.pid, sealed, false)), 'the numbers are up');
   const priv = await a.session.sealChat('just for b', b.pid);
-  assert.equal(await b.session.openChat(a.pid, priv, true), 'just for b');
-  assert.equal(await c.session.openChat(a.pid, priv, true), null, 'c cannot open what the server might misroute');
+  assert.equal(textOf(await b.session.openChat(a.pid, priv, true)), 'just for b');
+  assert.equal(textOf(await c.session.openChat(a.pid, priv, true)), null, 'c cannot open what the server might misroute');
   // Someone else's name on it, or a bit changed, and it does not open.
-  assert.equal(await c.session.openChat(b.pid, sealed, false), null);
-  assert.equal(await b.session.openChat(a.pid, `${sealed.slice(0, -2)}AA`, false), null);
+  assert.equal(textOf(await c.session.openChat(b.pid, sealed, false)), null);
+  assert.equal(textOf(await b.session.openChat(a.pid, `${sealed.slice(0, -2)}AA`, false)), null);
   // After c left and keys changed, c cannot read the chat that follows.
   const keysOfC = c.session;
   await relay.leave(c, { colluding: true });
   await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
   const later = await a.session.sealChat('after c left');
-  assert.equal(await b.session.openChat(a.pid, later, false), 'after c left');
-  assert.equal(await keysOfC.openChat(a.pid, later, false), null);
+  assert.equal(textOf(await b.session.openChat(a.pid, later, false)), 'after c left');
+  assert.equal(textOf(await keysOfC.openChat(a.pid, later, false)), null);
 });
 
 test('forged or damaged key exchange is ignored', async () => {
@@ -307,29 +312,6 @@ test('forged or damaged key exchange is ignored', async () => {
   assert.ok(await canRead(a, b), 'the real keys still work');
 });
 
-test('a joiner shows its key only once it holds the keys of those already there, and takes none of theirs after', async () => {
-  const { relay, members: [a, b] } = await meeting(2);
-  const n = relay.nextPid;
-  relay.hold = (from, to) => from === b.pid && to === n;
-  const newcomer = await relay.join(SECRET);
-  // It heard a, but not b: it waits.
-  assert.equal(newcomer.session.revealed, false);
-  const shown = () => relay.seen.findIndex((d) => { const m = JSON.parse(d); return m.t === 'announce' && m.pub === newcomer.session.pubText; });
-  assert.equal(shown(), -1, 'its key is not out yet');
-  await relay.advance(REVEAL_WAIT_MS);
-  assert.equal(newcomer.session.revealed, true, 'it shows its key when the wait is over');
-  const aShowed = relay.seen.findIndex((d) => JSON.parse(d).pub === a.session.pubText);
-  assert.ok(aShowed >= 0 && aShowed < shown(), 'after a showed its key to it');
-  // b's key, arriving after the joiner showed its own, is not taken.
-  await relay.release();
-  await relay.advance(DELIVERY_BATCH_MS);
-  assert.equal(newcomer.session.peerState(b.pid).status, 'pending');
-  assert.equal(newcomer.session.peerState(a.pid).status, 'verified');
-  assert.ok(await canRead(a, newcomer));
-  assert.ok(!(await canRead(b, newcomer)), 'no key taken from b');
-  assert.equal(newcomer.mismatch, false);
-});
-
 test('a hostile participant cannot make a rightful joiner believe its link is wrong', async () => {
   const { relay, members: [honest] } = await meeting(1);
   // A participant without the link that answers newcomers with garbage.
@@ -338,18 +320,21 @@ test('a hostile participant cannot make a rightful joiner believe its link is wr
   relay.members.set(hostile, /** @type {any} */ ({
     pid: hostile,
     session: {
-      handle() {}, left() {}, queue: Promise.resolve(),
-      joined(/** @type {number} */ pid) { relay.inFlight.push({ from: hostile, to: pid, data: JSON.stringify({ t: 'announce', pub: 'AAAA', mac: 'AAAA' }) }); },
+      left() {}, joined() {}, queue: Promise.resolve(),
+      handle(/** @type {number} */ from, /** @type {string} */ data) {
+        const m = JSON.parse(data);
+        if (m.t === 'hello') relay.inFlight.push({ from: hostile, to: from, data: JSON.stringify({ t: 'announce', pub: 'AAAA', nonce: 'AAAA', echo: m.nonce, mac: 'AAAA' }) });
+      },
     },
   }));
   await relay.settle();
   const n = await relay.join(SECRET);
   await relay.advance(DELIVERY_BATCH_MS);
   assert.equal(n.session.peerState(hostile).status, 'failed');
-  assert.equal(n.session.peerState(honest.pid).status, 'verified');
+  assert.equal(n.session.peerState(honest.pid).status, 'authentic');
   await relay.leave(honest);
   await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
-  assert.equal(n.mismatch, false, 'once anyone verified, never "wrong link"');
+  assert.equal(n.mismatch, false, 'once anyone\'s link checked out, never "wrong link"');
 });
 
 test('a stopped session does nothing more: no timer fires, nothing queued runs', async () => {
@@ -358,7 +343,7 @@ test('a stopped session does nothing more: no timer fires, nothing queued runs',
   const keyBefore = a.sending;
   a.session.left(b.pid);
   a.session.stop();
-  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS + REVEAL_WAIT_MS);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS + ANSWER_WAIT_MS);
   assert.equal(relay.seen.length, sentBefore, 'no new key sent');
   assert.equal(a.sending, keyBefore, 'no switch');
 });
@@ -387,3 +372,130 @@ test('running out of ratchet steps while a new key waits keeps one key per KID',
     assert.ok(await canRead(a, m), `${m.pid} reads a after the rollover`);
   }
 });
+
+// ---- a server that holds the link (tests/js/hostile-relay.mjs) ----
+
+test('a relay that holds the link and swaps keys, in any order it likes, never makes the two codes match', async () => {
+  const runs = 40;
+  for (let seed = 1; seed <= runs; seed++) {
+    const split = await hostileSplit({ seed, secret: SECRET, room: ROOM });
+    assert.ok(split.a.code && split.n.code, `seed ${seed}: both were shown a code`);
+    // The attack is real: each decrypts the other through the relay's keys.
+    assert.ok(await split.nReadsA(), `seed ${seed}: n reads a through the relay`);
+    assert.notEqual(split.a.code, split.n.code, `seed ${seed}: the codes matched`);
+    // Neither side's code is predictable from what the relay fixed first:
+    // its own two sessions, one on each side, show codes that differ too.
+    assert.notEqual(split.a.code, split.fakeA.code);
+  }
+});
+
+test('a relay cannot run round after round for a new guess: one round per change in who is here', async () => {
+  const split = await hostileSplit({ seed: 7, secret: SECRET, room: ROOM });
+  const before = split.commitsBy(split.n);
+  // n's round is done: a new one for the same people is a forgery.
+  for (let i = 0; i < 10; i++) await split.forgeRound();
+  assert.equal(split.commitsBy(split.n), before, 'ten forged rounds: n takes part in none');
+  // Someone joining (which everyone sees) allows one more, and one only.
+  split.n.joined(99);
+  await split.settle();
+  await split.forgeRound();
+  await split.forgeRound();
+  assert.equal(split.commitsBy(split.n) - before, 1);
+});
+
+test('a repeated join, or a second key under a known id, changes nothing', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  const code = a.session.code;
+  a.session.joined(b.pid);
+  await relay.settle();
+  assert.deepEqual(a.session.peerState(b.pid), { status: 'authentic', hasKey: true, compared: null });
+  // The server holds the link: it can make a valid hello with a key of its
+  // own for b's id. It is not taken.
+  const forger = new KeySession({ secret: SECRET, room: ROOM, timers: relay.clock, sink: quietSink() });
+  /** @type {string[]} */
+  const sent = [];
+  forger.sink.send = (_to, data) => sent.push(data);
+  await forger.start(b.pid, []);
+  const hello = /** @type {string} */ (sent.find((d) => JSON.parse(d).t === 'hello'));
+  await a.session.handle(b.pid, hello);
+  await relay.advance(DELIVERY_BATCH_MS);
+  assert.ok(await canRead(b, a) && await canRead(a, b), 'a and b still share their keys');
+  const priv = await b.session.sealChat('still you', a.pid);
+  assert.equal(textOf(await a.session.openChat(b.pid, priv, true)), 'still you', 'and their pairwise key');
+  assert.equal(a.session.code, code, 'the code stayed');
+});
+
+test('someone who left cannot come back under the same id, nor an old answer be replayed to a newcomer', async () => {
+  const { relay, members: [a, b, c] } = await meeting(3);
+  const oldHello = /** @type {string} */ (relay.seen.find((d) => JSON.parse(d).t === 'hello' && JSON.parse(d).pub === c.session.pubText));
+  await relay.leave(c, { colluding: true });
+  a.session.joined(c.pid);
+  await a.session.handle(c.pid, oldHello);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS);
+  assert.equal(a.session.peerState(c.pid).status, 'pending', 'the leader\'s id stays gone');
+  assert.ok(!(await canRead(a, c)), 'and it gets no new key');
+  // a's answer to b's join, replayed to a newcomer d, is not taken: it
+  // was made for another join.
+  const answerToB = /** @type {string} */ (relay.seen.find((d) => { const m = JSON.parse(d); return m.t === 'announce' && m.pub === a.session.pubText; }));
+  /** @type {string[]} */
+  const heard = [];
+  const d = new KeySession({ secret: SECRET, room: ROOM, timers: relay.clock, sink: { ...quietSink(), send: (_t, x) => heard.push(x) } });
+  await d.start(50, [a.pid]);
+  await d.handle(a.pid, answerToB);
+  assert.equal(d.peerState(a.pid).status, 'pending');
+});
+
+test('an old key message replayed does not push out a newer key', async () => {
+  const { relay, members: [a, b, c, d] } = await meeting(4);
+  const firstKeys = relay.seen.filter((x) => { const m = JSON.parse(x); return m.t === 'keys' && m.keys.some((/** @type {any} */ k) => splitKid(BigInt(k.kid)).pid === a.pid && String(b.pid) in k.to); });
+  await relay.leave(c);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS + 10);
+  await relay.leave(d);
+  await relay.advance(ROTATE_AFTER_LEAVE_MS + SWITCH_DELAY_MS + 10);
+  const gen = splitKid(/** @type {any} */ (a.sending).kid).gen;
+  assert.equal(gen, 2);
+  const previous = kidOf(a.pid, 1, 0);
+  assert.ok(await b.session.receivedKey(previous), 'b keeps a\'s previous generation for late frames');
+  const logged = b.receivedLog.length;
+  for (const old of firstKeys) await b.session.handle(a.pid, old);
+  assert.equal(b.receivedLog.length, logged, 'no old key reached the frame worker');
+  assert.ok(await b.session.receivedKey(previous), 'a replayed generation 0 did not push out generation 1');
+  assert.equal(await b.session.receivedKey(kidOf(a.pid, 0, 0)), null, 'nor came back itself');
+  assert.ok(await canRead(a, b));
+});
+
+test('chat replayed or delivered out of order is told apart and not shown twice', async () => {
+  const { members: [a, b] } = await meeting(2);
+  const one = await a.session.sealChat('one');
+  const two = await a.session.sealChat('two');
+  assert.deepEqual(await b.session.openChat(a.pid, two, false), { text: 'two' });
+  assert.deepEqual(await b.session.openChat(a.pid, one, false), { replayed: true }, 'an older one after a newer');
+  assert.deepEqual(await b.session.openChat(a.pid, two, false), { replayed: true }, 'the same one again');
+  const priv = await a.session.sealChat('just you', b.pid);
+  assert.deepEqual(await b.session.openChat(a.pid, priv, true), { text: 'just you' });
+  assert.deepEqual(await b.session.openChat(a.pid, priv, true), { replayed: true });
+  // The number is covered by the tag: changing it breaks the message.
+  const bumped = priv.replace(/^p(\d+)\./, (_, n) => `p${Number(n) + 5}.`);
+  assert.deepEqual(await b.session.openChat(a.pid, bumped, true), { failed: true });
+});
+
+test('comparing the code marks whom it covers; a newcomer is not covered; "they differ" stays', async () => {
+  const { relay, members: [a, b] } = await meeting(2);
+  assert.equal(await a.session.compare('00000 00000 00000 00000', 'match'), false, 'not the code shown');
+  assert.equal(await a.session.compare(a.session.code, 'match'), true);
+  assert.equal(a.session.peerState(b.pid).compared, 'match');
+  const c = await relay.join(SECRET);
+  await relay.advance(DELIVERY_BATCH_MS);
+  assert.ok(a.session.code && a.session.code === c.session.code && b.session.code === c.session.code, 'one new code for three');
+  assert.equal(a.session.peerState(c.pid).compared, null, 'the newcomer was not in the code compared');
+  assert.equal(a.session.peerState(b.pid).compared, 'match', 'b\'s key did not change');
+  await a.session.compare(a.session.code, 'differ');
+  await relay.leave(c);
+  await a.session.compare(a.session.code, 'match');
+  assert.equal(a.session.peerState(b.pid).compared, 'differ', 'a "they differ" is not undone');
+});
+
+/** A sink that does nothing. @returns {import('../../web/js/e2ee/session.js').Sink} */
+function quietSink() {
+  return { send() {}, sendKey() {}, receiveKey() {}, forget() {}, change() {}, mismatch() {} };
+}

@@ -8,6 +8,7 @@ import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './p
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
 import { wireLiveStream } from './live.js';
+import { trustMark, trustOf, wireSafetyCode } from './verify.js';
 import { decorate, icon, setIconLabel } from './icons.js';
 import { MIN_THUMB, MIN_TILE, arrange, perPage } from './layout.js';
 import { embedMeeting, embedPrejoin } from './embed.js';
@@ -370,8 +371,9 @@ function makeTile(key) {
   muted.className = 'muted-icon';
   const hand = document.createElement('span');
   hand.className = 'hand-icon';
-  const unverified = document.createElement('span');
-  unverified.className = 'unverified-icon';
+  // End-to-end: no key, verified, or keys that differ (verify.js).
+  const trust = document.createElement('span');
+  trust.className = 'trust-icon';
   // How well this participant's media reaches us (one's own: reaches the
   // server), from the browser's statistics; set by `setQuality`.
   const quality = document.createElement('span');
@@ -379,7 +381,7 @@ function makeTile(key) {
   quality.setAttribute('role', 'img');
   quality.hidden = true;
   quality.append(icon('signal'));
-  label.append(quality, name, muted, hand, unverified);
+  label.append(quality, name, muted, hand, trust);
   // Shown while the server pauses this video for want of bandwidth.
   const paused = document.createElement('div');
   paused.className = 'paused-note';
@@ -387,7 +389,7 @@ function makeTile(key) {
   tile.append(video, avatar, paused, label);
   /** @type {string|null} the m-line its video arrives on */
   const mid = null;
-  return { tile, video, name, avatar, muted, hand, unverified, paused, quality, mid, stream: new MediaStream() };
+  return { tile, video, name, avatar, muted, hand, trust, paused, quality, mid, stream: new MediaStream() };
 }
 
 /**
@@ -419,19 +421,26 @@ function setQuality(t, level) {
 /**
  * @param {ReturnType<typeof makeTile>} t
  * @param {string} displayName @param {boolean} audioMuted @param {boolean} videoMuted @param {boolean} hand
- * @param {boolean} [unverified] end-to-end: their keys are not confirmed
  */
-function updateTile(t, displayName, audioMuted, videoMuted, hand, unverified = false) {
+function updateTile(t, displayName, audioMuted, videoMuted, hand) {
   t.name.textContent = displayName;
   t.avatar.textContent = (displayName.trim()[0] ?? '?').toUpperCase();
   t.muted.textContent = S().mutedLabel;
   t.hand.textContent = S().handRaised;
-  t.unverified.textContent = S().notVerified;
-  t.unverified.title = S().notVerifiedTitle;
   t.tile.classList.toggle('audio-off', audioMuted);
   t.tile.classList.toggle('video-off', videoMuted);
   t.tile.classList.toggle('hand-up', hand);
-  t.tile.classList.toggle('unverified', unverified);
+}
+
+/**
+ * Shows on a tile what we know of a participant's keys (verify.js).
+ * @param {ReturnType<typeof makeTile>} t @param {ReturnType<typeof trustOf>} trust
+ */
+function setTrust(t, trust) {
+  const mark = trustMark(trust);
+  for (const cls of ['unverified', 'verified', 'suspect']) t.tile.classList.toggle(cls, mark?.cls === cls);
+  t.trust.textContent = mark?.text ?? '';
+  t.trust.title = mark?.title ?? '';
 }
 
 /** A localised reason for a close code, if we have one. @param {number|undefined} code */
@@ -654,21 +663,10 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
 
   $('page-prev').onclick = () => { gridPage--; layoutGrid(grid); };
   $('page-next').onclick = () => { gridPage++; layoutGrid(grid); };
-  /** End-to-end: a participant whose keys are not (yet) confirmed. @param {number} id */
-  function unverified(id) {
-    return meeting.e2ee !== null && !meeting.e2ee.confirmed(id);
-  }
-  const renderE2ee = () => {
-    $('e2ee-badge').hidden = !meeting.e2ee;
-    $('e2ee-panel').hidden = !meeting.e2ee;
-    if (!meeting.e2ee) return;
-    $('e2ee-badge').replaceChildren(icon('lock'), S().e2eeBadge);
-    $('e2ee-badge').title = S().e2eeBadgeTitle;
-    $('safety-code').textContent = meeting.e2ee.code;
-    for (const [id, t] of tiles) t.tile.classList.toggle('unverified', unverified(id));
+  const renderTrust = () => {
+    for (const [id, t] of tiles) setTrust(t, trustOf(meeting, id));
   };
-  rerender.push(renderE2ee);
-  renderE2ee();
+  rerender.push(wireSafetyCode(meeting, renderTrust));
 
   meeting.addEventListener('participants', (ev) => {
     const ps = /** @type {CustomEvent} */ (ev).detail.participants;
@@ -676,7 +674,8 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
       if (!ps.has(id)) { t.tile.remove(); tiles.delete(id); }
     }
     for (const p of ps.values()) {
-      updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised, unverified(p.id));
+      updateTile(tileFor(p.id), p.name ?? S().guest, p.audio_muted, p.video_muted, p.hand_raised);
+      setTrust(tileFor(p.id), trustOf(meeting, p.id));
     }
     placeSelf();
     renderCount();
@@ -890,7 +889,6 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   wireSettings(meeting);
   rerender.push(wireLiveStream(meeting));
   for (const ev of ['self', 'room', 'lobby', 'participants', 'e2ee']) meeting.addEventListener(ev, renderPanel);
-  meeting.addEventListener('e2ee', renderE2ee);
   meeting.addEventListener('lobby', () => { if (meeting.moderator && meeting.waiting.size > 0) setSide(true); });
   meeting.addEventListener('chat', (ev) => {
     const { from, text, private: priv } = /** @type {CustomEvent} */ (ev).detail;

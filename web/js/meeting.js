@@ -441,11 +441,17 @@ export class Meeting extends EventTarget {
         break;
       case 'chat': {
         // Sealed chat opens with the sender's key; what does not open is
-        // shown as such, never as ciphertext. In an encrypted meeting chat
-        // that is not sealed comes from no participant: not shown as theirs.
-        const text = this.e2ee
-          ? (msg.sealed ? await this.e2ee.openChat(msg.from, msg.text, msg.private) : null)
-          : msg.text;
+        // shown as such, never as ciphertext, and one that came before (a
+        // server replaying it) is not shown again. In an encrypted meeting
+        // chat that is not sealed comes from no participant: not shown as
+        // theirs.
+        /** @type {string|null} */
+        let text = msg.text;
+        if (this.e2ee) {
+          const opened = msg.sealed ? await this.e2ee.openChat(msg.from, msg.text, msg.private) : { failed: true };
+          if ('replayed' in opened) break;
+          text = 'text' in opened ? opened.text : null;
+        }
         this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text, private: msg.private } }));
         break;
       }

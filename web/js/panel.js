@@ -3,6 +3,7 @@
 // text; links become <a> elements built here, never parsed HTML.
 
 import { S } from './i18n.js';
+import { trustMark, trustOf } from './verify.js';
 
 /** @typedef {import('./meeting.js').Meeting} Meeting */
 
@@ -48,9 +49,8 @@ export function renderPeople(m, myName) {
     if (p.moderator) li.append(el('span', { class: 'badge moderator' }, [S().moderatorBadge]));
     if (p.audio_muted) li.append(el('span', { class: 'badge muted' }, [S().mutedLabel]));
     if (p.hand_raised) li.append(el('span', { class: 'badge hand' }, [S().handRaised]));
-    if (m.e2ee && !m.e2ee.confirmed(p.id)) {
-      li.append(el('span', { class: 'badge unverified', title: S().notVerifiedTitle }, [S().notVerified]));
-    }
+    const mark = trustMark(trustOf(m, p.id));
+    if (mark) li.append(el('span', { class: `badge ${mark.cls}`, title: mark.title }, [mark.text]));
     if (m.moderator) {
       if (p.audio_muted) li.append(button(S().askUnmute, 'ask-unmute', () => m.request('ask_unmute', { id: p.id })));
       else li.append(button(S().mute, 'mute', () => m.request('mute', { id: p.id })));
