@@ -6,7 +6,8 @@
 // browsers find node B by themselves and meet again there, and the time it
 // took is written down (docs/scaling.md quotes it). And a node that started
 // after a page was loaded is not in that page's Content-Security-Policy:
-// sent there, the page reopens the meeting on that node's own page. Last,
+// sent there, the page reopens the meeting on that node's own page once
+// its user confirms (and joins there with a click). Last,
 // both nodes behind one name (nginx's TCP proxy, as
 // examples/cluster/nginx-stream.conf): both users open the balancer's link,
 // the home node is killed, and they meet again through the same link.
@@ -107,6 +108,15 @@ test('sent to a node that started after the page loaded, the meeting reopens on 
   const ids = [];
   for (const p of people) {
     await p.click('#join-now');
+    // The page may not reach node C: it asks before opening the meeting
+    // on C's own page, and stays where it is until the user says so.
+    await p.waitFor('#confirm-dialog', 'visible', 60000);
+    assert.match(await p.text('#confirm-text') ?? '', new RegExp(c.origin.replace(/[.]/g, '\\.')));
+    assert.equal(await p.evaluate(() => location.origin), a.origin, `${p} still on node A's page`);
+    await p.click('#confirm-ok');
+    // There the prejoin screen comes up filled in, and waits for a click.
+    await until(async () => (await p.evaluate(() => location.origin)) === c.origin, `${p} on node C's page`, 30000);
+    await p.clickJoinIfAsked();
     ids.push(await until(async () => {
       const s = await p.evaluate(() => ({ origin: location.origin, state: /** @type {any} */ (window).aconfi?.state, you: /** @type {any} */ (window).aconfi?.you }));
       return s.origin === c.origin && s.state === 'joined' && s.you;

@@ -41,10 +41,14 @@ function certificate() {
  */
 
 /**
- * Starts the relay in front of the server at `upstreamPort`.
- * @param {{upstreamPort: number, secret: Uint8Array, room: string, hostile: boolean}} opts
+ * Starts the relay in front of the server at `upstreamPort`. With
+ * `redirect`, it answers the first `join` itself, as a lying cluster node
+ * would: `nodes` (the URLs given), then `moved` to `url`, and close 4015.
+ * @param {{upstreamPort: number, secret: Uint8Array, room: string, hostile: boolean,
+ *   redirect?: {nodes: string[], url: string}}} opts
  */
-export async function startRelay({ upstreamPort, secret, room, hostile }) {
+export async function startRelay({ upstreamPort, secret, room, hostile, redirect }) {
+  let redirected = false;
   /** @type {Conn[]} in the order they joined */
   const joined = [];
   /** @type {Map<number, KeySession>} the stand-in each participant talks to, by that participant */
@@ -131,6 +135,13 @@ export async function startRelay({ upstreamPort, secret, room, hostile }) {
     client.on('message', (data) => {
       const text = String(data);
       const msg = JSON.parse(text);
+      if (msg.type === 'join' && redirect && !redirected) {
+        redirected = true;
+        client.send(JSON.stringify({ type: 'nodes', urls: redirect.nodes }));
+        client.send(JSON.stringify({ type: 'moved', url: redirect.url }));
+        client.close(4015, 'moved');
+        return;
+      }
       const standInHere = conn.you !== null ? standInFor.get(conn.you) : undefined;
       if (msg.type === 'e2ee' && standInHere) {
         // Key exchange never reaches the server: the stand-in answers.

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextServer, nodeWsUrl } from '../../web/js/protocol.js';
+import { mayFollow, nextServer, nodeWsUrl } from '../../web/js/protocol.js';
 
 test('a node URL gives its signaling WebSocket; anything else gives none', () => {
   assert.equal(nodeWsUrl('https://node-b.example'), 'wss://node-b.example/ws');
@@ -29,4 +29,15 @@ test('after a failure the client goes round its own server and the other nodes i
   assert.equal(nextServer(own, own, []), own);
   // The list may name its own server too: no double turn.
   assert.equal(nextServer(own, own, [own, nodes[0]]), nodes[0]);
+});
+
+test('a moved is followed only to the page\'s own server or a node that server named', () => {
+  const own = 'wss://a.example/ws';
+  const trusted = ['wss://b.example/ws'];
+  assert.equal(mayFollow('wss://b.example/ws', own, trusted), true);
+  assert.equal(mayFollow(own, own, []), true);
+  // A node we were sent to, naming a place our own server never did.
+  assert.equal(mayFollow('wss://evil.example/ws', own, trusted), false);
+  assert.equal(mayFollow('wss://b.example:444/ws', own, trusted), false, 'another port is another origin');
+  assert.equal(mayFollow(null, own, trusted), false, 'no URL at all');
 });

@@ -4,7 +4,7 @@
 
 import {
   CAMERA_LAYERS, CloseCode, E2EE_WRONG_KEY, FATAL_CLOSE_CODES, answerMsg, chatMsg, joinMsg, leaveMsg, mediaStateMsg,
-  nextServer, nodeWsUrl, offerMsg, parseServerMsg, viewMsg,
+  mayFollow, nextServer, nodeWsUrl, offerMsg, parseServerMsg, viewMsg,
 } from './protocol.js';
 import { KeySession } from './e2ee/session.js';
 import { FrameTransforms, frameApi, peerConnectionOptions } from './frames.js';
@@ -65,6 +65,14 @@ export class Meeting extends EventTarget {
     this.wsUrl = this.ownUrl;
     /** @type {string[]} the cluster's other nodes (WebSocket URLs), to come back through */
     this.nodes = [];
+    /** @type {string[]} the nodes the page's own server named: where `moved` may send us */
+    this.trusted = [];
+    /** The WebSocket URL of the current connection. */
+    this.connUrl = '';
+    /** @type {string[]|null} the nodes this connection's server named, until it takes our join */
+    this.heardNodes = null;
+    /** This connection's `moved` named a node we may not follow. */
+    this.refusedMove = false;
     /** `moved`s followed since the last join: a loop of them backs off. */
     this.hops = 0;
     /** @type {string|null} the node the last `moved` sent us to, until joined */
@@ -129,6 +137,9 @@ export class Meeting extends EventTarget {
 
   connect() {
     let ws;
+    this.connUrl = this.wsUrl;
+    this.refusedMove = false;
+    this.heardNodes = null;
     try {
       ws = new WebSocket(this.wsUrl);
     } catch {
@@ -170,7 +181,7 @@ export class Meeting extends EventTarget {
         this.setState('failed', code, ev.reason);
         return;
       }
-      if (code === CloseCode.MOVED && this.hops <= MAX_HOPS) {
+      if (code === CloseCode.MOVED && this.hops <= MAX_HOPS && !this.refusedMove) {
         // Sent on to the room's home node (wsUrl is set): go at once.
         if (this.state !== 'connecting') this.setState('reconnecting', code, ev.reason);
         this.connect();
@@ -319,19 +330,31 @@ export class Meeting extends EventTarget {
   async handle(msg) {
     switch (msg.type) {
       case 'moved': {
-        // The room lives on another node of the cluster; the server closes next.
+        // The room lives on another node of the cluster; the server closes
+        // next. Followed only to a node our own server named; otherwise the
+        // close counts as a failure (and we come back with a pause).
         const url = nodeWsUrl(msg.url);
-        if (url) {
-          this.wsUrl = url;
+        if (mayFollow(url, this.ownUrl, this.trusted)) {
+          this.wsUrl = /** @type {string} */ (url);
           this.movedTo = url;
           this.hops += 1;
+        } else {
+          this.refusedMove = true;
         }
         break;
       }
-      case 'nodes':
-        this.nodes = msg.urls.map(nodeWsUrl).filter((u) => u !== null);
+      case 'nodes': {
+        // Where to come back through, once this node takes the join (a
+        // list sent with a `moved` only says where that may lead); and,
+        // from our own page's server, where `moved` may send us.
+        const urls = msg.urls.map(nodeWsUrl).filter((u) => u !== null);
+        this.heardNodes = urls;
+        if (this.connUrl === this.ownUrl) this.trusted = urls;
         break;
+      }
       case 'joined': {
+        if (this.heardNodes) this.nodes = this.heardNodes;
+        this.heardNodes = null;
         this.hops = 0;
         this.movedTo = null;
         this.you = msg.you;

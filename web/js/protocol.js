@@ -185,6 +185,16 @@ export function nodeWsUrl(url) {
 }
 
 /**
+ * Whether a `moved` to `target` (a WebSocket URL) may be followed: only to
+ * the page's own server or a node that server named. Another node (one we
+ * were sent to, compromised, say) cannot send the page anywhere else.
+ * @param {string|null} target @param {string} own @param {string[]} trusted
+ */
+export function mayFollow(target, own, trusted) {
+  return target !== null && (target === own || trusted.includes(target));
+}
+
+/**
  * Where to connect after `failed` could not be reached: round the page's
  * own server first, then the other nodes the server named, in turn.
  * @param {string} failed the WebSocket URL that failed

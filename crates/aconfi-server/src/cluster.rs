@@ -165,7 +165,7 @@ impl Cluster {
             }
             Ok(match self.dir.claim_for(room.as_str(), &target).await? {
                 Home::Here => Where::Here,
-                Home::There(url) => Where::There(url),
+                Home::There(url) => self.live_or_here(url),
             })
         })
         .await
@@ -180,6 +180,22 @@ impl Cluster {
                 Where::Here
             }
         }
+    }
+
+    /// `url` if it is a node alive in the cluster (announced, under the
+    /// secret, within the last seconds); else here. Clients are never sent
+    /// to a URL only the directory names: whoever can write the directory
+    /// (a node with the secret, compromised, say) could otherwise send them
+    /// to a site of its choosing, and their pages with them.
+    fn live_or_here(&self, url: String) -> Where {
+        if url == self.url() {
+            return Where::Here;
+        }
+        if self.others_lock().iter().any(|n| n.url == url) {
+            return Where::There(url);
+        }
+        warn!("the room directory names a node that is not alive in the cluster: the room stays here");
+        Where::Here
     }
 
     /// Where a new room goes: here, unless another live node has fewer
@@ -244,9 +260,14 @@ impl Cluster {
             if self.dir.renew(room.as_str()).await? {
                 continue;
             }
-            // Gone from Redis, or taken while this node could not renew.
+            // Gone from Redis, or taken while this node could not renew. Its
+            // participants go only to a node alive in the cluster: a lease
+            // naming anywhere else (written by whoever holds the cluster
+            // secret) keeps the room here, and the next renewal tries again.
             if let Home::There(url) = self.dir.claim(room.as_str()).await? {
-                let _ = self.moves.send(Move { room: Some(room), url });
+                if let Where::There(url) = self.live_or_here(url) {
+                    let _ = self.moves.send(Move { room: Some(room), url });
+                }
             }
         }
         Ok(())

@@ -124,7 +124,10 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
             moved = next_move(&mut moves) => {
                 let Some(room) = route.placement.as_ref().map(|p| p.room()) else { continue };
                 if moved.room.as_ref().is_none_or(|r| r == room) {
-                    if send_msg(&mut sink, &ServerMsg::Moved { url: moved.url }).await.is_err() {
+                    let nodes = state.cluster.as_ref().map(|c| c.others()).unwrap_or_default();
+                    if send_msg(&mut sink, &ServerMsg::Nodes { urls: nodes }).await.is_err()
+                        || send_msg(&mut sink, &ServerMsg::Moved { url: moved.url }).await.is_err()
+                    {
                         break None;
                     }
                     break Some(CloseCode::Moved);
@@ -156,7 +159,12 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
                                     Routed::Shard(s) => s,
                                     Routed::Elsewhere => break Some(CloseCode::UnexpectedMessage),
                                     Routed::Moved(url) => {
-                                        if send_msg(&mut sink, &ServerMsg::Moved { url }).await.is_err() {
+                                        // The live nodes first: the page follows
+                                        // `moved` only to one its own server named.
+                                        let nodes = state.cluster.as_ref().map(|c| c.others()).unwrap_or_default();
+                                        if send_msg(&mut sink, &ServerMsg::Nodes { urls: nodes }).await.is_err()
+                                            || send_msg(&mut sink, &ServerMsg::Moved { url }).await.is_err()
+                                        {
                                             break None;
                                         }
                                         break Some(CloseCode::Moved);

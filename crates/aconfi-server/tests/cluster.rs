@@ -216,6 +216,64 @@ async fn a_room_whose_home_stopped_announcing_itself_is_taken_over() {
     assert!(common::ws_with_origin(&b, Some("https://localhost:10")).await.is_err(), "one never seen is not");
 }
 
+/// Whoever holds the cluster secret (a compromised node, say) can write a
+/// lease naming any URL. A node whose renewal finds its room's lease taken
+/// sends the participants only to a node that is alive in the cluster;
+/// here the lease names one that is not, and nobody is sent anywhere.
+#[tokio::test]
+async fn a_lease_taken_for_a_url_that_is_no_live_node_sends_nobody_there() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    // This test's runtime is single-threaded: the cluster's tasks log here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let redis = Redis::start();
+    let a = node(&redis).await;
+    let (mut ws, _) = join_via(&a, "room-kept").await.expect("a holds the room");
+    let forger = Directory::connect(
+        &redis.url(),
+        "https://evil.example",
+        SECRET.as_bytes(),
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    // The forger takes the lease between two of a's renewals.
+    let key = forger.room_key("room-kept");
+    loop {
+        redis.del(&key);
+        if forger.claim("room-kept").await.unwrap() == Home::Here {
+            break;
+        }
+    }
+    eventually("a finds its lease taken by a URL that is no live node", || {
+        String::from_utf8_lossy(&log.0.lock().unwrap()).contains("names a node that is not alive")
+    })
+    .await;
+    // Everything a was told since: no `moved`, and the connection is open.
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(Duration::from_millis(300), futures_util::StreamExt::next(&mut ws)).await
+    {
+        let text = msg.expect("the connection stays open").into_text().unwrap_or_default();
+        assert!(!text.contains("moved") && !text.contains("evil.example"), "sent on: {text}");
+    }
+    assert!(a.shard_of("room-kept").is_some(), "the meeting stays on a");
+}
+
 #[tokio::test]
 async fn without_redis_the_meeting_goes_on_and_the_node_claims_its_rooms_again_when_it_is_back() {
     let mut redis = Redis::start();

@@ -56,6 +56,12 @@ impl Redis {
             .collect()
     }
 
+    /// Deletes `key`.
+    pub fn del(&self, key: &str) {
+        let mut c = redis::Client::open(self.url()).unwrap().get_connection().unwrap();
+        let _: i64 = redis::cmd("DEL").arg(key).query(&mut c).unwrap();
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
