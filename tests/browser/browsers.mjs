@@ -24,7 +24,7 @@ const VIEWPORT = { width: 1280, height: 720 };
  * A browser that opens participants, each in its own context (own storage,
  * own camera).
  * @typedef {{kind: BrowserKind, open: (url: string, opts?: OpenOptions) => Promise<Participant>, close: () => Promise<void>}} Driver
- * @typedef {{init?: (() => void) | string, viewport?: {width: number, height: number}}} OpenOptions  `init` (a function or script text) runs in every new document before the page's scripts; `viewport` the page's size in CSS pixels (1280×720 if not given)
+ * @typedef {{init?: (() => void) | string, viewport?: {width: number, height: number}, click?: boolean}} OpenOptions  `init` (a function or script text) runs in every new document before the page's scripts; `viewport` the page's size in CSS pixels (1280×720 if not given); `click: false` leaves a link with `#autojoin=1` on its prejoin screen (by default Join is clicked, as its user would)
  */
 
 /**
@@ -157,6 +157,20 @@ export class Participant {
   /** Waits until joined; returns our id. */
   joined() { return until(() => this.evaluate(() => { const m = /** @type {any} */ (window).aconfi; return m?.state === 'joined' && m.you; }), `joined (${this.kind})`, 60000); }
 
+  /**
+   * A link asking to join at once (`#autojoin=1`) joins on a click of the
+   * user's on that page: the prejoin screen comes up filled in, and this
+   * clicks Join once, as the user would. A page that shows something else
+   * instead (a broken link's explanation) is left as it is.
+   */
+  async clickJoinIfAsked() {
+    const shown = await until(() => this.evaluate(() => {
+      const vis = (/** @type {string} */ id) => document.getElementById(id)?.checkVisibility() ?? false;
+      return vis('prejoin') ? 'prejoin' : vis('ended') ? 'ended' : vis('meeting') ? 'meeting' : null;
+    }), `the prejoin screen or another (${this.kind})`);
+    if (shown === 'prejoin') await this.click('#join-now');
+  }
+
   /** Closes the page and its context. */
   close() { return this.ops.close(); }
 
@@ -204,6 +218,7 @@ export async function launchChromium(opts = {}) {
         close: () => context.close(),
       });
       await page.goto(url);
+      if (opts.click !== false && /[#&]autojoin=1(&|$)/.test(new URL(url).hash)) await p.clickJoinIfAsked();
       return p;
     },
     close: () => browser.close(),
@@ -257,6 +272,7 @@ export async function launchFirefox(opts = {}) {
         close: () => context.close(),
       });
       await page.goto(url);
+      if (opts.click !== false && /[#&]autojoin=1(&|$)/.test(new URL(url).hash)) await p.clickJoinIfAsked();
       return p;
     },
     async close() {

@@ -3,7 +3,7 @@
 
 import { S, lang, setLang } from './i18n.js';
 import { Meeting } from './meeting.js';
-import { appendChat, nameOf, RECIPIENT_GONE, renderPeople, toast, wireSettings } from './panel.js';
+import { appendChat, confirmAction, nameOf, RECIPIENT_GONE, renderPeople, toast, wireSettings } from './panel.js';
 import { CloseCode, E2EE_WRONG_KEY, normaliseRoomName, parseFragment } from './protocol.js';
 import { newSecret, secretFromFragment } from './e2ee/link.js';
 import { frameApi } from './frames.js';
@@ -11,7 +11,7 @@ import { wireLiveStream } from './live.js';
 import { trustMark, trustOf, wireSafetyCode } from './verify.js';
 import { decorate, icon, setIconLabel } from './icons.js';
 import { MIN_THUMB, MIN_TILE, arrange, perPage } from './layout.js';
-import { embedMeeting, embedPrejoin } from './embed.js';
+import { embedMeeting, embedPrejoin, isFramed } from './embed.js';
 import { loadSetting, saveSetting } from './storage.js';
 
 const NAME_KEY = 'aconfi.name';
@@ -73,12 +73,16 @@ function main() {
   meetingKey = key;
   const frag = parseFragment(location.hash);
   const name = frag.name ?? loadSetting(NAME_KEY) ?? undefined;
-  if (frag.autojoin) {
+  // `#autojoin=1` joins by itself only inside a frame, which only a site
+  // the operator allowed (--frame-ancestors) can make: anywhere else a
+  // link must not put someone's camera and microphone into a stranger's
+  // meeting without a click. There it fills in the prejoin screen.
+  if (frag.autojoin && isFramed()) {
     acquire(!frag.micOff, !frag.cameraOff).then((stream) =>
       joinMeeting(room, name, stream, frag.micOff || stream.getAudioTracks().length === 0,
         frag.cameraOff || stream.getVideoTracks().length === 0));
   } else {
-    prejoin(room, name);
+    prejoin(room, name, frag);
   }
 }
 
@@ -128,8 +132,12 @@ async function acquire(audio, video, ids = {}) {
   return new MediaStream();
 }
 
-/** @param {string} room @param {string|undefined} name */
-async function prejoin(room, name) {
+/**
+ * The prejoin screen, filled in from the link's fragment (name, mic and
+ * camera off; with `autojoin`, Join has the focus).
+ * @param {string} room @param {string|undefined} name @param {ReturnType<typeof parseFragment>} [frag]
+ */
+async function prejoin(room, name, frag = parseFragment('')) {
   show('prejoin');
   $('prejoin-e2ee').hidden = !meetingKey;
   // People about to join are told if the meeting is being streamed live.
@@ -143,9 +151,10 @@ async function prejoin(room, name) {
   // before that would have nothing to send, and be lost).
   const joinNow = /** @type {HTMLButtonElement} */ ($('join-now'));
   joinNow.disabled = true;
-  let micOn = true;
-  let camOn = true;
-  let stream = await acquire(true, true);
+  let micOn = !frag.micOff;
+  let camOn = !frag.cameraOff;
+  let stream = await acquire(true, camOn);
+  for (const t of stream.getAudioTracks()) t.enabled = micOn;
   const preview = $('preview');
   preview.srcObject = stream;
   $('device-error').textContent = S().noDevices;
@@ -208,9 +217,11 @@ async function prejoin(room, name) {
     if (o.camera === false) camOn = false;
     joinNow.click();
   });
-  // From the keyboard: the name field has focus, Enter joins.
+  // From the keyboard: the name field has focus, Enter joins. A link that
+  // asked to join at once (`#autojoin=1`) gets the one click it needs.
   nameInput.onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') joinNow.click(); };
-  nameInput.focus();
+  if (frag.autojoin) joinNow.focus();
+  else nameInput.focus();
 }
 
 /**
@@ -859,15 +870,18 @@ function joinMeeting(room, name, stream, audioMuted, videoMuted) {
   document.addEventListener('securitypolicyviolation', (ev) => {
     if (ev.effectiveDirective === 'connect-src') meeting.blocked(ev.blockedURI);
   });
-  meeting.addEventListener('relocate', (ev) => {
+  meeting.addEventListener('relocate', async (ev) => {
     const { origin } = /** @type {CustomEvent} */ (ev).detail;
     const frag = new URLSearchParams();
     if (meetingKey) frag.set('key', meetingKey.text);
     if (meeting.name) frag.set('name', meeting.name);
-    frag.set('autojoin', '1');
     if (meeting.audioMuted) frag.set('mic', 'off');
     if (meeting.videoMuted) frag.set('camera', 'off');
-    location.assign(`${origin}/${room}#${frag}`);
+    // The key goes to another origin's page only when the user says so,
+    // and the page there asks again before camera and microphone go on.
+    const question = meetingKey ? S().relocateKey(origin) : S().relocate(origin);
+    if (await confirmAction(question, S().relocateOk)) location.assign(`${origin}/${room}#${frag}`);
+    else ended(S().failedTitle, S().relocateDeclined(origin), true);
   });
   meeting.addEventListener('password', (ev) => {
     const { wrong, retryAfterMs } = /** @type {CustomEvent} */ (ev).detail;

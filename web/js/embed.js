@@ -164,6 +164,11 @@ if (framed) {
   });
 }
 
+/** Whether this page is inside a frame (of a site allowed to frame it). */
+export function isFramed() {
+  return framed;
+}
+
 /**
  * The prejoin screen can join now: a `join` command (waiting, or to come)
  * calls `join` once with its options.
