@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{public_origin, Config};
-use crate::directory::{Directory, Home, Node};
+use crate::directory::{Canary, Directory, Home, Node};
 use crate::metrics::ClusterGauges;
 use crate::shards::Shards;
 
@@ -55,6 +55,13 @@ pub enum Where {
     Here,
     /// At the node of this public URL.
     There(String),
+}
+
+fn wrong_secret() -> anyhow::Error {
+    anyhow::anyhow!(
+        "this node's --cluster-secret is not the one the other nodes of this Redis use (its canary, \
+         aconfi:canary, does not verify under it): give every node the same secret"
+    )
 }
 
 /// Participants of `room` (of every room, for `None`) are to go to `url`.
@@ -221,12 +228,37 @@ impl Cluster {
     fn failed(&self, e: &anyhow::Error) {
         self.gauges.redis_reachable.set(0);
         if self.reachable.swap(false, Ordering::Relaxed) {
-            warn!(error = %e, "Redis unreachable: meetings go on, new rooms are made on this node alone");
+            warn!(error = %e, "the cluster's Redis cannot be used: meetings go on, new rooms are made on this node alone");
         }
     }
 
-    /// Says this node is alive and reads who else is.
+    /// At start: whether this node's cluster secret is the one the other
+    /// nodes of this Redis use (the canary verifies under it). A node with
+    /// another secret would see every valid lease as foreign and take it
+    /// over: it must not run. Redis not answering yet is no answer: the
+    /// announcements check again.
+    pub async fn check_secret(&self) -> anyhow::Result<()> {
+        match tokio::time::timeout(REDIS_TIMEOUT * 2, self.dir.check_canary()).await {
+            Ok(Ok(Canary::Differs)) => Err(wrong_secret()),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                warn!(error = %e, "Redis unreachable at start: the cluster secret is checked once it answers");
+                Ok(())
+            }
+            Err(_) => {
+                warn!("Redis unreachable at start: the cluster secret is checked once it answers");
+                Ok(())
+            }
+        }
+    }
+
+    /// Says this node is alive and reads who else is; first checks the
+    /// canary (it may have started while Redis was down, or Redis came
+    /// back empty and the canary is written again).
     async fn announce(&self) -> anyhow::Result<()> {
+        if self.dir.check_canary().await? == Canary::Differs {
+            return Err(wrong_secret());
+        }
         if !self.draining.load(Ordering::Relaxed) {
             self.dir.announce(self.shards.connections() as u64, NODE_TTL).await?;
         }

@@ -7,8 +7,12 @@
 //!   node's public URL, with a lease of [`Directory::lease`] that the home
 //!   node renews while the room lives, and deletes when it ends. Never the
 //!   room's name: without the cluster secret the key says nothing about it.
-//! - `aconfi:node:<public URL>` → the node's load (participants), expiring
-//!   unless the node announces itself again.
+//! - `aconfi:node:<public URL>` → the node's load (participants) and when
+//!   the announcement ends (in Redis's clock, under the tag: a value copied
+//!   back without its expiry is dead all the same), expiring unless the node
+//!   announces itself again.
+//! - `aconfi:canary` → a value tagged under the cluster secret: a node whose
+//!   secret does not verify it is not of this cluster, and refuses to run.
 //!
 //! Nothing else: no participant, no name, nothing that outlives a meeting
 //! by more than a lease. Two nodes never both own a room: a claim is
@@ -49,15 +53,31 @@ return 0
 "#;
 
 /// Replaces a value only while it is still ARGV[1] and, when a second key
-/// is given, while that key does not exist: a room handed over from a dead
-/// node (its liveness key gone), or a value that is not the cluster's.
+/// is given, while that key still holds ARGV[4] (`''`: does not exist): a
+/// room handed over from a dead node (its announcement gone, or seen
+/// expired and not renewed since), or a value that is not the cluster's.
 const REPLACE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] and (KEYS[2] == nil or redis.call('EXISTS', KEYS[2]) == 0) then
+if redis.call('GET', KEYS[1]) == ARGV[1] and (KEYS[2] == nil or (redis.call('GET', KEYS[2]) or '') == ARGV[4]) then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
 "#;
+
+/// The key of the cluster's canary.
+const CANARY_KEY: &str = "aconfi:canary";
+
+/// What the canary said of this node's secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Canary {
+    /// Redis held one tagged under our secret.
+    Matches,
+    /// Redis held none: ours is there now.
+    Written,
+    /// Redis holds one our secret does not verify: another cluster's
+    /// secret, or a wrong one in this node's settings.
+    Differs,
+}
 
 /// Deletes the lease only while it is still this node's.
 const RELEASE: &str = r#"
@@ -195,6 +215,7 @@ impl Directory {
                         .arg(&held)
                         .arg(&value)
                         .arg(self.lease_ms())
+                        .arg("")
                         .invoke_async(&mut redis)
                         .await?;
                 }
@@ -214,15 +235,43 @@ impl Directory {
         (self.tag(&["room", key, url]) == tag).then_some(url)
     }
 
-    /// A node announcement's value: its load and a tag.
-    fn node_value(&self, url: &str, load: u64) -> String {
-        format!("{load} {}", self.tag(&["node", url, &load.to_string()]))
+    /// A node announcement's value: its load, when it ends (milliseconds
+    /// in Redis's clock) and a tag over both.
+    fn node_value(&self, url: &str, load: u64, until_ms: u64) -> String {
+        let (load, until) = (load.to_string(), until_ms.to_string());
+        format!("{load} {until} {}", self.tag(&["node", url, &load, &until]))
     }
 
-    /// The load an announcement says, if its tag is the cluster's.
-    fn node_load(&self, url: &str, value: &str) -> Option<u64> {
-        let (load, tag) = value.split_once(' ')?;
-        (self.tag(&["node", url, load]) == tag).then(|| load.parse().ok()).flatten()
+    /// The load an announcement says, if its tag is the cluster's and it
+    /// has not ended by `now_ms`.
+    fn node_load(&self, url: &str, value: &str, now_ms: u64) -> Option<u64> {
+        let mut parts = value.splitn(3, ' ');
+        let (load, until, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        if self.tag(&["node", url, load, until]) != tag || until.parse::<u64>().ok()? < now_ms {
+            return None;
+        }
+        load.parse().ok()
+    }
+
+    /// Redis's clock, in milliseconds: the one clock every node shares.
+    async fn now_ms(&self) -> anyhow::Result<u64> {
+        let mut redis = self.redis.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut redis).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
+    /// Checks this node's secret against the cluster's canary, writing one
+    /// where Redis holds none (the first node, or Redis restarted empty).
+    pub async fn check_canary(&self) -> anyhow::Result<Canary> {
+        let mut redis = self.redis.clone();
+        let mine = format!("v1 {}", self.tag(&["canary", "the secret of this A-Confi cluster"]));
+        let set: Option<String> =
+            redis::cmd("SET").arg(CANARY_KEY).arg(&mine).arg("NX").query_async(&mut redis).await?;
+        if set.is_some() {
+            return Ok(Canary::Written);
+        }
+        let held: Option<String> = redis.get(CANARY_KEY).await?;
+        Ok(if held.as_deref() == Some(mine.as_str()) { Canary::Matches } else { Canary::Differs })
     }
 
     /// HMAC-SHA256 under the cluster secret of `parts` (each length-prefixed,
@@ -255,6 +304,15 @@ impl Directory {
     /// (one script: checked and set at once). True if taken.
     pub async fn take_over(&self, room: &str, dead: &str, url: &str) -> anyhow::Result<bool> {
         let mut redis = self.redis.clone();
+        // Its announcement, as Redis holds it now: alive if it verifies and
+        // has not ended. Anything else (gone, ended, or not the cluster's:
+        // a value copied back without its expiry, say) is no sign of life,
+        // and the takeover happens only if it is still exactly that.
+        let seen: Option<String> = redis.get(node_key(dead)).await?;
+        let now = self.now_ms().await?;
+        if seen.as_deref().is_some_and(|v| self.node_load(dead, v, now).is_some()) {
+            return Ok(false);
+        }
         let key = self.room_key(room);
         let n: i64 = Script::new(REPLACE)
             .arg(self.lease_value(&key, dead))
@@ -262,6 +320,7 @@ impl Directory {
             .key(key)
             .key(node_key(dead))
             .arg(self.lease_ms())
+            .arg(seen.unwrap_or_default())
             .invoke_async(&mut redis)
             .await?;
         Ok(n == 1)
@@ -280,9 +339,10 @@ impl Directory {
     pub async fn announce(&self, load: u64, ttl: Duration) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let until = self.now_ms().await?.saturating_add(ttl_ms);
         let _: () = redis::cmd("SET")
             .arg(node_key(&self.url))
-            .arg(self.node_value(&self.url, load))
+            .arg(self.node_value(&self.url, load, until))
             .arg("PX")
             .arg(ttl_ms)
             .query_async(&mut redis)
@@ -319,13 +379,14 @@ impl Directory {
                 break;
             }
         }
+        let now = self.now_ms().await?;
         let mut nodes = Vec::with_capacity(keys.len());
         for key in keys {
             // Gone between SCAN and GET: expired, so not live.
             let value: Option<String> = redis.get(&key).await?;
             let Some(url) = key.strip_prefix("aconfi:node:") else { continue };
             // Not the cluster's (no valid tag): not a node.
-            if let Some(load) = value.and_then(|v| self.node_load(url, &v)) {
+            if let Some(load) = value.and_then(|v| self.node_load(url, &v, now)) {
                 nodes.push(Node { url: url.to_owned(), load });
             }
         }

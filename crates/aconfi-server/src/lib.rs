@@ -175,6 +175,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracker.spawn(shards::report(shards.clone(), metrics.clone(), cancel.clone()));
     let cluster = cluster::Cluster::new(&config, shards.clone(), metrics.cluster.clone().unwrap_or_default())?;
     if let Some(c) = &cluster {
+        // A node of another cluster's secret must not run: it would take
+        // over every valid lease as foreign.
+        if let Err(e) = c.check_secret().await {
+            cancel.cancel();
+            return Err(e);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         shards.on_empty(tx);
         tracker.spawn(c.clone().run(rx, cancel.clone()));

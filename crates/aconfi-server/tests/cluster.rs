@@ -113,12 +113,13 @@ async fn a_room_opened_through_either_node_is_one_meeting_on_its_home_node() {
     assert!(a.shard_of(room).is_some() && b.shard_of(room).is_none(), "the meeting lives on a alone");
 
     // Redis: one owner for the room, under a key that is not its name; the
-    // two nodes' announcements.
+    // two nodes' announcements; the cluster's canary.
     let dump = redis.dump();
     let rooms: Vec<_> = dump.iter().filter(|(k, _)| k.starts_with("aconfi:room:")).collect();
     assert_eq!(rooms.len(), 1, "{dump:?}");
     assert_eq!(rooms[0].1.split(' ').next(), Some(url(&a).as_str()), "the directory names a as the home");
-    assert_eq!(dump.len(), 3, "a room and two nodes: {dump:?}");
+    assert_eq!(dump.len(), 4, "a room, two nodes, a canary: {dump:?}");
+    assert!(dump.iter().any(|(k, _)| k == "aconfi:canary"));
     assert_no_name(&redis, room);
 
     // The meeting ends: its lease goes with it.
@@ -214,6 +215,31 @@ async fn a_room_whose_home_stopped_announcing_itself_is_taken_over() {
     eventually("b sees the node gone", || b.cluster_peers().is_empty()).await;
     assert!(common::ws_with_origin(&b, Some("https://localhost:9")).await.is_ok(), "a node seen once stays trusted");
     assert!(common::ws_with_origin(&b, Some("https://localhost:10")).await.is_err(), "one never seen is not");
+}
+
+/// A node given another cluster's secret (a typo in one node's settings)
+/// would take every valid lease for foreign and take the rooms over: it
+/// refuses to start, saying why, and the cluster's lease stands.
+#[tokio::test]
+async fn a_node_with_another_secret_refuses_to_start() {
+    let redis = Redis::start();
+    let a = node(&redis).await;
+    let (_ws, _) = join_via(&a, "room-safe").await.expect("a holds the room");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = aconfi_server::Config::defaults();
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.media_port = 0;
+    config.media_bind = Some("127.0.0.1".parse().unwrap());
+    config.redis_url = Some(redis.url());
+    config.public_url = Some(format!("https://localhost:{port}").parse().unwrap());
+    config.cluster_secret = Some("not the secret of this cluster".into());
+    let err = aconfi_server::start(config).await.err().expect("it refuses to start");
+    assert!(format!("{err:#}").contains("--cluster-secret is not the one the other nodes"), "{err:#}");
+    let direct =
+        Directory::connect(&redis.url(), &url(&a), SECRET.as_bytes(), Duration::from_secs(60), Duration::from_secs(2))
+            .await
+            .unwrap();
+    assert_eq!(direct.claim("room-safe").await.unwrap(), Home::Here, "the room is still a's");
 }
 
 /// Whoever holds the cluster secret (a compromised node, say) can write a

@@ -187,3 +187,54 @@ async fn values_not_signed_with_the_cluster_secret_are_no_values() {
     let live: Vec<String> = b.live_nodes().await.unwrap().into_iter().map(|n| n.url).collect();
     assert_eq!(live, ["https://node-a.example"]);
 }
+
+/// A node's announcement says when it ends, under the tag: copied back by
+/// someone who can write to Redis (without the secret), without the TTL
+/// Redis gave it, it cannot keep a dead node alive, nor stop another node
+/// taking that node's rooms over.
+#[tokio::test]
+async fn an_announcement_replayed_without_its_expiry_keeps_no_node_alive() {
+    let redis = Redis::start();
+    let dead = node(&redis, "https://node-dead.example", Duration::from_secs(30)).await;
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    assert_eq!(dead.claim("room-pinned").await.unwrap(), Home::Here);
+    dead.announce(3, Duration::from_millis(300)).await.unwrap();
+    let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let key = "aconfi:node:https://node-dead.example";
+    let value: String = redis::cmd("GET").arg(key).query(&mut c).unwrap();
+    assert_eq!(b.live_nodes().await.unwrap().len(), 1, "alive while its announcement lasts");
+    // Written back without a TTL: Redis would keep it for ever.
+    let _: () = redis::cmd("SET").arg(key).arg(&value).query(&mut c).unwrap();
+    let started = Instant::now();
+    while !b.live_nodes().await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the replayed announcement kept the node alive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept: Option<String> = redis::cmd("GET").arg(key).query(&mut c).unwrap();
+    assert_eq!(kept.as_deref(), Some(value.as_str()), "the value is still there: it is its expiry that counts");
+    assert!(b.take_over("room-pinned", "https://node-dead.example", "https://node-b.example").await.unwrap());
+    assert_eq!(dead.claim("room-pinned").await.unwrap(), Home::There("https://node-b.example".into()));
+    // A live node's room is not taken over.
+    b.announce(0, Duration::from_secs(30)).await.unwrap();
+    assert!(!dead.take_over("room-pinned", "https://node-b.example", "https://node-dead.example").await.unwrap());
+}
+
+/// The canary: the first node writes it, a node with the same secret
+/// finds it matches, one with another secret finds it does not.
+#[tokio::test]
+async fn the_canary_tells_a_node_whether_its_secret_is_the_clusters() {
+    use aconfi_server::directory::Canary;
+    let redis = Redis::start();
+    let a = node(&redis, "https://node-a.example", Duration::from_secs(30)).await;
+    assert_eq!(a.check_canary().await.unwrap(), Canary::Written);
+    let b = node(&redis, "https://node-b.example", Duration::from_secs(30)).await;
+    assert_eq!(b.check_canary().await.unwrap(), Canary::Matches);
+    let wrong =
+        Directory::connect(&redis.url(), "https://node-w.example", b"a wrong secret", Duration::from_secs(30), TIMEOUT)
+            .await
+            .unwrap();
+    assert_eq!(wrong.check_canary().await.unwrap(), Canary::Differs);
+    let dump = redis.dump();
+    let canary = dump.iter().find(|(k, _)| k == "aconfi:canary").expect("a canary");
+    assert!(!canary.1.contains("secret"), "the canary holds a tag, not the secret: {}", canary.1);
+}
