@@ -44,7 +44,7 @@ grep -qx /etc/default/aconfi /var/lib/dpkg/info/aconfi.conffiles || fail "the se
 systemd-analyze verify "$unit" || fail "systemd-analyze verify"
 score=$(systemd-analyze security --offline=true "$unit" 2>/dev/null | grep -Eo 'Overall exposure level for [^:]*: [0-9.]+ [A-Z]+' || true)
 echo "security: ${score:-unknown}"
-for setting in DynamicUser=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
+for setting in LimitNOFILE=65536 DynamicUser=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
   CapabilityBoundingSet=CAP_NET_BIND_SERVICE EnvironmentFile=-/etc/default/aconfi; do
   grep -qx "$setting" "$unit" || fail "the unit lacks $setting"
 done
@@ -72,6 +72,11 @@ else
     . /etc/default/aconfi
     set +a
     cd /
+    # The unit's LimitNOFILE as the hard limit where this machine lets us
+    # raise it (a container may not: its own hard limit then); the soft one
+    # as most systems start a process: the server must raise it itself.
+    ulimit -Hn "$(sed -n 's/^LimitNOFILE=//p' "$unit")" 2>/dev/null || true
+    ulimit -Sn 1024
     exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --no-new-privs \
       env ACONFI_LISTEN="127.0.0.1:$port" ACONFI_MEDIA_PORT=0 $exec_start
   ) > "$out/service.log" 2>&1 &
@@ -86,6 +91,18 @@ for _ in $(seq 100); do
 done
 grep -q '<title>A-Confi' <<<"$page" || { cat "$out/service.log" 2>/dev/null; fail "no landing page on port $port ($how)"; }
 echo "served the landing page ($how)"
+# Enough file descriptors for the connection caps: the server raised its
+# soft limit (to the unit's LimitNOFILE under systemd, else to the hard
+# limit it was started with). The caps' sum is fd_limit::needed's.
+if [ -d /run/systemd/system ]; then
+  spid=$(systemctl show -p MainPID --value aconfi)
+else
+  spid=$(pgrep -P "$pid" -x aconfi || echo "$pid")
+fi
+need=$((10000 + 1024 + 4096 + 512))
+soft=$(awk '/^Max open files/ {print $4}' "/proc/$spid/limits")
+echo "open files: soft $soft (the caps need $need; hard $(awk '/^Max open files/ {print $5}' "/proc/$spid/limits"))"
+[ "$soft" -ge "$need" ] || fail "the running server may open only $soft files, its caps need $need"
 if [ -d /run/systemd/system ]; then
   systemctl stop aconfi
   rm -rf /run/systemd/system/aconfi.service.d

@@ -6,15 +6,21 @@
 //! unframes what arrives and hands it to the core task; what the core sends
 //! to that peer's address goes back framed over the same connection.
 //!
-//! A connection costs a task and two small buffers, so they are capped in
-//! total and per client address, one that sends nothing usable for
-//! [`IDLE_TIMEOUT`] is closed, and a frame larger than any datagram we
-//! accept closes it.
+//! A connection costs a task, two small buffers and a file descriptor, so
+//! they are capped in total and per client address (an IPv6 /64 counting
+//! as one, as for WebSockets), counted from the moment they are accepted —
+//! before anything is read from them; one that sends nothing usable (a
+//! well-formed STUN, DTLS, RTP or RTCP datagram: garbage keeps nothing
+//! open) for [`IDLE_TIMEOUT`] is closed, and a frame larger than any
+//! datagram we accept closes it. An accept that fails (no file descriptor
+//! left) is retried after a pause, never in a tight loop.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use aconfi_core::address::AddrKey;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,9 +35,17 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Most ICE-TCP connections from one client address (a browser opens one
 /// per candidate pair it tries).
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
-/// A connection with nothing received for this long is closed (a session
-/// sends STUN consent checks every few seconds).
+/// A connection with nothing usable received for this long is closed (a
+/// session sends STUN consent checks every few seconds).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections to the HTTPS port not yet told apart (TLS or ICE), from one
+/// address and in all: each waits up to [`FIRST_BYTE_TIMEOUT`].
+pub const MAX_UNSORTED_PER_ADDRESS: usize = 32;
+/// See [`MAX_UNSORTED_PER_ADDRESS`].
+pub const MAX_UNSORTED: usize = 4096;
+/// The first pause after a failed accept; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Frames queued for one connection before more are dropped, as a full UDP
 /// socket buffer would.
 const SEND_QUEUE: usize = 512;
@@ -73,13 +87,79 @@ pub async fn bind_all(locals: &[SocketAddr]) -> Option<Vec<TcpListener>> {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_addr: HashMap<AddrKey, usize>,
 }
 
-/// The connection caps, shared by every hub of the process (one per media
-/// shard), so that they hold for the server as a whole.
-#[derive(Clone, Default)]
-pub struct Caps(Arc<Mutex<Counts>>);
+impl Counts {
+    fn take(&mut self, key: AddrKey, max: usize, per_addr: usize) -> bool {
+        let mine = self.per_addr.get(&key).copied().unwrap_or(0);
+        if self.total >= max || mine >= per_addr {
+            return false;
+        }
+        self.total += 1;
+        *self.per_addr.entry(key).or_default() += 1;
+        true
+    }
+
+    fn give_back(&mut self, key: AddrKey) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_addr.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_addr.remove(&key);
+            }
+        }
+    }
+}
+
+/// Connection counts under caps, shared by every hub of the process (one
+/// per media shard), so that they hold for the server as a whole.
+#[derive(Clone)]
+pub struct Caps {
+    counts: Arc<Mutex<Counts>>,
+    max: usize,
+    per_addr: usize,
+}
+
+impl Default for Caps {
+    /// The caps of ICE-TCP connections.
+    fn default() -> Self {
+        Caps::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS)
+    }
+}
+
+impl Caps {
+    /// At most `max` at once, `per_addr` from one address.
+    pub fn new(max: usize, per_addr: usize) -> Self {
+        Caps { counts: Arc::default(), max, per_addr }
+    }
+
+    /// A place for a connection from `peer`, if the caps leave one; given
+    /// back when the slot is dropped.
+    pub fn take(&self, peer: IpAddr) -> Option<Slot> {
+        let key = AddrKey::new(peer);
+        let taken = self.counts.lock().unwrap_or_else(|e| e.into_inner()).take(key, self.max, self.per_addr);
+        taken.then(|| Slot { caps: self.clone(), key })
+    }
+
+    /// Connections holding a slot now.
+    #[cfg(test)]
+    pub fn in_use(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+}
+
+/// One connection's place under its caps.
+pub struct Slot {
+    caps: Caps,
+    key: AddrKey,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.caps.counts.lock().unwrap_or_else(|e| e.into_inner()).give_back(self.key);
+    }
+}
 
 /// Where accepted connections go, from every listener of one shard (its
 /// media port's, and the HTTPS port's for that shard's sessions): that
@@ -97,27 +177,30 @@ impl Hub {
         Hub { to_core, counts: caps, cancel }
     }
 
+    /// A slot for a connection from `peer` under this hub's caps.
+    pub fn slot(&self, peer: IpAddr) -> Option<Slot> {
+        self.counts.take(peer)
+    }
+
     /// Takes over a connection from `peer` to our candidate `advertised`,
-    /// in a task of its own; one over the caps is closed at once. `first`
-    /// is a datagram already read from it, if any.
-    pub async fn admit(&self, stream: TcpStream, peer: SocketAddr, advertised: SocketAddr, first: Option<Vec<u8>>) {
+    /// which holds `slot`, in a task of its own. `first` is a datagram
+    /// already read from it, if any.
+    pub async fn admit(
+        &self,
+        slot: Slot,
+        stream: TcpStream,
+        peer: SocketAddr,
+        advertised: SocketAddr,
+        first: Option<Vec<u8>>,
+    ) {
         // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6;
         // the sessions know them as IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        {
-            let mut c = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-            let from_ip = c.per_ip.get(&peer.ip()).copied().unwrap_or(0);
-            if c.total >= MAX_CONNECTIONS || from_ip >= MAX_CONNECTIONS_PER_ADDRESS {
-                debug!("ICE-TCP connection refused: too many");
-                return;
-            }
-            c.total += 1;
-            *c.per_ip.entry(peer.ip()).or_default() += 1;
-        }
         let hub = self.clone();
         let _ = stream.set_nodelay(true);
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(async move {
+            let _slot = slot;
             let opened = hub.to_core.send(TcpIn::Open { peer, tx }).await.is_ok();
             let first_taken = match first {
                 Some(contents) => hub.to_core.send(TcpIn::Datagram { peer, local: advertised, contents }).await.is_ok(),
@@ -129,30 +212,51 @@ impl Hub {
             if opened {
                 let _ = hub.to_core.send(TcpIn::Closed { peer }).await;
             }
-            let mut c = hub.counts.0.lock().unwrap_or_else(|e| e.into_inner());
-            c.total -= 1;
-            if let Some(n) = c.per_ip.get_mut(&peer.ip()) {
-                *n -= 1;
-                if *n == 0 {
-                    c.per_ip.remove(&peer.ip());
-                }
-            }
         });
     }
 }
 
 /// Accepts connections on `listener` (the media port over TCP), whose
-/// candidate is `advertised`, until the hub is cancelled.
+/// candidate is `advertised`, until the hub is cancelled. One over the caps
+/// is closed at once.
 pub async fn accept(listener: TcpListener, advertised: SocketAddr, hub: Hub) {
+    accept_from(|| listener.accept(), advertised, hub).await;
+}
+
+/// The accept loop, over whatever yields connections (a listener, or a
+/// test's stand-in for one that fails).
+async fn accept_from<F, Fut>(mut next: F, advertised: SocketAddr, hub: Hub)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<(TcpStream, SocketAddr)>>,
+{
+    let mut pause = ACCEPT_BACKOFF;
     loop {
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             _ = hub.cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
+            accepted = next() => accepted,
         };
-        hub.admit(stream, peer, advertised, None).await;
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                pause = ACCEPT_BACKOFF;
+                a
+            }
+            Err(e) => {
+                // Out of file descriptors (EMFILE), say: it stays so until
+                // a connection closes. Waiting lets that happen.
+                debug!(error = %e, "accepting an ICE-TCP connection failed; pausing");
+                tokio::select! {
+                    _ = hub.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        match hub.slot(peer.ip().to_canonical()) {
+            Some(slot) => hub.admit(slot, stream, peer, advertised, None).await,
+            None => debug!("ICE-TCP connection refused: too many"),
+        }
     }
 }
 
@@ -177,6 +281,8 @@ pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SharedPort {
     /// One per shard.
     hubs: Arc<Vec<Hub>>,
+    /// Connections not yet told apart.
+    unsorted: Caps,
     /// Per local IP the HTTPS port is reached on: the candidate advertised
     /// for it (the HTTPS port, on the media address of that IP).
     candidates: Arc<Vec<(IpAddr, SocketAddr)>>,
@@ -187,7 +293,11 @@ impl SharedPort {
     /// `candidates` (local IP, advertised address); one reaching another
     /// local IP is closed.
     pub fn new(hubs: Vec<Hub>, candidates: Vec<(IpAddr, SocketAddr)>) -> Self {
-        SharedPort { hubs: Arc::new(hubs), candidates: Arc::new(candidates) }
+        SharedPort {
+            hubs: Arc::new(hubs),
+            unsorted: Caps::new(MAX_UNSORTED, MAX_UNSORTED_PER_ADDRESS),
+            candidates: Arc::new(candidates),
+        }
     }
 
     /// The shard hub for a connection, and its first datagram if it had to
@@ -230,18 +340,31 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for SharedPort
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+            // Counted before anything is read: a crowd of connections that
+            // never say what they are holds no more than its share.
+            let Some(unsorted) = this.unsorted.take(peer.ip().to_canonical()) else {
+                return Err(std::io::Error::other("too many connections from this address"));
+            };
             let mut first = [0u8; 1];
             match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+                // HTTPS: from here the WebSocket caps count it.
                 Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => return Ok((stream, service)),
                 Ok(Ok(1)) => {}
                 _ => return Err(std::io::Error::other("closed before its first byte")),
             }
-            let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
             let mut stream = stream;
-            if let Some(advertised) = this.advertised(local) {
-                if let Some((hub, first)) = this.route(&mut stream).await {
-                    hub.admit(stream, peer, advertised, first).await;
-                }
+            let Some(advertised) = this.advertised(local) else {
+                return Err(std::io::Error::other("ICE over TCP on an address we offer no candidate for"));
+            };
+            // An ICE-TCP connection: its slot is taken before its first
+            // datagram is read (to find its shard), then the sorting one goes.
+            let Some(slot) = this.hubs[0].slot(peer.ip().to_canonical()) else {
+                return Err(std::io::Error::other("too many ICE-TCP connections"));
+            };
+            drop(unsorted);
+            if let Some((hub, first)) = this.route(&mut stream).await {
+                hub.admit(slot, stream, peer, advertised, first).await;
             }
             Err(std::io::Error::other("ICE over TCP, not HTTPS"))
         })
@@ -260,8 +383,10 @@ async fn serve(
     let (mut read, mut write) = stream.into_split();
     let reader = async {
         let mut len = [0u8; 2];
+        // Moved on only by a datagram of a kind the session takes.
+        let mut idle_at = tokio::time::Instant::now() + IDLE_TIMEOUT;
         loop {
-            match tokio::time::timeout(IDLE_TIMEOUT, read.read_exact(&mut len)).await {
+            match tokio::time::timeout_at(idle_at, read.read_exact(&mut len)).await {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
@@ -271,10 +396,14 @@ async fn serve(
                 return;
             }
             let mut contents = vec![0u8; n];
-            match tokio::time::timeout(IDLE_TIMEOUT, read.read_exact(&mut contents)).await {
+            match tokio::time::timeout_at(idle_at, read.read_exact(&mut contents)).await {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
+            if !is_media_datagram(&contents) {
+                continue;
+            }
+            idle_at = tokio::time::Instant::now() + IDLE_TIMEOUT;
             if to_core.send(TcpIn::Datagram { peer, local, contents }).await.is_err() {
                 return;
             }
@@ -304,6 +433,19 @@ async fn serve(
     }
 }
 
+/// Whether a datagram is one a session takes, by the ranges of its first
+/// byte that RFC 7983 demultiplexes on, and long enough to be one: STUN
+/// (0–3, a 20-byte header), DTLS (20–63, a 13-byte record header), RTP or
+/// RTCP (128–191, 12 and 8 bytes).
+fn is_media_datagram(d: &[u8]) -> bool {
+    match d.first() {
+        Some(0..=3) => d.len() >= 20,
+        Some(20..=63) => d.len() >= 13,
+        Some(128..=191) => d.len() >= 8,
+        _ => false,
+    }
+}
+
 /// Frames for a peer's connection: queued without waiting (a full queue
 /// drops the datagram, as a full UDP buffer would); whether it was queued.
 pub fn send(tx: &mpsc::Sender<Vec<u8>>, contents: Vec<u8>) -> bool {
@@ -329,10 +471,15 @@ mod tests {
         let mut c = TcpStream::connect(addr).await.expect("connected");
         let Some(TcpIn::Open { peer, tx }) = rx.recv().await else { panic!("open first") };
         assert_eq!(peer, c.local_addr().expect("bound"));
-        // Two datagrams in one write, split anywhere.
-        c.write_all(&[0, 3, 1, 2, 3, 0, 1]).await.expect("written");
-        c.write_all(&[9]).await.expect("written");
-        for want in [vec![1u8, 2, 3], vec![9]] {
+        // Two datagrams (an RTP and an RTCP header's worth) in one write,
+        // split anywhere.
+        let (rtp, rtcp) = (rtp_like(12), vec![0x81, 200, 0, 1, 0, 0, 0, 9]);
+        let mut bytes = framed(&rtp);
+        bytes.extend(framed(&rtcp));
+        let (one, two) = bytes.split_at(15);
+        c.write_all(one).await.expect("written");
+        c.write_all(two).await.expect("written");
+        for want in [rtp, rtcp] {
             let Some(TcpIn::Datagram { contents, local, .. }) = rx.recv().await else { panic!("a datagram") };
             assert_eq!((contents, local), (want, addr));
         }
@@ -370,17 +517,129 @@ mod tests {
         assert!(rx.try_recv().is_err(), "not ICE");
         // A framed STUN message: ICE over TCP, as the advertised candidate.
         let mut ice = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
-        ice.write_all(&[0, 2, 0, 1]).await.expect("written");
+        let stun = framed_stun("AbCd:xyz");
+        ice.write_all(&stun).await.expect("written");
         let (stream, _) = listener.accept().await.expect("accepted");
         assert!(port.accept(stream, ()).await.is_err(), "not for HTTPS");
         let Some(TcpIn::Open { peer, tx }) = rx.recv().await else { panic!("open") };
         assert_eq!(peer, ice.local_addr().expect("bound"));
         let Some(TcpIn::Datagram { contents, local, .. }) = rx.recv().await else { panic!("a datagram") };
-        assert_eq!((contents, local), (vec![0, 1], advertised));
+        assert_eq!((&contents[..], local), (&stun[2..], advertised));
         assert!(send(&tx, vec![1, 1]));
         let mut got = [0u8; 4];
         ice.read_exact(&mut got).await.expect("read");
         assert_eq!(got, [0, 2, 1, 1]);
+    }
+
+    /// `d` as RFC 4571 frames it.
+    fn framed(d: &[u8]) -> Vec<u8> {
+        let mut f = (d.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(d);
+        f
+    }
+
+    /// `n` bytes that look like RTP (version 2).
+    fn rtp_like(n: usize) -> Vec<u8> {
+        let mut d = vec![7u8; n];
+        d[0] = 0x80;
+        d
+    }
+
+    #[test]
+    fn caps_count_an_ipv6_64_as_one_address_and_give_slots_back() {
+        let caps = Caps::new(4, 2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = caps.take(ip("2001:db8:1:2::1")).expect("first");
+        let _b = caps.take(ip("2001:db8:1:2:ffff::9")).expect("second from the /64");
+        assert!(caps.take(ip("2001:db8:1:2::77")).is_none(), "a third from the same /64");
+        let _c = caps.take(ip("2001:db8:1:3::1")).expect("another /64");
+        let _d = caps.take(ip("::ffff:192.0.2.1")).expect("mapped IPv4 counts as IPv4");
+        assert!(caps.take(ip("192.0.2.2")).is_none(), "the total");
+        drop(a);
+        assert_eq!(caps.in_use(), 3);
+        assert!(caps.take(ip("2001:db8:1:2::77")).is_some(), "a slot given back is free");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_usable_datagrams_keep_a_connection_open() {
+        let (addr, mut rx, cancel) = started().await;
+        // Garbage in well-formed frames, every 10 s: closed after IDLE_TIMEOUT
+        // all the same, and none of it reaches the core.
+        let mut junk = TcpStream::connect(addr).await.expect("connected");
+        let Some(TcpIn::Open { tx: _junk_tx, .. }) = rx.recv().await else { panic!("open") };
+        let mut live = TcpStream::connect(addr).await.expect("connected");
+        let Some(TcpIn::Open { tx: _live_tx, .. }) = rx.recv().await else { panic!("open") };
+        let stun = framed_stun("AbCd:xyz");
+        for _ in 0..5 {
+            // (Once it is closed, writing fails: that is the point.)
+            let _ = junk.write_all(&framed(&[0xff; 40])).await;
+            let _ = junk.write_all(&framed(&[0x00; 4])).await;
+            live.write_all(&stun).await.expect("written");
+            tokio::time::sleep(IDLE_TIMEOUT / 3).await;
+        }
+        // 50 s on: the garbage one is closed, the one sending STUN is not.
+        let mut seen = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            seen.push(m);
+        }
+        let datagrams = seen.iter().filter(|m| matches!(m, TcpIn::Datagram { .. })).count();
+        let closed = seen.iter().filter(|m| matches!(m, TcpIn::Closed { .. })).count();
+        assert_eq!((datagrams, closed), (5, 1), "{seen:?}");
+        let mut b = [0u8; 1];
+        assert!(matches!(junk.read(&mut b).await, Ok(0) | Err(_)), "closed");
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_https_port_counts_connections_before_it_reads_them() {
+        use axum_server::accept::Accept;
+        let (port, _, listener, _rx) = shared().await;
+        // Silent connections, each waiting to say what it is: from one
+        // address, the cap's worth are held ...
+        let mut held = Vec::new();
+        for _ in 0..MAX_UNSORTED_PER_ADDRESS {
+            let c = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+            let (stream, _) = listener.accept().await.expect("accepted");
+            let port = port.clone();
+            held.push((c, tokio::spawn(async move { port.accept(stream, ()).await.is_err() })));
+        }
+        let counted = tokio::time::timeout(FIRST_BYTE_TIMEOUT / 4, async {
+            while port.unsorted.in_use() < MAX_UNSORTED_PER_ADDRESS {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        assert!(counted.await.is_ok(), "each is counted as soon as it is accepted");
+        // ... and one more is turned away at once, not after the wait.
+        let _extra = TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connected");
+        let (stream, _) = listener.accept().await.expect("accepted");
+        let answer = tokio::time::timeout(FIRST_BYTE_TIMEOUT / 4, port.accept(stream, ())).await;
+        assert!(matches!(answer, Ok(Err(_))), "refused before its first byte");
+        drop(held);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_accept_is_retried_after_a_pause_not_in_a_loop() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let next = move || {
+            // EMFILE, a thousand times; then nothing more comes.
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if n < 1000 {
+                    Err(std::io::Error::from_raw_os_error(24))
+                } else {
+                    std::future::pending().await
+                }
+            }
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let cancel = CancellationToken::new();
+        let hub = Hub::new(tx, cancel.clone(), Caps::default());
+        tokio::spawn(accept_from(next, "127.0.0.1:9".parse().unwrap(), hub));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=6).contains(&n), "{n} accepts in a second");
+        cancel.cancel();
     }
 
     /// A STUN binding request naming `username` (as RFC 4571 frames it).

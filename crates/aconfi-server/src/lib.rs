@@ -12,6 +12,7 @@
 pub mod cluster;
 pub mod config;
 pub mod directory;
+pub mod fd_limit;
 mod ice_tcp;
 pub mod ingest;
 pub mod media;

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
 
+    aconfi_server::fd_limit::raise(&config);
     let server = start(config).await?;
     let port = server.https_addr.port();
     // The banner names no address: the operator knows where they run it.
