@@ -124,6 +124,8 @@ class Member {
     /** @type {{kid: bigint, key: Uint8Array}[]} every key handed to it, in order */
     this.receivedLog = [];
     this.mismatch = false;
+    /** @type {number[]} whose link we told the server checked out */
+    this.confirmed = [];
     this.session = new KeySession({
       secret,
       room: ROOM,
@@ -135,6 +137,7 @@ class Member {
         forget: () => {},
         change: () => {},
         mismatch: () => { this.mismatch = true; },
+        authentic: (id) => { this.confirmed.push(id); },
       },
     });
   }
@@ -170,6 +173,8 @@ test('everyone with the link verifies everyone, gets their keys and sees the sam
       assert.ok(await canRead(b, a), `${a.pid} reads ${b.pid}`);
     }
     assert.equal(splitKid(/** @type {any} */ (a.sending).kid).pid, a.pid, 'a KID names its sender');
+    // The server is told whose link checked out, once each.
+    assert.deepEqual([...a.confirmed].sort(), members.filter((m) => m !== a).map((m) => m.pid).sort());
   }
   const codes = new Set(members.map((m) => m.session.code));
   assert.equal(codes.size, 1);
@@ -233,6 +238,7 @@ test('a wrong link gets no key, is told, and is marked by the others', async () 
   assert.equal(e.mismatch, true, 'the joiner learns its key is not this meeting\'s');
   assert.equal(e.receiving.size, 0, 'and holds no key of anyone');
   for (const m of members) {
+    assert.ok(!m.confirmed.includes(e.pid), 'a wrong link is confirmed to the server by nobody');
     assert.equal(m.session.peerState(e.pid).status, 'failed');
     assert.equal(m.mismatch, false);
     assert.ok(!(await canRead(m, e)));

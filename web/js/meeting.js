@@ -255,6 +255,8 @@ export class Meeting extends EventTarget {
   keySink() {
     return {
       send: (to, data) => this.send(to === null ? { type: 'e2ee', data } : { type: 'e2ee', to, data }),
+      // The server lets only those whose link someone confirmed moderate.
+      authentic: (id) => this.send({ type: 'e2ee_confirm', id }),
       sendKey: (kid, key) => this.frames?.setSendKey(kid, key),
       receiveKey: (_from, kid, key) => this.frames?.addReceiveKey(kid, key),
       forget: (pid) => this.frames?.forget(pid),

@@ -46,6 +46,7 @@ pub use participant::{CONNECT_DEADLINE, MAX_OFFER_BYTES, MAX_OFFER_MLINES, MAX_P
 pub use protocol::{
     ClientMsg, CloseCode, Kind, ParticipantInfo, RoomState, ServerMsg, StreamStatus, StreamUrl, TrackInfo, ViewTile,
 };
+pub use room::UNCONFIRMED_E2EE_MESSAGES;
 pub use room::{
     GUESS_WINDOW, MAX_GUESSES_PER_CONNECTION, MAX_GUESSES_PER_ROOM, MAX_PARTICIPANTS_PER_ROOM, MAX_WAITING_PER_ROOM,
     SLOW_DOWN,

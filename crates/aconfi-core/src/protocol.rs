@@ -109,6 +109,13 @@ pub enum ClientMsg {
         /// Opaque to the server.
         data: String,
     },
+    /// End-to-end encrypted rooms: the key exchange with participant `id`
+    /// checked out under the link's secret (it has the link). The server
+    /// lets only confirmed participants moderate (room/confirm.rs).
+    E2eeConfirm {
+        /// Whom this client confirms.
+        id: ParticipantId,
+    },
     /// Raise or lower one's hand.
     RaiseHand {
         /// Raised.
@@ -259,6 +266,7 @@ impl ClientMsg {
             ClientMsg::Leave {} => "leave",
             ClientMsg::Chat { .. } => "chat",
             ClientMsg::E2ee { .. } => "e2ee",
+            ClientMsg::E2eeConfirm { .. } => "e2ee_confirm",
             ClientMsg::RaiseHand { .. } => "raise_hand",
             ClientMsg::GrantModerator { .. } => "grant_moderator",
             ClientMsg::Mute { .. } => "mute",

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use aconfi_core::protocol::{MAX_E2EE_BYTES, MAX_SEALED_CHAT_BYTES};
+use aconfi_core::UNCONFIRMED_E2EE_MESSAGES;
 use aconfi_core::{ClientMsg, Kind, ParticipantId, ServerMsg};
 use aconfi_testpeer::sim::Sim;
 
@@ -197,4 +198,65 @@ fn sealed_chat_is_refused_where_nobody_could_open_it() {
     sim.send(a, ClientMsg::Chat { text: "Y2lwaGVy".into(), to: None, sealed: true });
     assert!(refused(&sim, a).is_some_and(|m| m.contains("sealed chat")));
     assert!(chats(&sim, b).is_empty());
+}
+
+fn is_moderator(sim: &Sim, i: usize) -> bool {
+    let me = sim.peers[i].pid;
+    let mut moderator = false;
+    for m in &sim.peers[i].inbox {
+        match m {
+            ServerMsg::Joined { moderator: was, .. } => moderator = *was,
+            ServerMsg::ParticipantUpdated { participant } if participant.id == me => moderator = participant.moderator,
+            _ => {}
+        }
+    }
+    moderator
+}
+
+/// The server cannot see who holds the link; the participants say whose
+/// key exchange checked out (`e2ee_confirm`). Someone nobody confirmed — a
+/// modified client that says it has the key — cannot moderate, is not made
+/// moderator, is passed over when the moderator leaves, and has its key
+/// exchange relayed only up to a small budget.
+#[test]
+fn in_an_encrypted_meeting_only_participants_whose_link_was_confirmed_moderate() {
+    let mut sim = e2ee_room(1);
+    let (a, x, b) = (0, join(&mut sim, true), join(&mut sim, true));
+    let [pa, px, pb] = [a, x, b].map(|i| sim.peers[i].pid);
+    // Others are here and nobody confirmed a yet: its controls wait.
+    sim.send(a, ClientMsg::SetLock { locked: true });
+    assert!(refused(&sim, a).is_some_and(|m| m.contains("confirmed")), "{:?}", refused(&sim, a));
+    // a and b have the link and confirm each other; x, without it, is
+    // confirmed by nobody (what it says of others changes nothing for it).
+    sim.send(b, ClientMsg::E2eeConfirm { id: pa });
+    sim.send(a, ClientMsg::E2eeConfirm { id: pb });
+    sim.send(x, ClientMsg::E2eeConfirm { id: pa });
+    sim.send(x, ClientMsg::E2eeConfirm { id: px });
+    assert!(refused(&sim, x).is_some_and(|m| m.contains("your own")));
+    let before = sim.peers[a].inbox.len();
+    sim.send(a, ClientMsg::SetLock { locked: false });
+    assert!(sim.peers[a].inbox[before..].iter().all(|m| !matches!(m, ServerMsg::Refused { .. })), "a moderates now");
+    sim.send(a, ClientMsg::GrantModerator { id: px });
+    assert!(refused(&sim, a).is_some_and(|m| m.contains("confirmed")), "x is not made moderator");
+    assert!(!is_moderator(&sim, x));
+    // x's key exchange: a budget, then nothing more reaches anyone.
+    for n in 0..UNCONFIRMED_E2EE_MESSAGES {
+        sim.send(x, ClientMsg::E2ee { to: None, data: format!("garbage {n}") });
+    }
+    assert_eq!(refused(&sim, x).as_deref(), Some("cannot confirm your own link"), "the budget's worth relayed");
+    sim.send(x, ClientMsg::E2ee { to: None, data: "one too many".into() });
+    assert!(refused(&sim, x).is_some_and(|m| m.contains("until someone in the meeting confirms")));
+    let from_x = e2ee_received(&sim, b).iter().filter(|(f, _)| *f == px).count();
+    assert_eq!(from_x, usize::from(UNCONFIRMED_E2EE_MESSAGES));
+    // b, confirmed, is not limited so.
+    for n in 0..(UNCONFIRMED_E2EE_MESSAGES + 10) {
+        sim.send(b, ClientMsg::E2ee { to: Some(pa), data: format!("{n}") });
+    }
+    assert!(refused(&sim, b).is_none());
+    // a leaves: x has been here longest, but b takes over.
+    sim.leave(a);
+    sim.flush();
+    assert!(is_moderator(&sim, b) && !is_moderator(&sim, x), "the hand-over passes over x");
+    sim.send(x, ClientMsg::SetLock { locked: true });
+    assert!(refused(&sim, x).is_some_and(|m| m.contains("only moderators")));
 }

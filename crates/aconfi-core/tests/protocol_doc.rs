@@ -27,6 +27,7 @@ const CLIENT_TYPES: &[&str] = &[
     "media_state",
     "leave",
     "chat",
+    "e2ee_confirm",
     "e2ee",
     "raise_hand",
     "grant_moderator",

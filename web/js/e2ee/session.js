@@ -49,6 +49,7 @@ export const ANSWER_WAIT_MS = 3000;
  *   forget: (participant: number) => void,
  *   change: () => void,
  *   mismatch: () => void,
+ *   authentic?: (participant: number) => void,
  * }} Sink
  *   send: relay a key exchange message (to one participant, or null: all)
  *   sendKey: encrypt our media with this key from now on
@@ -56,6 +57,8 @@ export const ANSWER_WAIT_MS = 3000;
  *   forget: someone left; their keys may go once late frames are through
  *   change: whose link checked out, whose keys we hold, or the safety code changed
  *   mismatch: our link's secret is not this meeting's
+ *   authentic: `participant`'s link checked out (the server is told: it lets
+ *     only those someone confirmed moderate)
  * @typedef {{setTimeout: (fn: () => void, ms: number) => unknown, clearTimeout: (t: any) => void}} Timers
  * @typedef {'authentic'|'pending'|'failed'} PeerStatus
  *   authentic: showed a key under this meeting's link (anyone holding the
@@ -406,6 +409,7 @@ export class KeySession {
     }
     Object.assign(peer, { status: 'authentic', pub, pubText, nonce, pairKey });
     this.everAuthentic = true;
+    this.sink.authentic?.(from);
     this.deliverTo(from);
     await this.safety.rosterChanged(this.authenticKeys());
     this.sink.change();

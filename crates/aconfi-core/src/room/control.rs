@@ -17,6 +17,9 @@ use crate::protocol::{ClientMsg, CloseCode, ServerMsg, MAX_CHAT_BYTES, MAX_E2EE_
 
 const NOT_MODERATOR: SignalError = SignalError::Refused("only moderators may do that");
 const NOT_HERE: SignalError = SignalError::Refused("that participant is not in this meeting");
+const NOT_CONFIRMED: SignalError = SignalError::Refused(
+    "in an end-to-end encrypted meeting only someone whose link the others confirmed may moderate",
+);
 const NOT_IN_LOBBY: SignalError = SignalError::Refused("nobody by that id waits in the lobby");
 
 impl Room {
@@ -29,6 +32,7 @@ impl Room {
     ) -> Result<(), SignalError> {
         let e2ee = self.e2ee;
         let now = cx.now;
+        let confirmed = self.is_confirmed(pid);
         let me = self.members.get_mut(&pid).ok_or(SignalError::UNEXPECTED)?;
         match msg {
             ClientMsg::Chat { text, to, sealed } => {
@@ -67,19 +71,40 @@ impl Room {
                 if !me.take_e2ee_bytes(data.len(), now) {
                     return Err(SignalError::Refused("too much key exchange; wait a moment"));
                 }
+                if !confirmed && !self.confirmations.take_unconfirmed(pid) {
+                    return Err(SignalError::Refused(
+                        "no key exchange relayed until someone in the meeting confirms your link",
+                    ));
+                }
                 self.relay(cx.out, pid, to, "cannot send key exchange to yourself", |_| ServerMsg::E2ee {
                     from: pid,
                     data,
                 })
             }
+            ClientMsg::E2eeConfirm { id } => {
+                if !e2ee {
+                    return Err(SignalError::Refused("key exchange needs an end-to-end encrypted meeting"));
+                }
+                if id == pid {
+                    return Err(SignalError::Refused("cannot confirm your own link"));
+                }
+                self.member(id)?;
+                self.confirmations.confirm(pid, id);
+                Ok(())
+            }
             ClientMsg::RaiseHand { raised } => {
                 self.update(cx.out, pid, |p| p.set_hand(raised));
                 Ok(())
             }
-            // Everything below is for moderators only.
+            // Everything below is for moderators only, and in an encrypted
+            // meeting for those whose link the others confirmed.
             _ if !me.is_moderator() => Err(NOT_MODERATOR),
+            _ if !confirmed => Err(NOT_CONFIRMED),
             ClientMsg::GrantModerator { id } => {
                 self.member(id)?;
+                if !self.is_confirmed(id) {
+                    return Err(NOT_CONFIRMED);
+                }
                 self.update(cx.out, id, |p| p.set_moderator(true));
                 Ok(())
             }

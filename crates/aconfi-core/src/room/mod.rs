@@ -9,6 +9,8 @@
 //! else. The first packet of a new track is queued ([`Room::announce`]
 //! runs it after the batch, from a room timer).
 
+mod confirm;
+pub use confirm::UNCONFIRMED_E2EE_MESSAGES;
 mod control;
 mod door;
 mod stream;
@@ -83,6 +85,8 @@ pub(crate) struct Room {
     announce: Vec<(ParticipantId, Mid)>,
     /// Reused between drains, so draining allocates nothing.
     events: Vec<SessionEvent>,
+    /// Whose link the others confirmed (end-to-end encrypted rooms).
+    confirmations: confirm::Confirmations,
     /// The live stream, while there is one.
     tap: Option<stream::Tap>,
     /// Streams started so far (each gets the next serial).
@@ -109,6 +113,7 @@ impl Room {
             next_track: 1,
             announce: Vec::new(),
             events: Vec::new(),
+            confirmations: confirm::Confirmations::default(),
             tap: None,
             next_stream: 0,
             speaker: Speaker::default(),
@@ -261,6 +266,7 @@ impl Room {
         cx.departed.push(pid);
         self.announce.retain(|(from, _)| *from != pid);
         self.speaker.forget(pid);
+        self.confirmations.forget(pid);
         debug!(participant = %pid, room = %self.id, "left");
         if self.members.is_empty() {
             return;
@@ -619,6 +625,17 @@ impl Room {
         }
     }
 
+    /// Whether `pid` may moderate as far as end-to-end encryption goes:
+    /// always in a plain room; in an encrypted one, if its link was
+    /// confirmed by someone present (or it is alone).
+    fn is_confirmed(&self, pid: ParticipantId) -> bool {
+        if !self.e2ee {
+            return true;
+        }
+        let ids: Vec<ParticipantId> = self.members.keys().copied().collect();
+        self.confirmations.is_confirmed(pid, &ids)
+    }
+
     fn to_moderators(&self, out: &mut Outbox, msg: ServerMsg) {
         for (id, _) in self.members.iter().filter(|(_, p)| p.is_moderator()) {
             out.signal(*id, msg.clone());
@@ -626,12 +643,15 @@ impl Room {
     }
 
     /// After someone left: if no moderator remains, the one present
-    /// longest becomes moderator.
+    /// longest becomes moderator (in an end-to-end encrypted room, the one
+    /// present longest whose link the others confirmed, if anyone's is).
     fn ensure_moderator(&mut self, out: &mut Outbox) {
         if self.members.values().any(Participant::is_moderator) {
             return;
         }
-        let Some((_, first)) = self.members.get_index_mut(0) else { return };
+        let ids: Vec<ParticipantId> = self.members.keys().copied().collect();
+        let chosen = ids.iter().position(|id| self.is_confirmed(*id)).unwrap_or(0);
+        let Some((_, first)) = self.members.get_index_mut(chosen) else { return };
         first.set_moderator(true);
         let info = first.info().clone();
         self.broadcast(out, None, ServerMsg::ParticipantUpdated { participant: info });
