@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod acme_cache;
 pub mod cluster;
 pub mod config;
 pub mod directory;

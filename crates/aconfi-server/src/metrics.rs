@@ -141,8 +141,22 @@ pub async fn serve(addr: SocketAddr, metrics: Metrics, cancel: CancellationToken
             }
         }),
     );
+    // Half-sent requests are dropped after the same header timeout as on
+    // the HTTPS port: a scraper's connection costs little, a pile of
+    // stalled ones would not.
+    let handle = axum_server::Handle::new();
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(crate::HEADER_READ_TIMEOUT);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
+        cancel.cancelled().await;
+        handle.shutdown();
+    });
+    tokio::spawn(async move {
+        let _ = server.serve(app.into_make_service()).await;
     });
     Ok(bound)
 }

@@ -245,9 +245,13 @@ impl Shards {
     }
 
     /// Whether the meeting of this name is being streamed live: asked of
-    /// its shard; a room on none is not.
+    /// its shard (or, for a room on none, any live shard, which has no such
+    /// room).
     pub async fn is_streaming(&self, room: &RoomName) -> bool {
-        let Some(shard) = self.shard_of(room) else { return false };
+        // A room on no shard is asked about too (a shard says it has no
+        // such room): the answer takes the same path and time whether the
+        // room exists or not, so it tells nobody that.
+        let shard = self.shard_of(room).unwrap_or_else(|| self.unplaced());
         let (tx, rx) = oneshot::channel();
         if self.cores[shard].tx.send(CoreCmd::IsStreaming(room.as_str().to_string(), tx)).await.is_err() {
             return false;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use futures_util::StreamExt;
-use rustls_acme::caches::DirCache;
 use rustls_acme::{AcmeConfig, AcmeState};
 use tokio_util::sync::CancellationToken;
 
@@ -75,10 +74,9 @@ pub async fn load(config: &Config) -> anyhow::Result<Tls> {
 /// validation certificate to a CA's TLS-ALPN-01 request.
 fn acme(config: &Config) -> anyhow::Result<Tls> {
     let contact: Vec<String> = config.acme_email.iter().map(|e| format!("mailto:{e}")).collect();
-    let mut acme = AcmeConfig::new(&config.domain)
-        .directory(&config.acme_directory)
-        .contact(contact)
-        .cache_option(config.acme_cache.clone().map(DirCache::new));
+    let mut acme = AcmeConfig::new(&config.domain).directory(&config.acme_directory).contact(contact).cache_option(
+        config.acme_cache.clone().map(crate::acme_cache::PrivateDirCache::new).transpose().context("--acme-cache")?,
+    );
     if let Some(ca) = &config.acme_ca {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };

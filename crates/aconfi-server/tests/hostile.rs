@@ -278,10 +278,16 @@ async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
     let tcp = tokio::net::TcpStream::connect(server.https_addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut s = connector.connect(name, tcp).await.unwrap();
+    let started = std::time::Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
     let mut buf = Vec::new();
     let ended = tokio::time::timeout(aconfi_server::HEADER_READ_TIMEOUT * 2, s.read_to_end(&mut buf)).await;
     assert!(ended.is_ok(), "the server hung up within twice the header timeout");
+    assert!(
+        started.elapsed() >= aconfi_server::HEADER_READ_TIMEOUT - Duration::from_millis(200),
+        "not before the header timeout: {:?}",
+        started.elapsed()
+    );
     server.shutdown().await;
 }
 
@@ -314,4 +320,28 @@ async fn at_shutdown_every_participant_hears_going_away() {
         .await;
         assert_eq!(code, Some(1001), "connection {i} was told the server is going away");
     }
+}
+
+/// The prejoin screen's "this meeting is live" question tells someone who
+/// is not in a meeting nothing about whether it exists: a room with people
+/// in it, not streamed, answers exactly as a room that does not exist.
+#[tokio::test]
+async fn asking_whether_a_meeting_is_live_does_not_tell_whether_it_exists() {
+    let server = common::server().await;
+    common::remember_cert(&server);
+    let mut m = common::ws(&server).await;
+    send(&mut m, &join("existing-room")).await;
+    common::until(&mut m, |x| matches!(x, ServerMsg::Joined { .. }).then_some(())).await;
+    let port = server.https_addr.port();
+    let answer = |room: &'static str| async move {
+        let (code, mut headers, body) = common::https_request(port, "GET", &format!("/api/stream/{room}")).await;
+        headers.remove("date");
+        (code, headers, body)
+    };
+    let existing = answer("existing-room").await;
+    let absent = answer("absent-room-of-nobody").await;
+    assert_eq!(existing.0, 200);
+    assert_eq!(existing, absent, "the same status, headers and body");
+    assert_eq!(existing.2, r#"{"live":false}"#);
+    server.shutdown().await;
 }

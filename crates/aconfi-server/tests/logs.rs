@@ -209,3 +209,110 @@ async fn the_privacy_doc_lists_every_log_event_a_meeting_produces() {
         missing.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Every log call in the server's and the core's code, as (LEVEL, message):
+/// a scan of the source for `trace!`/`debug!`/`info!`/`warn!`/`error!`,
+/// taking the call's message (its first string literal when it starts with
+/// one, else its last: fields come first). Test modules are left out.
+fn log_calls() -> Vec<(String, String, String)> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut files = Vec::new();
+    for dir in ["aconfi-server/src", "aconfi-core/src"] {
+        let mut stack = vec![std::path::PathBuf::from(root).join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let mut calls = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+        let b = code.as_bytes();
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            let pat = format!("{level}!(");
+            let mut from = 0;
+            while let Some(at) = code[from..].find(&pat) {
+                let start = from + at + pat.len();
+                from = start;
+                // Not part of a longer name (`my_debug!(`).
+                if at + from - start > 0
+                    && (b[from - pat.len() - 1].is_ascii_alphanumeric() || b[from - pat.len() - 1] == b'_')
+                {
+                    continue;
+                }
+                let (mut depth, mut i, mut in_str, mut lits, mut cur) = (1, start, false, Vec::new(), String::new());
+                while depth > 0 && i < b.len() {
+                    let c = b[i] as char;
+                    if in_str {
+                        match c {
+                            '\\' => {
+                                cur.push(b[i + 1] as char);
+                                i += 1;
+                            }
+                            '"' => {
+                                in_str = false;
+                                lits.push(std::mem::take(&mut cur));
+                            }
+                            _ => cur.push(c),
+                        }
+                    } else {
+                        match c {
+                            '"' => in_str = true,
+                            '(' => depth += 1,
+                            ')' => depth -= 1,
+                            _ => {}
+                        }
+                    }
+                    i += 1;
+                }
+                let starts_with_message = code[start..].trim_start().starts_with('"');
+                let message = if starts_with_message { lits.first() } else { lits.last() };
+                if let Some(m) = message {
+                    // A message written over several lines with `\` goes on
+                    // with the next line's text.
+                    let m = m.split('\n').map(str::trim_start).collect::<Vec<_>>().join("");
+                    let m = m.split_whitespace().collect::<Vec<_>>().join(" ");
+                    calls.push((level.to_uppercase(), m, file.file_name().unwrap().to_string_lossy().into_owned()));
+                }
+            }
+        }
+    }
+    calls
+}
+
+/// Whether an inventory line documents a call: its level, then the
+/// message's text (each `{…}` in it standing for whatever the line shows).
+fn documents(line: &str, level: &str, message: &str) -> bool {
+    let Some(rest) = line.strip_prefix(level).and_then(|r| r.strip_prefix(' ')) else { return false };
+    let mut at = 0;
+    for (i, piece) in message.split(['{', '}']).enumerate() {
+        if i % 2 == 1 || piece.is_empty() {
+            continue;
+        }
+        match rest[at..].find(piece) {
+            Some(p) if i > 0 || p == 0 => at += p + piece.len(),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn the_privacy_doc_lists_every_log_call_in_the_code() {
+    let documented = documented();
+    let calls = log_calls();
+    assert!(calls.len() > 30, "the scan finds the log calls: {calls:?}");
+    let missing: Vec<String> = calls
+        .iter()
+        .filter(|(level, message, _)| !documented.iter().any(|d| documents(d, level, message)))
+        .map(|(level, message, file)| format!("{level} {message}   ({file})"))
+        .collect();
+    assert!(missing.is_empty(), "log calls docs/privacy.md does not list:\n{}", missing.join("\n"));
+}

@@ -80,3 +80,26 @@ async fn metrics_follow_a_meeting_and_name_nothing() {
     .await;
     server.shutdown().await;
 }
+
+/// A half-sent request to the metrics port is dropped once the header
+/// timeout is over, as on the HTTPS port, and not before.
+#[tokio::test]
+async fn a_half_sent_scrape_is_dropped_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::server_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let addr = server.metrics_addr.expect("metrics served");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+    let mut buf = Vec::new();
+    let ended = tokio::time::timeout(aconfi_server::HEADER_READ_TIMEOUT * 2, s.read_to_end(&mut buf)).await;
+    assert!(ended.is_ok(), "the metrics port hung up within twice the header timeout");
+    assert!(
+        started.elapsed() >= aconfi_server::HEADER_READ_TIMEOUT - std::time::Duration::from_millis(200),
+        "not before the timeout: {:?}",
+        started.elapsed()
+    );
+    // A whole scrape still works.
+    assert!(scrape(addr).await.contains("aconfi_rooms"));
+    server.shutdown().await;
+}
