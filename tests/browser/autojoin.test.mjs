@@ -11,10 +11,13 @@ import http from 'node:http';
 import { after, before, test } from 'node:test';
 import { bothBrowsers, freshRoom, startServer, until } from './harness.mjs';
 
-/** Counts the WebSockets a page opens, from before its scripts run. */
+/** Counts the WebSockets a page opens and records what it asks of the camera and microphone, from before its scripts run. */
 function countSockets() {
   const w = /** @type {any} */ (window);
   w.socketsOpened = 0;
+  w.asked = [];
+  const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (c) => { w.asked.push({ audio: Boolean(c?.audio), video: Boolean(c?.video) }); return gum(c); };
   const Native = WebSocket;
   // @ts-ignore: a counting stand-in for the constructor
   window.WebSocket = function (/** @type {string} */ url, /** @type {any} */ protocols) {
@@ -73,6 +76,8 @@ for (const [kind, other] of /** @type {const} */ ([['chromium', 'firefox'], ['fi
     assert.equal(await guest.focused(), 'join-now', 'Join has the focus: one click, or Enter');
     assert.equal(await guest.evaluate(() => /** @type {HTMLInputElement} */ (document.getElementById('name-input')).value), 'Guest');
     assert.equal(await guest.attr('#pre-mic', 'aria-pressed'), 'false', 'mic=off carried over');
+    assert.deepEqual(await guest.evaluate(() => /** @type {any} */ (window).asked), [{ audio: false, video: true }],
+      'mic=off: the microphone is not even asked for');
     assert.equal(await guest.evaluate(() => /** @type {any} */ (window).socketsOpened), 0, 'no connection to the server');
     assert.deepEqual(await names(host), [], 'the host sees nobody come');
     // The user's click joins.

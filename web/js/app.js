@@ -153,12 +153,17 @@ async function prejoin(room, name, frag = parseFragment('')) {
   joinNow.disabled = true;
   let micOn = !frag.micOff;
   let camOn = !frag.cameraOff;
-  let stream = await acquire(true, camOn);
-  for (const t of stream.getAudioTracks()) t.enabled = micOn;
+  // Only what is on is opened: a link saying mic=off or camera=off does
+  // not even ask for that device until it is switched on here.
+  let stream = micOn || camOn ? await acquire(micOn, camOn) : new MediaStream();
   const preview = $('preview');
-  preview.srcObject = stream;
+  // A video given a stream without video never loads (and holds up the
+  // page's load event): only a camera's stream goes in.
+  const showPreview = () => { preview.srcObject = stream.getVideoTracks().length > 0 ? stream : null; };
+  showPreview();
   $('device-error').textContent = S().noDevices;
-  $('device-error').hidden = stream.getTracks().length > 0;
+  // Nothing came of what was asked for (nothing asked: nothing to say).
+  $('device-error').hidden = stream.getTracks().length > 0 || (!micOn && !camOn);
 
   const camSel = $('camera-select');
   const micSel = $('mic-select');
@@ -188,11 +193,13 @@ async function prejoin(room, name, frag = parseFragment('')) {
     for (const t of old) { t.stop(); stream.removeTrack(t); }
     for (const t of fresh.getTracks()) stream.addTrack(t);
     for (const t of stream.getAudioTracks()) t.enabled = micOn;
+    showPreview();
   };
   camSel.onchange = () => { if (camOn) swap('video', camSel.value); };
   micSel.onchange = () => swap('audio', micSel.value);
-  $('pre-mic').onclick = () => {
+  $('pre-mic').onclick = async () => {
     micOn = !micOn;
+    if (micOn && stream.getAudioTracks().length === 0) await swap('audio', micSel.value);
     for (const t of stream.getAudioTracks()) t.enabled = micOn;
     render();
   };
@@ -200,6 +207,7 @@ async function prejoin(room, name, frag = parseFragment('')) {
     camOn = !camOn;
     if (camOn) await swap('video', camSel.value);
     else for (const t of stream.getVideoTracks()) { t.stop(); stream.removeTrack(t); }
+    showPreview();
     render();
   };
   joinNow.onclick = () => {

@@ -141,6 +141,11 @@ impl Cluster {
         origin == self.url() || self.seen.lock().unwrap_or_else(|e| e.into_inner()).contains(&origin)
     }
 
+    /// Whether the last call to Redis was answered.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+
     /// Moves of rooms to other nodes, for the WebSocket tasks.
     pub fn subscribe(&self) -> broadcast::Receiver<Move> {
         self.moves.subscribe()

@@ -254,6 +254,11 @@ impl Server {
         self.cluster.as_ref().map(|c| c.url())
     }
 
+    /// Whether this node's last call to the cluster's Redis was answered.
+    pub fn cluster_reachable(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.reachable())
+    }
+
     /// The other live nodes of the cluster, as this node last read them.
     pub fn cluster_peers(&self) -> Vec<String> {
         self.cluster.as_ref().map(|c| c.others()).unwrap_or_default()

@@ -329,6 +329,8 @@ async fn without_redis_the_meeting_goes_on_and_the_node_claims_its_rooms_again_w
         rooms == 2 && dump.iter().any(|(k, _)| *k == format!("aconfi:node:{a_url}"))
     })
     .await;
+    // b too has heard from Redis again (until then it makes rooms alone).
+    eventually("b reaches Redis again", || b.cluster_reachable()).await;
     // And the cluster works again: through b, the room is a's.
     assert_eq!(join_via(&b, "room-during").await.expect_err("sent to a"), a_url);
     assert_no_name(&_back, "room-during");
