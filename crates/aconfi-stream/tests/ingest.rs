@@ -357,7 +357,10 @@ fn gives_up_when_the_ingest_never_answers() {
 #[test]
 fn refuses_urls_that_are_not_rtmp() {
     let key = unique_key();
-    let mut worker = Worker::start(&format!("http://127.0.0.1:1/live/{key}"), &key, &[]);
+    // Refused before it is even ready: it has no host to hold to an address.
+    let mut worker = Worker::spawn(&[], &key);
+    let peer = format!("127.0.0.1:{}", free_udp_port());
+    worker.send(&json!({"cmd": "start", "url": format!("http://127.0.0.1:1/live/{key}"), "connect": "127.0.0.1:1", "peer": peer}));
     let failed = worker.wait_state("failed", SHORT);
     assert!(failed["reason"].as_str().unwrap().contains("URL"));
     assert_eq!(worker.wait_exit(SHORT).code(), Some(1));
