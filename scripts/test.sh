@@ -2,24 +2,42 @@
 # Runs every A-Confi test on a fresh Debian machine with Rust and Node:
 # installs what the tests need (Debian's Chromium, Firefox ESR, Xvfb,
 # PulseAudio with a null sink for Firefox's Web Audio, Redis for the
-# cluster directory, GStreamer, nginx
-# with RTMP, ffmpeg; npm packages), builds, runs the Rust
-# tests (core simulation, server over loopback, the streaming worker against
-# a real ingest, bad input and hostile clients, a short fuzzing pass,
-# protocol spec), a 30 s churn soak, builds and installs the Debian package
-# (cargo-deb, installed with cargo if missing), type-checks the web client,
-# and drives real Chromium and Firefox in the same meetings.
-# Ends with one summary line: "summary: N passed, M failed".
+# cluster directory, GStreamer, nginx with RTMP, ffmpeg, pebble, bubblewrap,
+# mold; cargo-deb and cargo-nextest; npm packages), builds once, then runs
+# three lanes at once:
+#   - Rust: fmt and clippy, every Rust test (cargo nextest, test binaries
+#     in parallel), a 30 s churn soak, the Debian package, the web client's
+#     unit tests and type check;
+#   - browsers, media: the files that measure media quality (loss,
+#     bandwidth, layers, TCP, streaming …), one at a time, at normal
+#     priority;
+#   - browsers, meetings: the signaling and UI files, in two lanes, at a
+#     lower priority than the media lane.
+# Prints each step's and each browser file's time, checks that the run left
+# the git tree as it found it, and ends with one summary line:
+# "summary: N passed, M failed". docs/testing.md describes every test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 log_dir="$root/test-artifacts"
 mkdir -p "$log_dir"
+start=$SECONDS
 
-# Each step says when it starts (seconds into the run): where a slow CI
-# machine spends its time.
-step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
+# Each step says when it starts (seconds into the run); the end lists how
+# long each took.
+times="$log_dir/step-times.txt"
+: >"$times"
+step() { printf '\n==> %s (at %ds)\n' "$*" "$((SECONDS - start))"; }
 die() { printf '\nsummary: 0 passed, 1 failed (%s)\n' "$*"; exit 1; }
+# timed NAME CMD...: runs CMD, appends "NAME seconds exit" to $times.
+timed() {
+  local name=$1 t0=$SECONDS rc
+  shift
+  "$@"
+  rc=$?
+  printf '%s\t%d\t%d\n' "$name" "$((SECONDS - t0))" "$rc" >>"$times"
+  return "$rc"
+}
 
 step "system packages"
 # Browsers and a display for them; GStreamer for the live-streaming worker
@@ -28,15 +46,16 @@ step "system packages"
 # gst-launch-1.0 from -tools); a real RTMP ingest (nginx with the rtmp and
 # stream modules) and ffmpeg to read what it receives; tc (iproute2) and
 # nft (nftables) for the weak and lossy links of the network tests; dpkg-dev
-# (the package's library dependencies), systemd (systemd-analyze), curl and
-# util-linux (setpriv) for the package test; pebble, a real ACME CA (with
-# its test DNS server), for the certificate tests, and certutil
-# (libnss3-tools) to make Chromium trust only its root.
+# (the package's library dependencies), systemd (systemd-analyze), curl,
+# util-linux (setpriv) and bubblewrap (the unit's sandbox where systemd does
+# not run) for the package test; pebble, a real ACME CA (with its test DNS
+# server), for the certificate tests, and certutil (libnss3-tools) to make
+# Chromium trust only its root; mold, a faster linker for the test build.
 packages=(chromium chromium-driver firefox-esr xvfb iproute2 nftables fonts-dejavu-core
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-x gstreamer1.0-tools glib-networking nginx-light libnginx-mod-rtmp libnginx-mod-stream ffmpeg openssl
-  pulseaudio pulseaudio-utils redis-server dpkg-dev systemd curl util-linux pebble libnss3-tools)
+  pulseaudio pulseaudio-utils redis-server dpkg-dev systemd curl util-linux bubblewrap pebble libnss3-tools mold)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -69,64 +88,104 @@ else
   echo "WARNING: no default route and none could be added (needs root and veth): Firefox cannot connect media here"
 fi
 
-step "cargo-deb (the Debian package's builder)"
+step "cargo-deb and cargo-nextest"
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb@3.8.0 || die "cargo install cargo-deb"
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest || die "cargo install cargo-nextest"
 
-step "npm packages (playwright-core, puppeteer-core, typescript)"
+step "npm packages (playwright-core, puppeteer-core, ws, typescript, axe-core)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci"
 
-step "build"
-cargo build --locked --workspace --all-targets || die "cargo build"
+step "build (every target, once: every later step uses it)"
+# mold links the ~40 test binaries several times faster than ld; where it
+# is missing the default linker does the same job.
+if command -v mold >/dev/null; then export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"; fi
+timed build cargo build --locked --workspace --all-targets || die "cargo build"
+export SOAK_NO_BUILD=1
 
-passed=0
-failed=0
-# Adds a runner's counts; a runner that failed without reporting a failed
-# test (a crash, a build error, a panicking benchmark) counts as one failure.
-add_counts() { # passed failed exit-code
-  passed=$((passed + $1)); failed=$((failed + $2))
-  if [ "$3" -ne 0 ] && [ "$2" -eq 0 ]; then failed=$((failed + 1)); fi
+# ---- the lanes ----
+
+# The Rust lane: one result line per check in $1 ("name passed failed").
+rust_lane() {
+  local out=$1
+  : >"$out"
+  if timed lint bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
+      >"$log_dir/lint.log" 2>&1; then
+    echo "lint 1 0" >>"$out"
+  else
+    echo "lint 0 1" >>"$out"
+  fi
+  timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
+    >"$log_dir/rust-test.log" 2>&1
+  local rc=$?
+  # "Summary [ 60.1s] 312 tests run: 311 passed, 1 failed, 0 skipped"
+  local line rp rf
+  line=$(grep -E 'tests? run:' "$log_dir/rust-test.log" | tail -1)
+  rp=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  rf=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  [ "$rc" -ne 0 ] && [ "${rf:-0}" -eq 0 ] && rf=1
+  echo "rust-tests ${rp:-0} ${rf:-0}" >>"$out"
+  if timed soak bash scripts/soak.sh 30 20 >"$log_dir/soak.log" 2>&1 && grep -q '^soak: ok' "$log_dir/soak.log"; then
+    echo "soak 1 0" >>"$out"
+  else
+    echo "soak 0 1" >>"$out"
+  fi
+  if timed deb bash tests/package/deb.sh >"$log_dir/deb.log" 2>&1 && grep -q '^deb: ok' "$log_dir/deb.log"; then
+    echo "deb 1 0" >>"$out"
+  else
+    echo "deb 0 1" >>"$out"
+  fi
+  timed js-tests node --test --test-reporter=tap tests/js/ >"$log_dir/js-test.log" 2>&1
+  rc=$?
+  rp=$(grep -E '^# pass ' "$log_dir/js-test.log" | awk '{print $3}')
+  rf=$(grep -E '^# fail ' "$log_dir/js-test.log" | awk '{print $3}')
+  [ "$rc" -ne 0 ] && [ "${rf:-0}" -eq 0 ] && rf=1
+  echo "js-tests ${rp:-0} ${rf:-0}" >>"$out"
+  if timed typecheck bash -c 'cd tests/browser && npx tsc -p ../../web/jsconfig.json' >"$log_dir/tsc.log" 2>&1; then
+    echo "typecheck 1 0" >>"$out"
+  else
+    echo "typecheck 0 1" >>"$out"
+  fi
 }
 
-step "lint (cargo fmt --check; cargo clippy, warnings are errors)"
-if cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings; then
-  add_counts 1 0 0
-else
-  add_counts 0 1 1
-fi
+# A browser lane: runs its files one after another, each its own
+# `node --test` (its own browsers), and writes "file passed failed seconds"
+# lines to $1.
+browser_lane() {
+  local out=$1 f base t0 rc bp bf
+  shift
+  : >"$out"
+  for f in "$@"; do
+    base=$(basename "$f" .test.mjs)
+    t0=$SECONDS
+    # The timeout bounds each test and the file as a whole (a hang ends in
+    # 10 min; the slowest file takes about a minute here).
+    (cd tests/browser && node --test --test-timeout=600000 --test-reporter=tap "$f") >"$log_dir/browser-$base.log" 2>&1
+    rc=$?
+    bp=$(grep -E '^# pass ' "$log_dir/browser-$base.log" | awk '{print $3}')
+    bf=$(grep -E '^# fail ' "$log_dir/browser-$base.log" | awk '{print $3}')
+    [ "$rc" -ne 0 ] && [ "${bf:-0}" -eq 0 ] && bf=1
+    printf '%s %s %s %s\n' "$f" "${bp:-0}" "${bf:-0}" "$((SECONDS - t0))" >>"$out"
+    [ "${bf:-0}" -eq 0 ] || grep -E '^not ok' "$log_dir/browser-$base.log" | sed "s/^/  $base: /"
+  done
+}
 
-step "Rust tests"
-cargo test --locked --workspace --all-targets 2>&1 | tee "$log_dir/cargo-test.log"
-rust_rc=${PIPESTATUS[0]}
-# "test result: ok. 3 passed; 0 failed; ..." per test binary
-rp=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-rf=$(grep -E '^test result:' "$log_dir/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-add_counts "$rp" "$rf" "$rust_rc"
+# What measures media quality (rates, layers, loss, timing of keyframes
+# and back-offs) runs in its own lane, one file at a time; the rest share
+# two lanes at a lower priority.
+media_files=(loss.test.mjs bandwidth.test.mjs simulcast.test.mjs active-speaker.test.mjs ice-tcp.test.mjs
+  streaming.test.mjs screen-share.test.mjs media-failure.test.mjs feedback.test.mjs)
+meeting_files_a=(e2ee.test.mjs meeting-control.test.mjs cluster.test.mjs a11y.test.mjs layout.test.mjs
+  embed.test.mjs acme.test.mjs keyboard.test.mjs)
+meeting_files_b=(door.test.mjs meeting.test.mjs screenshots.test.mjs safety-code.test.mjs controls.test.mjs
+  private-chat.test.mjs frame-transform.test.mjs autojoin.test.mjs forged-redirect.test.mjs)
+# Every browser test file is in a lane.
+for f in tests/browser/*.test.mjs; do
+  name=$(basename "$f")
+  [[ " ${media_files[*]} ${meeting_files_a[*]} ${meeting_files_b[*]} " == *" $name "* ]] \
+    || die "tests/browser/$name is in no lane of scripts/test.sh"
+done
 
-step "churn soak, 30 s (scripts/soak.sh: joins, leaves, vanishing clients, garbage datagrams)"
-if bash scripts/soak.sh 30 20 2>&1 | tee "$log_dir/soak.log" && grep -q '^soak: ok' "$log_dir/soak.log"; then
-  add_counts 1 0 0
-else
-  add_counts 0 1 1
-fi
-
-step "Debian package (tests/package/deb.sh: build, dpkg -i, systemd-analyze, run as the unit would)"
-if bash tests/package/deb.sh 2>&1 | tee "$log_dir/deb.log" && grep -q '^deb: ok' "$log_dir/deb.log"; then
-  add_counts 1 0 0
-else
-  add_counts 0 1 1
-fi
-
-step "web client unit tests (node --test tests/js: SFrame vectors and interop, key exchange)"
-node --test --test-reporter=tap tests/js/ 2>&1 | tee "$log_dir/js-test.log"
-js_rc=${PIPESTATUS[0]}
-jp=$(grep -E '^# pass ' "$log_dir/js-test.log" | awk '{print $3}')
-jf=$(grep -E '^# fail ' "$log_dir/js-test.log" | awk '{print $3}')
-add_counts "${jp:-0}" "${jf:-0}" "$js_rc"
-
-step "web client type check (tsc --checkJs)"
-if (cd tests/browser && npx tsc -p ../../web/jsconfig.json); then add_counts 1 0 0; else add_counts 0 1 1; fi
-
-step "browser tests (Chromium via playwright-core, Firefox ESR via puppeteer-core)"
+step "the lanes: Rust | browsers, media | browsers, meetings (x2)"
 # A sound server with only a null sink, in a directory of its own:
 # headless Firefox runs Web Audio (the page's "you are muted" meter) only
 # when it can open an audio output.
@@ -136,16 +195,53 @@ export XDG_RUNTIME_DIR="$pa_dir"
 pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load=module-native-protocol-unix \
   --load="module-null-sink sink_name=nowhere" 2>/dev/null \
   || echo "warning: no sound server: Firefox's Web Audio tests will fail"
-# The timeout bounds each test and each file as a whole (a hang ends in
-# 10 min); the slowest file takes ~3 min here and twice that on a slow CI.
-(cd tests/browser && node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap *.test.mjs) 2>&1 | tee "$log_dir/browser-test.log"
-node_rc=${PIPESTATUS[0]}
+lanes=$(mktemp -d)
+lane_t0=$SECONDS
+nice -n 10 bash -c "$(declare -f timed rust_lane); times=$times log_dir=$log_dir rust_lane $lanes/rust" &
+rust_pid=$!
+(browser_lane "$lanes/media" "${media_files[@]}") &
+media_pid=$!
+(nice -n 10 bash -c "$(declare -f browser_lane); log_dir=$log_dir browser_lane $lanes/meetings-a ${meeting_files_a[*]}") &
+a_pid=$!
+(nice -n 10 bash -c "$(declare -f browser_lane); log_dir=$log_dir browser_lane $lanes/meetings-b ${meeting_files_b[*]}") &
+b_pid=$!
+wait "$rust_pid" "$media_pid" "$a_pid" "$b_pid"
+printf 'lanes\t%d\t0\n' "$((SECONDS - lane_t0))" >>"$times"
 pulseaudio --kill 2>/dev/null
 rm -rf "$pa_dir"
-np=$(grep -E '^# pass ' "$log_dir/browser-test.log" | awk '{print $3}')
-nf=$(grep -E '^# fail ' "$log_dir/browser-test.log" | awk '{print $3}')
-add_counts "${np:-0}" "${nf:-0}" "$node_rc"
 
-printf '\nall steps took %d min %d s\n' $((SECONDS / 60)) $((SECONDS % 60))
+passed=0
+failed=0
+while read -r _ p f; do
+  passed=$((passed + p)); failed=$((failed + f))
+done <"$lanes/rust"
+for lane in media meetings-a meetings-b; do
+  while read -r _ p f _; do
+    passed=$((passed + p)); failed=$((failed + f))
+  done <"$lanes/$lane"
+done
+
+step "the git tree as the run found it"
+# No build output, no screenshot, no artifact in tracked files: a run
+# changes nothing git sees (test-artifacts/ and target/ are ignored).
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
+  git status --short
+  echo "the test run left the tree changed"
+  failed=$((failed + 1))
+else
+  echo "clean"
+  passed=$((passed + 1))
+fi
+
+printf '\nstep times (s, exit):\n'
+column -t <"$times"
+printf '\nRust lane: passed failed\n'
+column -t <"$lanes/rust"
+for lane in media meetings-a meetings-b; do
+  printf '\nbrowser lane %s: file passed failed seconds\n' "$lane"
+  column -t <"$lanes/$lane"
+done
+rm -rf "$lanes"
+printf '\nall steps took %d min %d s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60))
 printf 'summary: %d passed, %d failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ]

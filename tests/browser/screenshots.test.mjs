@@ -4,7 +4,9 @@
 // The meeting is started as a user starts one (Start meeting: end-to-end
 // encrypted) and shot once everyone's video decodes. Each camera is a
 // canvas drawing a figure on the person's own colour, so the tiles are
-// told apart at a glance. Written to docs/screenshots/.
+// told apart at a glance. Written to test-artifacts/screenshots/; with
+// UPDATE_SCREENSHOTS=1 to docs/screenshots/ (the README's), so that a test
+// run leaves the tree as it was.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -13,7 +15,9 @@ import { after, before, test } from 'node:test';
 import { launch } from './browsers.mjs';
 import { assertCleanPages, repoRoot, startServer, until } from './harness.mjs';
 
-const OUT = path.join(repoRoot, 'docs/screenshots');
+const OUT = process.env.UPDATE_SCREENSHOTS === '1'
+  ? path.join(repoRoot, 'docs/screenshots')
+  : path.join(repoRoot, 'test-artifacts/screenshots');
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
@@ -89,7 +93,7 @@ function personCamera(hue) {
 const camera = (hue) => `(${personCamera})(${hue})`;
 
 /**
- * Saves a screenshot of the page as docs/screenshots/<name>.png and checks
+ * Saves a screenshot of the page as <name>.png in OUT and checks
  * it is a PNG of the viewport's size with something in it.
  * @param {import('./browsers.mjs').Participant} p @param {string} name @param {{width: number, height: number}} size
  */

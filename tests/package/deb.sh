@@ -26,7 +26,10 @@ fail() { echo "deb: FAIL: $*" >&2; exit 1; }
 command -v cargo-deb >/dev/null || fail "cargo-deb is missing (cargo install --locked cargo-deb)"
 # The dev profile: the binaries the test run built (cargo-deb warns that it
 # is meant for releases; the package's contents are the same but for speed).
-cargo deb -p aconfi-server --no-build --profile dev --fast -o "$out" 2>&1 | grep -v 'dev profile\|debug symbols set\|^ *To enable' || true
+# Its warnings about that are dropped from the output; its exit status is kept.
+cargo deb -p aconfi-server --no-build --profile dev --fast -o "$out" >"$out/cargo-deb.log" 2>&1 \
+  || { cat "$out/cargo-deb.log"; fail "cargo deb failed"; }
+grep -v 'dev profile\|debug symbols set\|^ *To enable' "$out/cargo-deb.log" || true
 deb=$(ls "$out"/aconfi_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || fail "no package was made"
 echo "built $(basename "$deb") ($(du -h "$deb" | cut -f1))"
@@ -44,6 +47,11 @@ grep -qx /etc/default/aconfi /var/lib/dpkg/info/aconfi.conffiles || fail "the se
 systemd-analyze verify "$unit" || fail "systemd-analyze verify"
 score=$(systemd-analyze security --offline=true "$unit" 2>/dev/null | grep -Eo 'Overall exposure level for [^:]*: [0-9.]+ [A-Z]+' || true)
 echo "security: ${score:-unknown}"
+# Exposure 2.0 or less, rated OK (systemd's scale: 0 safe … 10 unsafe).
+read -r exposure rating <<<"$(sed -E 's/.*: ([0-9.]+) ([A-Z]+)$/\1 \2/' <<<"$score")"
+[ -n "${exposure:-}" ] || fail "systemd-analyze security gave no score"
+awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }' || fail "the unit's exposure is $exposure, above 2.0"
+[ "$rating" = OK ] || fail "the unit is rated $rating, not OK"
 for setting in LimitNOFILE=65536 DynamicUser=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
   CapabilityBoundingSet=CAP_NET_BIND_SERVICE EnvironmentFile=-/etc/default/aconfi; do
   grep -qx "$setting" "$unit" || fail "the unit lacks $setting"
@@ -63,8 +71,12 @@ if [ -d /run/systemd/system ]; then
   systemctl restart aconfi
   how="systemd"
 else
-  # No systemd here: ExecStart as an unprivileged user would run it, with
-  # the settings file, no capabilities and no supplementary groups.
+  # No systemd here: ExecStart as the unit would run it — an unprivileged
+  # user with the settings file, no capabilities, no supplementary groups,
+  # no new privileges — inside the unit's sandbox as bubblewrap can apply
+  # it: the system read-only (ProtectSystem=strict), empty /home and /root
+  # (ProtectHome), a /tmp of its own (PrivateTmp), a minimal /dev
+  # (PrivateDevices). A server that tried to write anything would fail.
   exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
   (
     set -a
@@ -77,11 +89,13 @@ else
     # as most systems start a process: the server must raise it itself.
     ulimit -Hn "$(sed -n 's/^LimitNOFILE=//p' "$unit")" 2>/dev/null || true
     ulimit -Sn 1024
-    exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --no-new-privs \
+    exec bwrap --ro-bind / / --tmpfs /tmp --tmpfs /home --tmpfs /root --dev /dev --proc /proc \
+      --unshare-ipc --new-session --die-with-parent -- \
+      setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --no-new-privs \
       env ACONFI_LISTEN="127.0.0.1:$port" ACONFI_MEDIA_PORT=0 $exec_start
   ) > "$out/service.log" 2>&1 &
   pid=$!
-  how="setpriv as nobody"
+  how="as nobody in bubblewrap's sandbox"
 fi
 page=""
 for _ in $(seq 100); do
@@ -98,6 +112,11 @@ if [ -d /run/systemd/system ]; then
   spid=$(systemctl show -p MainPID --value aconfi)
 else
   spid=$(pgrep -P "$pid" -x aconfi || echo "$pid")
+  # And inside the sandbox it could write nowhere.
+  [ "$(stat -c %u "/proc/$spid")" = 65534 ] || fail "the server does not run as nobody"
+  grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$spid/status" || fail "the server may gain privileges"
+  grep -q '^CapEff:[[:space:]]*0*$' "/proc/$spid/status" || fail "the server has capabilities"
+  awk '$2 == "/" { print $4 }' "/proc/$spid/mounts" | grep -q '^ro' || fail "the server's / is writable"
 fi
 need=$((10000 + 1024 + 4096 + 512))
 soft=$(awk '/^Max open files/ {print $4}' "/proc/$spid/limits")
@@ -105,10 +124,14 @@ echo "open files: soft $soft (the caps need $need; hard $(awk '/^Max open files/
 [ "$soft" -ge "$need" ] || fail "the running server may open only $soft files, its caps need $need"
 if [ -d /run/systemd/system ]; then
   systemctl stop aconfi
+  result=$(systemctl show -p Result --value aconfi)
+  [ "$result" = success ] || fail "the service did not stop cleanly: $result"
   rm -rf /run/systemd/system/aconfi.service.d
   systemctl daemon-reload
 else
-  kill -TERM "$pid"
+  # The server itself (bubblewrap passes no signal on), as systemd would
+  # signal it; bubblewrap exits with its status.
+  kill -TERM "$spid"
   wait "$pid" || fail "the service did not stop cleanly on SIGTERM"
   pid=""
 fi

@@ -124,17 +124,20 @@ fn simulcast_layers_are_received_lowest_first() {
 
 #[test]
 fn the_answer_offers_ice_over_tcp_where_the_server_listens_for_it() {
+    // Distinct addresses, so each candidate must come from its own list.
     let udp: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
-    let tcp: SocketAddr = "192.0.2.1:10000".parse().expect("test address");
+    let tcp: SocketAddr = "198.51.100.7:443".parse().expect("test address");
     let offer: ClientMsg = serde_json::from_str(OFFERS[0].1).expect("offer");
     let config = SfuConfig { candidates: vec![udp], tcp_candidates: vec![tcp], ..SfuConfig::default() };
     let answer = answer_with(config, offer.clone());
     let candidates: Vec<&str> = answer.split("\r\n").filter(|l| l.starts_with("a=candidate:")).collect();
     assert!(candidates.iter().any(|c| c.contains(" udp ") && c.contains("192.0.2.1 10000 typ host")), "{answer}");
     assert!(
-        candidates.iter().any(|c| c.contains(" tcp ") && c.contains("192.0.2.1 10000 typ host tcptype passive")),
-        "a passive TCP candidate (RFC 6544)\n{answer}"
+        candidates.iter().any(|c| c.contains(" tcp ") && c.contains("198.51.100.7 443 typ host tcptype passive")),
+        "a passive TCP candidate (RFC 6544) at the TCP address\n{answer}"
     );
+    assert!(!candidates.iter().any(|c| c.contains(" udp ") && c.contains("198.51.100.7")), "no UDP at the TCP address");
+    assert!(!candidates.iter().any(|c| c.contains(" tcp ") && c.contains("192.0.2.1")), "no TCP at the UDP address");
     // Without TCP candidates configured, none.
     assert!(!answer_to(offer).contains(" tcp "), "no TCP candidate unless configured");
 }

@@ -110,8 +110,7 @@ async fn a_room_left_and_re_created_at_once_is_one_room() {
     for _ in 0..20 {
         // The one in the room leaves as two others join.
         let leaving = async move {
-            let _ = last.send(Message::Text(serde_json::to_string(&ClientMsg::Leave {}).unwrap().into())).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), async { while last.next().await.is_some() {} }).await;
+            leave_and_be_closed(&mut last).await;
         };
         let ((), (mut b, idb, b_saw), (mut c, idc, c_saw)) =
             tokio::join!(leaving, join(&server, room), join(&server, room));
@@ -129,14 +128,21 @@ async fn a_room_left_and_re_created_at_once_is_one_room() {
             .await;
         }
         // One stays for the next round; the other goes.
-        let _ = c.send(Message::Text(serde_json::to_string(&ClientMsg::Leave {}).unwrap().into())).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), async { while c.next().await.is_some() {} }).await;
+        leave_and_be_closed(&mut c).await;
         last = b;
     }
     drop(last);
     drop(fillers);
     rooms_until(&server, "every room gone", |r| r == [0, 0]).await;
     server.shutdown().await;
+}
+
+/// Sends `leave`; the server closes the connection within 5 s.
+async fn leave_and_be_closed(ws: &mut Ws) {
+    ws.send(Message::Text(serde_json::to_string(&ClientMsg::Leave {}).unwrap().into())).await.expect("leave sent");
+    tokio::time::timeout(Duration::from_secs(5), async { while ws.next().await.is_some() {} })
+        .await
+        .expect("the server closes after leave");
 }
 
 fn join_with(room: &str, password: Option<&str>) -> ClientMsg {

@@ -132,6 +132,9 @@ pub struct Snapshot {
     pub tracks: Vec<TrackInfo>,
     pub left: Vec<ParticipantId>,
     pub closed: Option<u16>,
+    /// What went wrong on the client's side: a server message it could not
+    /// take, a send that failed. A test waiting on it fails with these.
+    pub errors: Vec<String>,
 }
 
 impl Snapshot {
@@ -165,7 +168,7 @@ impl RealPeer {
             let mut buf = vec![0u8; 2048];
             let mut snap = Snapshot::default();
             loop {
-                flush(&mut peer, &mut ws, &udp).await;
+                flush(&mut peer, &mut ws, &udp, &mut snap.errors).await;
                 snap.id = peer.id();
                 snap.received = peer.received_counts().clone();
                 snap.participants = peer.participants().keys().copied().collect();
@@ -177,7 +180,9 @@ impl RealPeer {
                         Some(Ok(Message::Text(t))) => {
                             let m: ServerMsg = serde_json::from_str(t.as_str()).expect("server sends valid messages");
                             if let ServerMsg::ParticipantLeft { id } = &m { snap.left.push(*id); }
-                            let _ = peer.handle_server_msg(m, Instant::now());
+                            if let Err(e) = peer.handle_server_msg(m, Instant::now()) {
+                                snap.errors.push(format!("the client could not take a server message: {e:?}"));
+                            }
                         }
                         Some(Ok(Message::Close(f))) => {
                             snap.closed = Some(f.map(|f| u16::from(f.code)).unwrap_or(1005));
@@ -195,7 +200,9 @@ impl RealPeer {
                     }
                     _ = leave_rx.recv() => {
                         let m = serde_json::to_string(&aconfi_core::ClientMsg::Leave {}).unwrap();
-                        let _ = ws.send(Message::Text(m.into())).await;
+                        if let Err(e) = ws.send(Message::Text(m.into())).await {
+                            snap.errors.push(format!("sending leave failed: {e}"));
+                        }
                     }
                 }
             }
@@ -205,11 +212,14 @@ impl RealPeer {
 
     /// Waits (event-driven) until the snapshot satisfies `cond`.
     pub async fn wait_for(&mut self, what: &str, cond: impl FnMut(&Snapshot) -> bool) -> Snapshot {
-        let res = tokio::time::timeout(Duration::from_secs(20), self.state.wait_for(cond))
-            .await
-            .map(|r| r.map(|s| s.clone()));
+        let mut cond = cond;
+        let res =
+            tokio::time::timeout(Duration::from_secs(20), self.state.wait_for(|s| !s.errors.is_empty() || cond(s)))
+                .await
+                .map(|r| r.map(|s| s.clone()));
         match res {
-            Ok(Ok(s)) => s,
+            Ok(Ok(s)) if s.errors.is_empty() => s,
+            Ok(Ok(s)) => panic!("while waiting for {what}, the client failed: {:?}", s.errors),
             _ => panic!("timed out waiting for {what}; last: {:?}", self.state.borrow()),
         }
     }
@@ -223,15 +233,19 @@ impl RealPeer {
     }
 }
 
-async fn flush(peer: &mut ClientPeer, ws: &mut Ws, udp: &UdpSocket) {
+async fn flush(peer: &mut ClientPeer, ws: &mut Ws, udp: &UdpSocket, errors: &mut Vec<String>) {
     while let Some(o) = peer.poll_output() {
         match o {
             ClientOutput::Transmit(d) => {
-                let _ = udp.send_to(&d.contents, d.destination).await;
+                if let Err(e) = udp.send_to(&d.contents, d.destination).await {
+                    errors.push(format!("sending a datagram failed: {e}"));
+                }
             }
             ClientOutput::Signal(m) => {
                 let text = serde_json::to_string(&m).unwrap();
-                let _ = ws.send(Message::Text(text.into())).await;
+                if let Err(e) = ws.send(Message::Text(text.into())).await {
+                    errors.push(format!("sending {} failed: {e}", m.type_name()));
+                }
             }
         }
     }

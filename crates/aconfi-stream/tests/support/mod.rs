@@ -17,7 +17,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Tests share two cores: the ones that encode run one at a time.
+/// Tests share two cores: the ones that encode run one at a time (under
+/// `cargo test`, through this lock; under cargo nextest, whose tests are
+/// each a process, through the `encoders` test group in .config/nextest.toml).
 static CPU: Mutex<()> = Mutex::new(());
 
 pub fn serial() -> MutexGuard<'static, ()> {
