@@ -268,3 +268,59 @@ async fn a_domain_that_points_elsewhere_gets_a_clear_error() {
     assert!(error.contains("the CA could not check the names: does each --domain point at this server"), "{error}");
     assert!(error.contains("elsewhere.aconfi.test"), "it names the domain: {error}");
 }
+
+/// `--acme-cache`: the account and certificate are kept in the directory
+/// (the one thing A-Confi writes, readable by its user alone), so a
+/// restart serves the same certificate without asking the CA — here the
+/// CA is gone by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_acme_cache_a_restart_serves_the_cached_certificate_without_the_ca() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port();
+    let pebble = Pebble::start(port, 3600);
+    let cache = std::env::temp_dir().join(format!("aconfi-acme-cache-test-{port}"));
+    let _ = std::fs::remove_dir_all(&cache);
+    let config = |c: &mut aconfi_server::Config| {
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.domain = vec![DOMAIN.into()];
+        c.acme_directory = pebble.directory.clone();
+        c.acme_ca = Some(pebble.api_ca.clone());
+        c.acme_cache = Some(cache.clone());
+    };
+    let server = common::server_with(config).await;
+    let root = pebble.root().await;
+    let first = served_cert(port, &root, None).await;
+    server.shutdown().await;
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o700, "the cache directory is the service's alone");
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(files.len() >= 2, "an account and a certificate: {files:?}");
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+
+    // The CA goes away; the restarted server still has its certificate.
+    // (pebble's directory goes with it: its API certificate is kept here.)
+    let ca = cache.with_extension("ca.pem");
+    std::fs::copy(&pebble.api_ca, &ca).unwrap();
+    let config = {
+        let directory = pebble.directory.clone();
+        let ca = ca.clone();
+        let cache = cache.clone();
+        move |c: &mut aconfi_server::Config| {
+            c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            c.domain = vec![DOMAIN.into()];
+            c.acme_directory = directory;
+            c.acme_ca = Some(ca);
+            c.acme_cache = Some(cache);
+        }
+    };
+    drop(pebble);
+    let again = common::server_with(config).await;
+    let second = served_cert(port, &root, None).await;
+    assert_eq!(second, first, "the cached certificate, not a new one");
+    again.shutdown().await;
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::remove_file(&ca).unwrap();
+}

@@ -213,6 +213,29 @@ async fn the_generated_certificate_gets_no_hsts_and_pages_no_other_powers() {
     for denied in ["geolocation=()", "usb=()", "payment=()", "serial=()", "midi=()"] {
         assert!(policy.contains(denied), "{policy}");
     }
+    // Meeting links are secrets: no page sends its address on, to anyone.
+    for path in ["/", "/some-room-name", "/api/stream/some-room-name", "/static/js/app.js"] {
+        let (_, headers) = common::https_head(server.https_addr.port(), path).await;
+        assert_eq!(headers.get("referrer-policy").map(String::as_str), Some("no-referrer"), "{path}");
+    }
+    server.shutdown().await;
+}
+
+/// `--max-connections` holds for the server as a whole, below the
+/// per-address cap: the fourth WebSocket is answered 503.
+#[tokio::test]
+async fn the_server_as_a_whole_takes_no_more_connections_than_its_cap() {
+    let server = common::server_with(|c| {
+        c.max_connections = 3;
+        c.max_connections_per_address = 100;
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(common::ws(&server).await);
+    }
+    let err = common::ws_with_origin(&server, None).await.expect_err("the fourth is refused");
+    assert!(err.to_string().contains("503"), "{err}");
     server.shutdown().await;
 }
 
