@@ -121,6 +121,13 @@ export class Participant {
   /** Presses one key where the focus is (a trusted key event). @param {string} key */
   press(key) { return deadline(this.page.keyboard.press(key), `press ${key} (${this.kind})`); }
 
+  /** Presses `key` with `modifier` held (e.g. Shift, Tab). @param {string} modifier @param {string} key */
+  pressWith(modifier, key) {
+    const k = this.page.keyboard;
+    return deadline((async () => { await k.down(modifier); await k.press(key); await k.up(modifier); })(),
+      `press ${modifier}+${key} (${this.kind})`);
+  }
+
   /** Types text key by key where the focus is. @param {string} text */
   type(text) { return deadline(this.page.keyboard.type(text), `type ${text} (${this.kind})`); }
 

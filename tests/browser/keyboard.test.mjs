@@ -86,3 +86,68 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     await watcher.close();
   });
 }
+
+/**
+ * Walks `view` with the keyboard: from its first control (reached by Tab
+ * and Shift+Tab, as a user would come back to it) Tab to its last (at most
+ * `max` times; not past it: headless Firefox never gives the page the focus
+ * back from its own UI). Returns what was wrong on the way: a stop that
+ * cannot be seen, one drawn without a focus ring (a solid outline at least
+ * 2 px), the focus leaving the page early.
+ * @param {import('./browsers.mjs').Participant} p @param {string} view @param {number} max
+ */
+async function tabRound(p, view, max) {
+  const last = await p.evaluate((view) => {
+    const controls = [...document.querySelectorAll(`#${view} :is(a[href], button, input, select, textarea, summary, [tabindex])`)]
+      .filter((el) => el.getAttribute('tabindex') !== '-1' && el.checkVisibility() && !(/** @type {any} */ (el).disabled));
+    /** @type {HTMLElement|undefined} */ (controls[0])?.focus();
+    return controls.at(-1)?.id;
+  }, view);
+  assert.ok(last, `${view}: its last control has an id`);
+  await p.press('Tab');
+  await p.pressWith('Shift', 'Tab');
+  /** @type {string[]} */
+  const faults = [];
+  const seen = new Set();
+  for (let i = 0; i < max; i++) {
+    const stop = await p.evaluate(() => {
+      if (!document.hasFocus()) return null;
+      const el = /** @type {HTMLElement} */ (document.activeElement);
+      const css = getComputedStyle(el);
+      return {
+        name: el.id || `${el.tagName.toLowerCase()}.${el.className}`,
+        visible: el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true }),
+        ring: css.outlineStyle !== 'none' && parseFloat(css.outlineWidth) >= 2,
+      };
+    });
+    if (!stop) { faults.push(`the focus left the page before #${last}`); break; }
+    if (seen.has(stop.name)) { faults.push(`Tab came back to ${stop.name} before #${last}`); break; }
+    seen.add(stop.name);
+    if (!stop.visible) faults.push(`${stop.name}: focused but not visible`);
+    if (!stop.ring) faults.push(`${stop.name}: no visible focus ring`);
+    if (stop.name === last) break;
+    await p.press('Tab');
+  }
+  return { faults, stops: seen.size };
+}
+
+for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
+  test(`${kind}: the focus is always visible, on the prejoin screen and in the meeting`, async () => {
+    const { server } = ctx;
+    const other = kind === 'chromium' ? 'firefox' : 'chromium';
+    const room = freshRoom('focus');
+    const watcher = await ctx[other].open(`${server.origin}/${room}#autojoin=1&mic=off&name=Wat`);
+    await watcher.joined();
+    const p = await ctx[kind].open(`${server.origin}/${room}#name=Fo`);
+    await until(async () => await p.focused() === 'name-input', 'the prejoin screen ready');
+    const prejoin = await tabRound(p, 'prejoin', 30);
+    assert.ok(prejoin.stops >= 5, `the prejoin screen's controls are reached by Tab: ${prejoin.stops}`);
+    assert.deepEqual(prejoin.faults, [], 'prejoin');
+    await p.click('#join-now');
+    await p.joined();
+    const meeting = await tabRound(p, 'meeting', 40);
+    assert.ok(meeting.stops >= 6, `the toolbar is reached by Tab: ${meeting.stops}`);
+    assert.deepEqual(meeting.faults, [], 'meeting');
+    for (const q of [p, watcher]) await q.close();
+  });
+}

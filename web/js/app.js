@@ -380,6 +380,8 @@ function makeTile(key) {
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
+  // A picture, not a control: Firefox would make it a Tab stop.
+  video.tabIndex = -1;
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
   const label = document.createElement('div');
