@@ -33,15 +33,18 @@ async function startSite() {
     const meeting = url.searchParams.get('meeting');
     if (url.pathname !== '/embed.html' || !meeting) { res.writeHead(404); res.end(); return; }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(EXAMPLE.replace(PLACEHOLDER, meeting));
+    // `?noallow=1`: the same page with its frame's allow= taken out.
+    const page = EXAMPLE.replace(PLACEHOLDER, meeting);
+    res.end(url.searchParams.get('noallow') === '1' ? page.replace(/\sallow="[^"]*"/, '') : page);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const port = /** @type {import('node:net').AddressInfo} */ (server.address()).port;
   return {
     origin: `http://127.0.0.1:${port}`,
     served,
-    /** @param {string} meeting */
-    page: (meeting) => `http://127.0.0.1:${port}/embed.html?meeting=${encodeURIComponent(meeting)}`,
+    /** @param {string} meeting @param {boolean} [noAllow] the frame without allow= */
+    page: (meeting, noAllow = false) =>
+      `http://127.0.0.1:${port}/embed.html?meeting=${encodeURIComponent(meeting)}${noAllow ? '&noallow=1' : ''}`,
     close: () => new Promise((resolve) => server.close(() => resolve(undefined))),
   };
 }
@@ -182,5 +185,28 @@ for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
     } finally {
       await plain.stop();
     }
+  });
+}
+
+for (const kind of /** @type {const} */ (['chromium', 'firefox'])) {
+  test(`${kind}: a frame without allow= gets no camera and no microphone`, async () => {
+    const other = kind === 'chromium' ? 'firefox' : 'chromium';
+    const room = freshRoom('noallow');
+    const dee = await browsers[other].open(`${server.origin}/${room}#autojoin=1&name=Direct%20Dee`);
+    await dee.joined();
+    const outer = await browsers[kind].open(site.page(`${server.origin}/${room}`, true));
+    assert.doesNotMatch(await outer.evaluate(() => document.getElementById('meeting')?.outerHTML ?? ''), /allow=/);
+    await event(outer, 'ready');
+    await outer.fill('#name', 'Unallowed Una');
+    await outer.click('#join');
+    const joined = await event(outer, 'joined');
+    // The browser refused it the devices: it joins without them, and the
+    // other sees it muted with its camera off.
+    assert.equal(joined.audioMuted, true, 'no microphone without allow=');
+    assert.equal(joined.videoMuted, true, 'no camera without allow=');
+    const tile = `.tile[data-participant="${joined.id}"]`;
+    await until(async () => /audio-off/.test((await dee.attr(tile, 'class')) ?? '') && /video-off/.test((await dee.attr(tile, 'class')) ?? ''),
+      `${other} sees it without microphone and camera`);
+    for (const p of [outer, dee]) await p.close();
   });
 }

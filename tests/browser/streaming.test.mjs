@@ -183,14 +183,15 @@ async function loudness() {
 }
 
 /** PIDs of aconfi-stream processes whose parent is the server. */
-function workers() {
+/** The streaming workers `server` runs. @param {{proc: import('node:child_process').ChildProcess}} [server] */
+function workers(server = ctx.server) {
   const out = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const comm = /\((.*)\)/.exec(stat)?.[1];
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (comm?.startsWith('aconfi-stream') && ppid === ctx.server.proc.pid) out.push(Number(pid));
+      if (comm?.startsWith('aconfi-stream') && ppid === server.proc.pid) out.push(Number(pid));
     } catch { /* gone meanwhile */ }
   }
   return out;
@@ -324,4 +325,32 @@ test('the stream ends with the meeting: the last one out stops the worker; the k
   // At debug, with the worker's own output passed through: no key.
   assertLogKeepsSecrets(server.log(), [KEY, 'Rosa', 'Ben', 'Fay']);
   assert.match(server.log(), /live streaming available/, 'the server found its worker');
+});
+
+test('a server stopped with SIGTERM ends the live stream cleanly first: the ingest sees the publish end', async () => {
+  const { chromium, hooks } = ctx;
+  // A server of its own, to stop.
+  const server = await startServer(['--stream-allow-host', '127.0.0.1']);
+  const key = `${KEY}-sigterm`;
+  const room = freshRoom('live-stop');
+  const mo = await chromium.open(`${server.origin}/${room}#name=Mo&autojoin=1`);
+  await mo.joined();
+  const published = hooks.count('publish', key);
+  await mo.click('#stream-btn');
+  await mo.fill('#stream-ingest', `rtmp://127.0.0.1:${ctx.rtmpPort}/live/${key}`);
+  await mo.click('#stream-go');
+  await hooks.next('publish', key, published);
+  await until(async () => (await liveState(mo)) === 'live', 'live');
+  const pids = workers(server);
+  assert.equal(pids.length, 1, 'its worker runs');
+
+  const done = hooks.count('publish_done', key);
+  await server.stop();
+  assert.equal(server.proc.exitCode, 0, 'the server exited cleanly');
+  // The publish ended (the server stops its workers before it exits) and
+  // no worker is left behind.
+  await hooks.next('publish_done', key, done, 15000);
+  const alive = (/** @type {number} */ pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  assert.deepEqual(pids.filter(alive), [], 'no worker left behind');
+  await mo.close();
 });
