@@ -42,8 +42,9 @@ test('Chromium and Firefox send three layers and receive each other\'s top layer
 });
 
 test('a small tile gets a small layer, a large one the top layer', async () => {
-  const { server, chromium } = ctx;
-  const { people, ids } = await meeting('tiles', [[chromium, 'Ada'], [chromium, 'Bo']]);
+  const { server, chromium, firefox } = ctx;
+  // Ada in Chromium resizes her tile of Bo, who sends from Firefox.
+  const { people, ids } = await meeting('tiles', [[chromium, 'Ada'], [firefox, 'Bo']]);
   const [ada, bo] = people;
   // A tile as wide as the top layer: the top layer.
   await tileWidth(ada, ids[1], 1280);
