@@ -52,9 +52,15 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
       // answered. They share this machine's address, whose 10 guesses
       // refill one per 6 s: some guesses are held back, and a held-back
       // guess is sent again by the page itself after the wait.
+      // The honest one has typed the password already, to send it the
+      // moment the last guess was counted (the address's guesses are spent
+      // then, and the next one is 6 s away).
+      await honest.fill('#password-input', PASSWORD);
       let heldBack = 0;
+      const guessers = [];
       for (let g = 0; g < 4; g++) {
         const guesser = await drivers[g % 2 ? kind : otherKind].open(url(`G${g}`));
+        guessers.push(guesser);
         await guesser.waitFor('#password-view');
         await notePasswordEvents(guesser);
         for (let i = 0; i < 5; i++) {
@@ -71,14 +77,13 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
             return events.at(-1)?.wrong;
           }, `guesser ${g}'s held-back guess sent again by itself`, 20000);
         }
-        await guesser.close();
       }
       assert.ok(heldBack > 0, '20 guesses in seconds from one address: some are held back');
 
-      // The right password, typed once right after: the address's guesses
-      // are spent, so it is held back — a few seconds, never refused for
-      // the others' guessing — and then let in by the page itself.
-      await honest.fill('#password-input', PASSWORD);
+      // The right password, sent right after the last wrong guess: the
+      // address's guesses are spent, so it is held back — a few seconds,
+      // never refused for the others' guessing — and then let in by the
+      // page itself.
       await honest.click('#password-submit');
       const honestId = await honest.joined();
       /** @type {Array<{wrong: boolean, retryAfterMs?: number}>} */
@@ -90,6 +95,7 @@ for (const [kind, otherKind] of /** @type {const} */ ([['chromium', 'firefox'], 
 
       assertCleanPages([mod, honest], server.origin);
       assertLogKeepsSecrets(server.log(), [PASSWORD, room, 'Honest', 'Mod']);
+      for (const g of guessers) await g.close();
       await mod.close();
       await honest.close();
     } finally {
