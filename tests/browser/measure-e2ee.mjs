@@ -8,6 +8,8 @@
 //   cargo build --release --bin aconfi
 //   ACONFI_BIN=target/release/aconfi node tests/browser/measure-e2ee.mjs [chromium|firefox] [rounds] [seconds]
 
+// A camera's usual rate, not the tests' 15 (browsers.mjs reads it at launch).
+process.env.ACONFI_FAKE_FPS ??= '30';
 import { readFileSync, readdirSync } from 'node:fs';
 import { launch } from './browsers.mjs';
 import { everyoneSeesEveryone, freshRoom, startServer } from './harness.mjs';

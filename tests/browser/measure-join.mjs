@@ -19,6 +19,8 @@
 // compares the two (through B, the join is sent on to A: `moved`, then a
 // second WebSocket).
 
+// A camera's usual rate, not the tests' 15 (browsers.mjs reads it at launch).
+process.env.ACONFI_FAKE_FPS ??= '30';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { launch } from './browsers.mjs';
