@@ -5,8 +5,8 @@
 # cluster directory, GStreamer, nginx with RTMP, ffmpeg, pebble, bubblewrap,
 # mold; cargo-deb and cargo-nextest; npm packages), builds once, then runs
 # three lanes at once:
-#   - Rust: fmt and clippy, every Rust test (cargo nextest, test binaries
-#     in parallel), a 30 s churn soak, the Debian package, the web client's
+#   - Rust: fmt and clippy beside every Rust test (cargo nextest, test
+#     binaries in parallel), a 30 s churn soak, the Debian package, the web client's
 #     unit tests and type check, at a lower priority;
 #   - browsers, meetings: the signaling and UI files, in two lanes;
 # and then one alone:
@@ -107,15 +107,26 @@ export SOAK_NO_BUILD=1
 rust_lane() {
   local out=$1
   : >"$out"
-  if timed lint bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
-      >"$log_dir/lint.log" 2>&1; then
-    echo "lint 1 0" >>"$out"
-  else
-    echo "lint 0 1" >>"$out"
-  fi
+  # The Rust tests mostly wait (on servers, timeouts, encoders in real
+  # time: about 60 CPU-seconds in 150 s), so the lint, which only computes,
+  # runs beside them, once nextest has its binaries (cargo's lock on
+  # target/ is free then).
   timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
-    >"$log_dir/rust-test.log" 2>&1
+    >"$log_dir/rust-test.log" 2>&1 &
+  local tests_pid=$!
+  while kill -0 "$tests_pid" 2>/dev/null && ! grep -q 'Starting [0-9]* test' "$log_dir/rust-test.log"; do sleep 1; done
+  (
+    if timed lint bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
+        >"$log_dir/lint.log" 2>&1; then
+      echo "lint 1 0" >>"$out"
+    else
+      echo "lint 0 1" >>"$out"
+    fi
+  ) &
+  local lint_pid=$!
+  wait "$tests_pid"
   local rc=$?
+  wait "$lint_pid"
   # "Summary [ 60.1s] 312 tests run: 311 passed, 1 failed, 0 skipped"
   local line rp rf
   line=$(grep -E 'tests? run:' "$log_dir/rust-test.log" | tail -1)
