@@ -290,15 +290,20 @@ async fn with_an_acme_cache_a_restart_serves_the_cached_certificate_without_the_
     let server = common::server_with(config).await;
     let root = pebble.root().await;
     let first = served_cert(port, &root, None).await;
-    server.shutdown().await;
-
+    // The certificate is served first and cached after: wait for the
+    // account and the certificate in the cache, each 0600 (written inside
+    // the 0700 directory, then locked down).
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&cache), 0o700, "the cache directory is the service's alone");
-    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
-    assert!(files.len() >= 2, "an account and a certificate: {files:?}");
-    for f in &files {
-        assert_eq!(mode(f), 0o600, "{}", f.display());
+    let cached = || -> Vec<(std::path::PathBuf, u32)> {
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), mode(&p))).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(cached().len() >= 2 && cached().iter().all(|(_, m)| *m == 0o600)) {
+        assert!(Instant::now() < deadline, "an account and a certificate, each 0600: {:?}", cached());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(mode(&cache), 0o700, "the cache directory is the service's alone");
+    server.shutdown().await;
 
     // The CA goes away; the restarted server still has its certificate.
     // (pebble's directory goes with it: its API certificate is kept here.)
