@@ -7,7 +7,8 @@
 # three lanes at once:
 #   - Rust: fmt and clippy beside every Rust test (cargo nextest, test
 #     binaries in parallel), a 30 s churn soak, the Debian package, the web client's
-#     unit tests and type check, at a lower priority;
+#     unit tests and type check (the lint and the soak at a lower
+#     priority);
 #   - browsers, meetings: the signaling and UI files, in two lanes;
 # and then one alone:
 #   - browsers, media: the files that measure media quality (loss,
@@ -108,15 +109,17 @@ rust_lane() {
   local out=$1
   : >"$out"
   # The Rust tests mostly wait (on servers, timeouts, encoders in real
-  # time: about 60 CPU-seconds in 150 s), so the lint, which only computes,
-  # runs beside them, once nextest has its binaries (cargo's lock on
-  # target/ is free then).
+  # time: about 60 CPU-seconds in 150 s) but judge time, so they run at
+  # the browsers' priority; the lint, which only computes, runs beside them
+  # at the lowest, once nextest has its binaries (cargo's lock on target/
+  # is free then), taking what the others leave; the soak, busy for 30 s,
+  # at nice 10.
   timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
     >"$log_dir/rust-test.log" 2>&1 &
   local tests_pid=$!
   while kill -0 "$tests_pid" 2>/dev/null && ! grep -q 'Starting [0-9]* test' "$log_dir/rust-test.log"; do sleep 1; done
   (
-    if timed lint bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
+    if timed lint nice -n 19 bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
         >"$log_dir/lint.log" 2>&1; then
       echo "lint 1 0" >>"$out"
     else
@@ -134,7 +137,7 @@ rust_lane() {
   rf=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
   [ "$rc" -ne 0 ] && [ "${rf:-0}" -eq 0 ] && rf=1
   echo "rust-tests ${rp:-0} ${rf:-0}" >>"$out"
-  if timed soak bash scripts/soak.sh 30 20 >"$log_dir/soak.log" 2>&1 && grep -q '^soak: ok' "$log_dir/soak.log"; then
+  if timed soak nice -n 10 bash scripts/soak.sh 30 20 >"$log_dir/soak.log" 2>&1 && grep -q '^soak: ok' "$log_dir/soak.log"; then
     echo "soak 1 0" >>"$out"
   else
     echo "soak 0 1" >>"$out"
@@ -207,11 +210,10 @@ pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load=module-native-protocol-
   || echo "warning: no sound server: Firefox's Web Audio tests will fail"
 lanes=$(mktemp -d)
 lane_t0=$SECONDS
-# First the Rust lane and the two meetings lanes at once (the Rust lane at
-# a lower priority: the browsers' timeouts are the tighter), then the media
+# First the Rust lane and the two meetings lanes at once, then the media
 # lane alone, with the cores to itself: what it measures (layers, rates,
 # back-offs) is what a starved browser gets wrong.
-nice -n 10 bash -c "$(declare -f timed rust_lane); times=$times log_dir=$log_dir rust_lane $lanes/rust" &
+bash -c "$(declare -f timed rust_lane); times=$times log_dir=$log_dir rust_lane $lanes/rust" &
 rust_pid=$!
 (browser_lane "$lanes/meetings-a" "${meeting_files_a[@]}") &
 a_pid=$!
