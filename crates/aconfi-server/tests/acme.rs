@@ -234,16 +234,18 @@ async fn a_domain_that_points_elsewhere_gets_a_clear_error() {
     let pebble = Pebble::start(port, 3600);
     pebble.point("elsewhere.aconfi.test", "127.0.0.2").await;
     // The real binary, whose log an operator reads.
-    let mut aconfi = Command::new(env!("CARGO_BIN_EXE_aconfi"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--media-bind", "127.0.0.1"])
-        .args(["--shards", "1", "--domain", "elsewhere.aconfi.test", "--acme-directory", &pebble.directory])
-        .arg("--acme-ca")
-        .arg(&pebble.api_ca)
-        .env_remove("ACONFI_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs aconfi");
+    let mut aconfi = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_aconfi"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--media-bind", "127.0.0.1"])
+            .args(["--shards", "1", "--domain", "elsewhere.aconfi.test", "--acme-directory", &pebble.directory])
+            .arg("--acme-ca")
+            .arg(&pebble.api_ca)
+            .env_remove("ACONFI_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs aconfi"),
+    );
     let stdout = aconfi.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -329,8 +329,11 @@ async fn without_redis_the_meeting_goes_on_and_the_node_claims_its_rooms_again_w
         rooms == 2 && dump.iter().any(|(k, _)| *k == format!("aconfi:node:{a_url}"))
     })
     .await;
-    // b too has heard from Redis again (until then it makes rooms alone).
+    // b too has heard from Redis again (until then it makes rooms alone)
+    // and counts a among the live nodes again (it sends nobody to a node
+    // it does not see alive).
     eventually("b reaches Redis again", || b.cluster_reachable()).await;
+    eventually("b sees a alive again", || b.cluster_peers() == [a_url.clone()]).await;
     // And the cluster works again: through b, the room is a's.
     assert_eq!(join_via(&b, "room-during").await.expect_err("sent to a"), a_url);
     assert_no_name(&_back, "room-during");
@@ -384,19 +387,21 @@ async fn the_binary_drains_on_sigterm_then_hands_its_meeting_over_and_exits() {
     let der = ck.cert.der().to_vec();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let a_url = format!("https://localhost:{port}");
-    let mut a = std::process::Command::new(env!("CARGO_BIN_EXE_aconfi"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--media-bind", "127.0.0.1"])
-        .args(["--shards", "1", "--log", "warn", "--drain-seconds", "2"])
-        .arg("--cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .args(["--redis-url", &redis.url(), "--public-url", &a_url, "--cluster-secret", SECRET])
-        .env_remove("ACONFI_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("runs aconfi");
+    let mut a = common::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_aconfi"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--media-port", "0", "--media-bind", "127.0.0.1"])
+            .args(["--shards", "1", "--log", "warn", "--drain-seconds", "2"])
+            .arg("--cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--key")
+            .arg(dir.join("key.pem"))
+            .args(["--redis-url", &redis.url(), "--public-url", &a_url, "--cluster-secret", SECRET])
+            .env_remove("ACONFI_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runs aconfi"),
+    );
     eventually("b sees the binary's node", || b.cluster_peers() == [a_url.clone()]).await;
     let mut staying = common::ws_at(port, der.clone()).await;
     send(&mut staying, &silent_join("room-draining")).await;
