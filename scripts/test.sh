@@ -101,6 +101,9 @@ step "build (every target, once: every later step uses it)"
 if command -v mold >/dev/null; then export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"; fi
 timed build cargo build --locked --workspace --all-targets || die "cargo build"
 export SOAK_NO_BUILD=1
+# nextest's filter for the streaming worker's integration tests (the
+# `encoders` group of .config/nextest.toml).
+export ENCODER_TESTS='package(aconfi-stream) & kind(test)'
 
 # ---- the lanes ----
 
@@ -108,18 +111,21 @@ export SOAK_NO_BUILD=1
 rust_lane() {
   local out=$1
   : >"$out"
-  # The Rust tests mostly wait (on servers, timeouts, encoders in real
-  # time: about 60 CPU-seconds in 150 s) but judge time, so they run at
-  # the browsers' priority; the lint, which only computes, runs beside them
-  # at the lowest, once nextest has its binaries (cargo's lock on target/
-  # is free then), taking what the others leave; the soak, busy for 30 s,
-  # at nice 10.
+  # The Rust tests mostly wait (on servers and timeouts: about 60
+  # CPU-seconds in 150 s) but judge time, so they run at the browsers'
+  # priority; the lint, which only computes, runs beside them at nice 10
+  # (at 19 it waited 880 s for CPU), once nextest has its binaries
+  # (cargo's lock on target/ is free then); the soak, busy for 30 s, at
+  # nice 10.
+  # (The streaming worker's encoder tests judge real time, like the media
+  # lane, and run with it, alone: $ENCODER_TESTS.)
   timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
+    -E "not ($ENCODER_TESTS)" \
     >"$log_dir/rust-test.log" 2>&1 &
   local tests_pid=$!
   while kill -0 "$tests_pid" 2>/dev/null && ! grep -q 'Starting [0-9]* test' "$log_dir/rust-test.log"; do sleep 1; done
   (
-    if timed lint nice -n 19 bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
+    if timed lint nice -n 10 bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
         >"$log_dir/lint.log" 2>&1; then
       echo "lint 1 0" >>"$out"
     else
@@ -222,7 +228,22 @@ b_pid=$!
 wait "$rust_pid" "$a_pid" "$b_pid"
 printf 'rust+meetings\t%d\t0\n' "$((SECONDS - lane_t0))" >>"$times"
 media_t0=$SECONDS
-browser_lane "$lanes/media" "${media_files[@]}"
+# The streaming worker's tests encode 720p30 with x264 in real time and
+# check its frame rate and keyframe spacing: beside the browsers they
+# measure the starving, so they open the media lane.
+t0=$SECONDS
+cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final -E "$ENCODER_TESTS" \
+  >"$log_dir/rust-encoder-test.log" 2>&1
+rc=$?
+line=$(grep -E 'tests? run:' "$log_dir/rust-encoder-test.log" | tail -1)
+ep=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+ef=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+[ "$rc" -ne 0 ] && [ "${ef:-0}" -eq 0 ] && ef=1
+[ "${ep:-0}" -gt 0 ] || ef=$((${ef:-0} + 1))
+printf 'rust:encoder-tests %s %s %s\n' "${ep:-0}" "${ef:-0}" "$((SECONDS - t0))" >"$lanes/media"
+[ "${ef:-0}" -eq 0 ] || grep -E '^\s+FAIL' "$log_dir/rust-encoder-test.log" | sort -u | sed 's/^/  encoder tests: /'
+browser_lane "$lanes/media.browsers" "${media_files[@]}"
+cat "$lanes/media.browsers" >>"$lanes/media"
 printf 'media\t%d\t0\n' "$((SECONDS - media_t0))" >>"$times"
 pulseaudio --kill 2>/dev/null
 rm -rf "$pa_dir"
