@@ -302,18 +302,27 @@ test('a moderator goes live through the UI; the ingest gets 720p30 H.264 + AAC o
   for (const p of [rosa, ben]) await p.close();
 });
 
+/**
+ * Goes live through `p`'s dialog with the stream key pasted into the URL
+ * field; resolves once the ingest saw the publish and the page says live.
+ * @param {import('./browsers.mjs').Participant} p @param {string} key
+ */
+async function goLiveWithKeyInUrl(p, key) {
+  const published = ctx.hooks.count('publish', key);
+  await p.click('#stream-btn');
+  await p.fill('#stream-ingest', `rtmp://127.0.0.1:${ctx.rtmpPort}/live/${key}`);
+  await p.click('#stream-go');
+  await ctx.hooks.next('publish', key, published);
+  await until(async () => (await liveState(p)) === 'live', 'live');
+}
+
 test('the stream ends with the meeting: the last one out stops the worker; the key is in no log', async () => {
   const { server, chromium, firefox, hooks } = ctx;
   const room = freshRoom('live-end');
   const fay = await firefox.open(`${server.origin}/${room}#name=Fay&autojoin=1`);
   await fay.joined();
-  const published = hooks.count('publish', KEY);
   // Firefox's UI this time, with the key pasted into the URL field.
-  await fay.click('#stream-btn');
-  await fay.fill('#stream-ingest', `rtmp://127.0.0.1:${ctx.rtmpPort}/live/${KEY}`);
-  await fay.click('#stream-go');
-  await hooks.next('publish', KEY, published);
-  await until(async () => (await liveState(fay)) === 'live', 'live');
+  await goLiveWithKeyInUrl(fay, KEY);
   assert.equal(workers().length, 1, 'one worker for the meeting');
 
   const done = hooks.count('publish_done', KEY);
@@ -335,12 +344,7 @@ test('a server stopped with SIGTERM ends the live stream cleanly first: the inge
   const room = freshRoom('live-stop');
   const mo = await chromium.open(`${server.origin}/${room}#name=Mo&autojoin=1`);
   await mo.joined();
-  const published = hooks.count('publish', key);
-  await mo.click('#stream-btn');
-  await mo.fill('#stream-ingest', `rtmp://127.0.0.1:${ctx.rtmpPort}/live/${key}`);
-  await mo.click('#stream-go');
-  await hooks.next('publish', key, published);
-  await until(async () => (await liveState(mo)) === 'live', 'live');
+  await goLiveWithKeyInUrl(mo, key);
   const pids = workers(server);
   assert.equal(pids.length, 1, 'its worker runs');
 
