@@ -105,6 +105,29 @@ export SOAK_NO_BUILD=1
 # `encoders` group of .config/nextest.toml).
 export ENCODER_TESTS='package(aconfi-stream) & kind(test)'
 
+# nextest_result NAME LOG RC: prints "NAME passed failed" from nextest's
+# summary line ("Summary [ 60.1s] 312 tests run: 311 passed, 1 failed, 0
+# skipped"); a failing run with no such line, or no test run, counts as a
+# failure. The names of failing tests and the end of their output go to
+# stderr, so that a CI log shows them.
+nextest_result() {
+  local name=$1 log=$2 rc=$3 line p f
+  line=$(grep -E 'tests? run:' "$log" | tail -1)
+  p=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  f=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
+  [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && f=1
+  [ "${p:-0}" -gt 0 ] || f=$((${f:-0} + 1))
+  echo "$name ${p:-0} ${f:-0}"
+  if [ "${f:-0}" -gt 0 ]; then
+    {
+      echo "  $name failed:"
+      grep -E '^\s+(FAIL|TIMEOUT|SIG[A-Z]+|LEAK)\b' "$log" | sort -u | sed 's/^/  /'
+      echo "  (the end of $log:)"
+      tail -n 60 "$log" | sed 's/^/  | /'
+    } >&2
+  fi
+}
+
 # ---- the lanes ----
 
 # The Rust lane: one result line per check in $1 ("name passed failed").
@@ -122,7 +145,7 @@ rust_lane() {
   timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
     -E "not ($ENCODER_TESTS)" \
     >"$log_dir/rust-test.log" 2>&1 &
-  local tests_pid=$!
+  local tests_pid=$! rp rf
   while kill -0 "$tests_pid" 2>/dev/null && ! grep -q 'Starting [0-9]* test' "$log_dir/rust-test.log"; do sleep 1; done
   (
     if timed lint nice -n 10 bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
@@ -136,13 +159,7 @@ rust_lane() {
   wait "$tests_pid"
   local rc=$?
   wait "$lint_pid"
-  # "Summary [ 60.1s] 312 tests run: 311 passed, 1 failed, 0 skipped"
-  local line rp rf
-  line=$(grep -E 'tests? run:' "$log_dir/rust-test.log" | tail -1)
-  rp=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
-  rf=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
-  [ "$rc" -ne 0 ] && [ "${rf:-0}" -eq 0 ] && rf=1
-  echo "rust-tests ${rp:-0} ${rf:-0}" >>"$out"
+  nextest_result rust-tests "$log_dir/rust-test.log" "$rc" >>"$out"
   if timed soak nice -n 10 bash scripts/soak.sh 30 20 >"$log_dir/soak.log" 2>&1 && grep -q '^soak: ok' "$log_dir/soak.log"; then
     echo "soak 1 0" >>"$out"
   else
@@ -219,7 +236,7 @@ lane_t0=$SECONDS
 # First the Rust lane and the two meetings lanes at once, then the media
 # lane alone, with the cores to itself: what it measures (layers, rates,
 # back-offs) is what a starved browser gets wrong.
-bash -c "$(declare -f timed rust_lane); times=$times log_dir=$log_dir rust_lane $lanes/rust" &
+bash -c "$(declare -f timed nextest_result rust_lane); times=$times log_dir=$log_dir rust_lane $lanes/rust" &
 rust_pid=$!
 (browser_lane "$lanes/meetings-a" "${meeting_files_a[@]}") &
 a_pid=$!
@@ -235,13 +252,8 @@ t0=$SECONDS
 cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final -E "$ENCODER_TESTS" \
   >"$log_dir/rust-encoder-test.log" 2>&1
 rc=$?
-line=$(grep -E 'tests? run:' "$log_dir/rust-encoder-test.log" | tail -1)
-ep=$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
-ef=$(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0)
-[ "$rc" -ne 0 ] && [ "${ef:-0}" -eq 0 ] && ef=1
-[ "${ep:-0}" -gt 0 ] || ef=$((${ef:-0} + 1))
-printf 'rust:encoder-tests %s %s %s\n' "${ep:-0}" "${ef:-0}" "$((SECONDS - t0))" >"$lanes/media"
-[ "${ef:-0}" -eq 0 ] || grep -E '^\s+FAIL' "$log_dir/rust-encoder-test.log" | sort -u | sed 's/^/  encoder tests: /'
+read -r _ ep ef < <(nextest_result rust:encoder-tests "$log_dir/rust-encoder-test.log" "$rc")
+printf 'rust:encoder-tests %s %s %s\n' "$ep" "$ef" "$((SECONDS - t0))" >"$lanes/media"
 browser_lane "$lanes/media.browsers" "${media_files[@]}"
 cat "$lanes/media.browsers" >>"$lanes/media"
 printf 'media\t%d\t0\n' "$((SECONDS - media_t0))" >>"$times"
