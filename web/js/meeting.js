@@ -43,7 +43,10 @@ const MAX_HOPS = 3;
  * - `media`        detail: {connected: true}  (audio/video connected; see `mediaFailing`)
  * - `e2ee`         detail: {}  (end-to-end encryption: who is verified, or the safety code, changed)
  * - `relocate`     detail: {origin} this page cannot reach the room's home node: open the meeting there
- * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string}
+ * - `notice`       detail: {kind: 'muted_by'|'unmute_request'|'refused'|'joined'|'left', id?: number, message?: string, request?: string, name?: string}
+ * - `speaker`      detail: {id: number|null}  (the active speaker changed; null: nobody)
+ * - `paused`       detail: {mids: Set<string>}  (the videos the server pauses for want of bandwidth on our downlink)
+ * - `live`         detail: {live: {state: string, reason?: string}|null}  (the room's live stream; null: none)
  */
 export class Meeting extends EventTarget {
   /**
@@ -331,58 +334,15 @@ export class Meeting extends EventTarget {
   /** @param {ServerMsg} msg */
   async handle(msg) {
     switch (msg.type) {
-      case 'moved': {
-        // The room lives on another node of the cluster; the server closes
-        // next. Followed only to a node our own server named; otherwise the
-        // close counts as a failure (and we come back with a pause).
-        const url = nodeWsUrl(msg.url);
-        if (mayFollow(url, this.ownUrl, this.trusted)) {
-          this.wsUrl = /** @type {string} */ (url);
-          this.movedTo = url;
-          this.hops += 1;
-        } else {
-          this.refusedMove = true;
-        }
+      case 'moved':
+        this.onMoved(msg);
         break;
-      }
-      case 'nodes': {
-        // Where to come back through, once this node takes the join (a
-        // list sent with a `moved` only says where that may lead); and,
-        // from our own page's server, where `moved` may send us.
-        const urls = msg.urls.map(nodeWsUrl).filter((u) => u !== null);
-        this.heardNodes = urls;
-        if (this.connUrl === this.ownUrl) this.trusted = urls;
+      case 'nodes':
+        this.onNodes(msg);
         break;
-      }
-      case 'joined': {
-        if (this.heardNodes) this.nodes = this.heardNodes;
-        this.heardNodes = null;
-        this.hops = 0;
-        this.movedTo = null;
-        this.you = msg.you;
-        this.moderator = msg.moderator;
-        this.roomState = msg.room;
-        this.streamUnavailable = msg.stream_unavailable ?? null;
-        // A stream under way is announced right after `joined`.
-        this.live = null;
-        this.dispatchEvent(new CustomEvent('live', { detail: { live: null } }));
-        this.participants = new Map(msg.participants.map((p) => [p.id, p]));
-        // Ids are the new connection's; the speaker, if any, comes next.
-        this.setSpeaker(null);
-        this.emitParticipants();
-        this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
-        this.emitSelf();
-        if (this.e2ee) {
-          // A fresh worker per connection; keys start afresh too.
-          this.frames = new FrameTransforms(/** @type {import('./frames.js').FrameApi} */ (this.frameApi));
-          this.e2ee.start(msg.you, msg.participants.map((p) => p.id));
-        }
-        await this.publish();
-        this.setState('joined');
-        // A rejoin keeps a raised hand.
-        if (this.handRaised) this.raiseHand(true);
+      case 'joined':
+        await this.onJoined(msg);
         break;
-      }
       case 'participant_joined':
         this.e2ee?.joined(msg.participant.id);
         this.participants.set(msg.participant.id, msg.participant);
@@ -429,20 +389,9 @@ export class Meeting extends EventTarget {
         this.live = { state: msg.state, reason: msg.reason };
         this.dispatchEvent(new CustomEvent('live', { detail: { live: this.live } }));
         break;
-      case 'password_required': {
-        this.setState('password');
-        // A password judged wrong is not sent again (not on a reconnect
-        // either). One the server asked us to hold back is sent again by
-        // itself after the wait, on this connection only.
-        if (msg.wrong) this.password = undefined;
-        clearTimeout(this.passwordRetry);
-        const ws = this.ws;
-        if (msg.retry_after_ms && this.password !== undefined) {
-          this.passwordRetry = setTimeout(() => { if (this.ws === ws && this.state === 'password') this.sendJoin(); }, msg.retry_after_ms);
-        }
-        this.dispatchEvent(new CustomEvent('password', { detail: { wrong: msg.wrong, retryAfterMs: msg.retry_after_ms } }));
+      case 'password_required':
+        this.onPasswordRequired(msg);
         break;
-      }
       case 'password_not_required':
         this.setState('unprotected');
         break;
@@ -464,22 +413,9 @@ export class Meeting extends EventTarget {
       case 'unmute_request':
         this.notice('unmute_request', { id: msg.by });
         break;
-      case 'chat': {
-        // Sealed chat opens with the sender's key; what does not open is
-        // shown as such, never as ciphertext, and one that came before (a
-        // server replaying it) is not shown again. In an encrypted meeting
-        // chat that is not sealed comes from no participant: not shown as
-        // theirs.
-        /** @type {string|null} */
-        let text = msg.text;
-        if (this.e2ee) {
-          const opened = msg.sealed ? await this.e2ee.openChat(msg.from, msg.text, msg.private) : { failed: true };
-          if ('replayed' in opened) break;
-          text = 'text' in opened ? opened.text : null;
-        }
-        this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text, private: msg.private } }));
+      case 'chat':
+        await this.onChat(msg);
         break;
-      }
       case 'e2ee':
         this.e2ee?.handle(msg.from, msg.data);
         break;
@@ -489,23 +425,114 @@ export class Meeting extends EventTarget {
       case 'answer':
         await this.pc?.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
         break;
-      case 'offer': {
-        const pc = this.pc;
-        if (!pc) return;
-        this.tracks = new Map(msg.tracks.map((t) => [t.mid, t]));
-        await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-        const answer = await pc.createAnswer();
-        await pc.setLocalDescription(answer);
-        if (this.pc !== pc) return; // torn down meanwhile: not for the next connection
-        this.send(answerMsg(pc.localDescription?.sdp ?? answer.sdp ?? ''));
+      case 'offer':
+        await this.onOffer(msg);
         break;
-      }
       case 'error':
         console.warn(`server closes the connection: ${msg.code} ${msg.message}`);
         break;
       default:
         break;
     }
+  }
+
+  /** `moved`: the room lives on another node. @param {Extract<ServerMsg, {type: 'moved'}>} msg */
+  onMoved(msg) {
+    // The room lives on another node of the cluster; the server closes
+    // next. Followed only to a node our own server named; otherwise the
+    // close counts as a failure (and we come back with a pause).
+    const url = nodeWsUrl(msg.url);
+    if (mayFollow(url, this.ownUrl, this.trusted)) {
+      this.wsUrl = /** @type {string} */ (url);
+      this.movedTo = url;
+      this.hops += 1;
+    } else {
+      this.refusedMove = true;
+    }
+  }
+
+  /** `nodes`: the cluster's nodes. @param {Extract<ServerMsg, {type: 'nodes'}>} msg */
+  onNodes(msg) {
+    // Where to come back through, once this node takes the join (a
+    // list sent with a `moved` only says where that may lead); and,
+    // from our own page's server, where `moved` may send us.
+    const urls = msg.urls.map(nodeWsUrl).filter((u) => u !== null);
+    this.heardNodes = urls;
+    if (this.connUrl === this.ownUrl) this.trusted = urls;
+  }
+
+  /** `joined`: we are in, with the room as it is. @param {Extract<ServerMsg, {type: 'joined'}>} msg */
+  async onJoined(msg) {
+    if (this.heardNodes) this.nodes = this.heardNodes;
+    this.heardNodes = null;
+    this.hops = 0;
+    this.movedTo = null;
+    this.you = msg.you;
+    this.moderator = msg.moderator;
+    this.roomState = msg.room;
+    this.streamUnavailable = msg.stream_unavailable ?? null;
+    // A stream under way is announced right after `joined`.
+    this.live = null;
+    this.dispatchEvent(new CustomEvent('live', { detail: { live: null } }));
+    this.participants = new Map(msg.participants.map((p) => [p.id, p]));
+    // Ids are the new connection's; the speaker, if any, comes next.
+    this.setSpeaker(null);
+    this.emitParticipants();
+    this.dispatchEvent(new CustomEvent('room', { detail: { room: this.roomState } }));
+    this.emitSelf();
+    if (this.e2ee) {
+      // A fresh worker per connection; keys start afresh too.
+      this.frames = new FrameTransforms(/** @type {import('./frames.js').FrameApi} */ (this.frameApi));
+      this.e2ee.start(msg.you, msg.participants.map((p) => p.id));
+    }
+    await this.publish();
+    this.setState('joined');
+    // A rejoin keeps a raised hand.
+    if (this.handRaised) this.raiseHand(true);
+  }
+
+  /** `password_required`: the room asks for a password (again). @param {Extract<ServerMsg, {type: 'password_required'}>} msg */
+  onPasswordRequired(msg) {
+    this.setState('password');
+    // A password judged wrong is not sent again (not on a reconnect
+    // either). One the server asked us to hold back is sent again by
+    // itself after the wait, on this connection only.
+    if (msg.wrong) this.password = undefined;
+    clearTimeout(this.passwordRetry);
+    const ws = this.ws;
+    if (msg.retry_after_ms && this.password !== undefined) {
+      this.passwordRetry = setTimeout(() => { if (this.ws === ws && this.state === 'password') this.sendJoin(); }, msg.retry_after_ms);
+    }
+    this.dispatchEvent(new CustomEvent('password', { detail: { wrong: msg.wrong, retryAfterMs: msg.retry_after_ms } }));
+  }
+
+  /** `chat`: a message from someone, sealed in an encrypted meeting. @param {Extract<ServerMsg, {type: 'chat'}>} msg */
+  async onChat(msg) {
+    // Sealed chat opens with the sender's key; what does not open is
+    // shown as such, never as ciphertext, and one that came before (a
+    // server replaying it) is not shown again. In an encrypted meeting
+    // chat that is not sealed comes from no participant: not shown as
+    // theirs.
+    /** @type {string|null} */
+    let text = msg.text;
+    if (this.e2ee) {
+      const opened = msg.sealed ? await this.e2ee.openChat(msg.from, msg.text, msg.private) : { failed: true };
+      if ('replayed' in opened) return;
+      text = 'text' in opened ? opened.text : null;
+    }
+    this.dispatchEvent(new CustomEvent('chat', { detail: { from: msg.from, text, private: msg.private } }));
+  }
+
+  /** `offer`: the server's offer of what we receive. @param {Extract<ServerMsg, {type: 'offer'}>} msg */
+  async onOffer(msg) {
+    const pc = this.pc;
+    if (!pc) return;
+    this.tracks = new Map(msg.tracks.map((t) => [t.mid, t]));
+    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    if (this.pc !== pc) return; // torn down meanwhile: not for the next connection
+    this.send(answerMsg(pc.localDescription?.sdp ?? answer.sdp ?? ''));
   }
 
   /** Creates the peer connection and sends our one offer (what we publish). */

@@ -2,10 +2,10 @@
 // queue, the room settings, and chat. Text from others is only ever set as
 // text; links become <a> elements built here, never parsed HTML.
 
-import { S } from './i18n.js';
+import { S } from '../i18n.js';
 import { trustMark, trustOf } from './verify.js';
 
-/** @typedef {import('./meeting.js').Meeting} Meeting */
+/** @typedef {import('../meeting.js').Meeting} Meeting */
 
 /**
  * @param {string} tag @param {Record<string, string>} [attrs] @param {(Node|string)[]} [children]

@@ -3,11 +3,10 @@
 // and list entry show of it. The scheme is e2ee/safety.js; docs/e2ee.md
 // says what the code proves.
 
-import { S } from './i18n.js';
-import { icon } from './icons.js';
+import { S } from '../i18n.js';
+import { icon } from '../icons.js';
+import { $ } from './dom.js';
 
-/** @param {string} id @returns {any} */
-const $ = (id) => document.getElementById(id);
 
 /**
  * Where we stand with participant `id` in an end-to-end encrypted meeting:
@@ -15,7 +14,7 @@ const $ = (id) => document.getElementById(id);
  * out), 'match' or 'differ' (what our user said comparing a code that
  * covered them), 'unchecked' (encrypted, not compared yet); null in a
  * plain meeting.
- * @param {import('./meeting.js').Meeting} meeting @param {number} id
+ * @param {import('../meeting.js').Meeting} meeting @param {number} id
  * @returns {'nokey'|'unchecked'|'match'|'differ'|null}
  */
 export function trustOf(meeting, id) {
@@ -41,7 +40,7 @@ export function trustMark(trust) {
  * Wires the badge and the safety-code panel to `meeting`; `onTrust` is
  * called whenever what the marks should show may have changed. Returns a
  * re-render hook (for a language switch).
- * @param {import('./meeting.js').Meeting} meeting @param {() => void} onTrust
+ * @param {import('../meeting.js').Meeting} meeting @param {() => void} onTrust
  * @returns {() => void}
  */
 export function wireSafetyCode(meeting, onTrust) {

@@ -2,17 +2,16 @@
 // moderators' "Live stream" dialog. The stream key is typed here and sent
 // once in `stream_start`; it is never stored (not even in localStorage).
 
-import { S } from './i18n.js';
+import { S } from '../i18n.js';
 import { toast } from './panel.js';
-import { YOUTUBE_INGEST, streamActive, streamUrl } from './protocol.js';
+import { YOUTUBE_INGEST, streamActive, streamUrl } from '../protocol.js';
+import { $ } from './dom.js';
 
-/** @param {string} id @returns {any} */
-const $ = (id) => document.getElementById(id);
 
 /**
  * Wires the badge and the dialog to `meeting`; returns a re-render hook
  * (for a language switch).
- * @param {import('./meeting.js').Meeting} meeting
+ * @param {import('../meeting.js').Meeting} meeting
  * @returns {() => void}
  */
 export function wireLiveStream(meeting) {
