@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aconfi_core::{Kind, Output};
+use aconfi_core::{Kind, Output, Received};
 use aconfi_testpeer::sim::Sim;
 use aconfi_testpeer::ClientOutput;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -62,7 +62,7 @@ fn forward(c: &mut Criterion) {
                     let mut sent = 0usize;
                     for (t, d) in &batch {
                         // As the server does for a batch of one datagram.
-                        sim.sfu.handle_receive(from, to, d, *t);
+                        sim.sfu.handle_receive(Received::udp(from, to, d), *t);
                         if sim.sfu.poll_timeout().is_some_and(|due| due <= *t) {
                             sim.sfu.handle_timeout(*t);
                         }

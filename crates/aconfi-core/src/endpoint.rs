@@ -14,7 +14,36 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::net::Protocol;
+
 use crate::ids::{ParticipantId, RoomId};
+
+/// A datagram as the shell hands it in: how it came (UDP, or ICE-TCP with
+/// the RFC 4571 framing removed), who sent it, the address of ours it
+/// came to (as advertised in our candidates), and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// UDP or TCP: what the core sends back to `source` goes the same way.
+    pub proto: Protocol,
+    /// The remote address.
+    pub source: SocketAddr,
+    /// Our address it came to.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: &'a [u8],
+}
+
+impl<'a> Received<'a> {
+    /// A datagram from a UDP media socket.
+    pub fn udp(source: SocketAddr, destination: SocketAddr, contents: &'a [u8]) -> Self {
+        Received { proto: Protocol::Udp, source, destination, contents }
+    }
+
+    /// A datagram from an ICE-TCP connection.
+    pub fn tcp(source: SocketAddr, destination: SocketAddr, contents: &'a [u8]) -> Self {
+        Received { proto: Protocol::Tcp, source, destination, contents }
+    }
+}
 
 /// Remote addresses one participant may be known by at once (a browser
 /// tries a pair per local interface, and moves when its network changes).

@@ -38,7 +38,7 @@ pub mod stream;
 pub mod stream_limits;
 mod timers;
 
-pub use endpoint::MAX_ADDRS_PER_PARTICIPANT;
+pub use endpoint::{Received, MAX_ADDRS_PER_PARTICIPANT};
 pub use error::SignalError;
 pub use ids::{NodeId, ParticipantId, RoomId, TrackId};
 pub use output::{Datagram, Output};

@@ -11,16 +11,15 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use str0m::net::Protocol;
 use tracing::debug;
 
 use crate::address::{AddrKey, GuessLimits};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Received};
 use crate::error::SignalError;
 use crate::ids::{NodeId, ParticipantId, RoomId};
 use crate::output::{Outbox, Output};
 use crate::protocol::{ClientMsg, CloseCode, ParticipantInfo, MAX_NAME_CHARS, PROTOCOL_VERSION};
-use crate::room::{Cx, Room, GUESS_WINDOW};
+use crate::room::{Cx, Joiner, Room, GUESS_WINDOW};
 use crate::room_name::RoomName;
 use crate::stream::{StreamEvent, StreamKey};
 use crate::stream_limits::StreamLimits;
@@ -85,38 +84,6 @@ pub struct Sfu {
     sweep_at: Option<Instant>,
 }
 
-/// Lends a room and the shard's shared parts to one call, then settles what
-/// the call changed (departures, an emptied room).
-macro_rules! with_room {
-    ($sfu:expr, $room:expr, $now:expr, |$r:ident, $cx:ident| $body:expr) => {{
-        let sfu: &mut Sfu = $sfu;
-        let room: RoomId = $room;
-        let result = match sfu.rooms.get_mut(&room) {
-            Some($r) => {
-                let mut cx = Cx {
-                    now: $now,
-                    out: &mut sfu.out,
-                    timers: &mut sfu.timers,
-                    endpoint: &mut sfu.endpoint,
-                    candidates: &sfu.config.candidates,
-                    tcp_candidates: &sfu.config.tcp_candidates,
-                    departed: &mut sfu.departed,
-                    stream_unavailable: sfu.config.stream_unavailable.as_deref(),
-                    guessers: &sfu.config.guess_limits,
-                    stream_limits: &sfu.config.stream_limits,
-                    addresses: &sfu.addresses,
-                    shard: sfu.config.shard,
-                };
-                let $cx = &mut cx;
-                Some($body)
-            }
-            None => None,
-        };
-        sfu.settle(room, $now);
-        result
-    }};
-}
-
 impl Sfu {
     /// A new SFU with no rooms.
     pub fn new(config: SfuConfig) -> Self {
@@ -176,7 +143,7 @@ impl Sfu {
 
     /// What the shell learnt about a stream's worker.
     pub fn handle_stream(&mut self, key: StreamKey, ev: StreamEvent, now: Instant) {
-        with_room!(self, key.room, now, |r, cx| r.on_stream_event(key, ev, cx));
+        self.with_room(key.room, now, |r, cx| r.on_stream_event(key, ev, cx));
     }
 
     /// Next output for the shell, if any.
@@ -207,7 +174,7 @@ impl Sfu {
                     hand_raised: false,
                     screen_sharing: false,
                 };
-                let res = self.join(pid, version, &room, info, password, e2ee, now);
+                let res = self.join(version, &room, Joiner { pid, info, password, e2ee }, now);
                 // Forget addresses whose guesses no longer count, later.
                 if self.sweep_at.is_none() && !self.config.guess_limits.is_empty() {
                     let at = now + GUESS_WINDOW;
@@ -217,8 +184,9 @@ impl Sfu {
                 res
             }
             other => match self.directory.get(&pid).copied() {
-                Some(room) => with_room!(self, room, now, |r, cx| r.handle(pid, other, cx))
-                    .unwrap_or(Err(SignalError::UNEXPECTED)),
+                Some(room) => {
+                    self.with_room(room, now, |r, cx| r.handle(pid, other, cx)).unwrap_or(Err(SignalError::UNEXPECTED))
+                }
                 None => Err(SignalError::UNEXPECTED),
             },
         };
@@ -235,17 +203,9 @@ impl Sfu {
         res
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn join(
-        &mut self,
-        pid: ParticipantId,
-        version: u32,
-        room: &str,
-        info: ParticipantInfo,
-        password: Option<String>,
-        e2ee: bool,
-        now: Instant,
-    ) -> Result<(), SignalError> {
+    /// A `join` of protocol `version` into the room named `room`.
+    fn join(&mut self, version: u32, room: &str, joiner: Joiner, now: Instant) -> Result<(), SignalError> {
+        let pid = joiner.pid;
         // A second `join` only from someone answering the password prompt,
         // and then it may name another room.
         let current = self.directory.get(&pid).copied();
@@ -257,7 +217,7 @@ impl Sfu {
         }
         let name = RoomName::parse(room)?;
         if let Some(c) = current.filter(|c| self.names.get(&name) != Some(c)) {
-            with_room!(self, c, now, |r, cx| r.leave_door(pid, cx));
+            self.with_room(c, now, |r, cx| r.leave_door(pid, cx));
         }
         let id = match self.names.get(&name) {
             Some(id) => *id,
@@ -266,9 +226,9 @@ impl Sfu {
                 // emptied, or the server restarted) opens it protected by
                 // that password again, so the others get in with it and a
                 // stranger does not.
-                let mut room = Room::new(RoomId::new(self.config.node, self.next_room), name.clone(), e2ee);
-                if password.is_some() {
-                    room.set_password(password.clone())?;
+                let mut room = Room::new(RoomId::new(self.config.node, self.next_room), name.clone(), joiner.e2ee);
+                if joiner.password.is_some() {
+                    room.set_password(joiner.password.clone())?;
                 }
                 let id = room.id();
                 self.next_room += 1;
@@ -279,11 +239,13 @@ impl Sfu {
         };
         self.directory.insert(pid, id);
         let addr = self.addresses.get(&pid).copied();
-        let res = with_room!(self, id, now, |r, cx| if r.is_empty() {
-            r.enter(pid, info, cx);
-            Ok(())
-        } else {
-            r.knock(pid, info, password, e2ee, addr, cx)
+        let res = self.with_room(id, now, |r, cx| {
+            if r.is_empty() {
+                r.enter(pid, joiner.info, cx);
+                Ok(())
+            } else {
+                r.knock(joiner, addr, cx)
+            }
         });
         res.unwrap_or(Err(SignalError::UNEXPECTED))
     }
@@ -291,8 +253,33 @@ impl Sfu {
     /// Takes a connection out of its room, or off its door, silently.
     fn forget(&mut self, pid: ParticipantId, now: Instant) {
         let Some(room) = self.directory.get(&pid).copied() else { return };
-        with_room!(self, room, now, |r, cx| if r.is_member(pid) { r.remove(pid, cx) } else { r.leave_door(pid, cx) });
+        self.with_room(room, now, |r, cx| if r.is_member(pid) { r.remove(pid, cx) } else { r.leave_door(pid, cx) });
         self.directory.remove(&pid);
+    }
+
+    /// Lends room `room` and the shard's shared parts to `f`, then settles
+    /// what the call changed (departures, an emptied room). None if there
+    /// is no such room.
+    fn with_room<R>(&mut self, room: RoomId, now: Instant, f: impl FnOnce(&mut Room, &mut Cx<'_>) -> R) -> Option<R> {
+        let result = self.rooms.get_mut(&room).map(|r| {
+            let mut cx = Cx {
+                now,
+                out: &mut self.out,
+                timers: &mut self.timers,
+                endpoint: &mut self.endpoint,
+                candidates: &self.config.candidates,
+                tcp_candidates: &self.config.tcp_candidates,
+                departed: &mut self.departed,
+                stream_unavailable: self.config.stream_unavailable.as_deref(),
+                guessers: &self.config.guess_limits,
+                stream_limits: &self.config.stream_limits,
+                addresses: &self.addresses,
+                shard: self.config.shard,
+            };
+            f(r, &mut cx)
+        });
+        self.settle(room, now);
+        result
     }
 
     /// After a call into `room`: forget who it let go of; close it if empty.
@@ -339,38 +326,21 @@ impl Sfu {
         self.addresses.remove(&pid);
     }
 
-    /// A UDP datagram arrived on the media socket. Garbage is dropped.
-    pub fn handle_receive(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
-        self.receive(Protocol::Udp, source, destination, contents, now);
-    }
-
-    /// A datagram that came over an ICE-TCP connection from `source` to our
-    /// TCP candidate `destination` (the RFC 4571 framing already removed).
-    /// What the core sends back to `source` must go over that connection.
-    pub fn handle_receive_tcp(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
-        self.receive(Protocol::Tcp, source, destination, contents, now);
-    }
-
-    fn receive(&mut self, proto: Protocol, source: SocketAddr, destination: SocketAddr, contents: &[u8], now: Instant) {
+    /// A datagram arrived, over UDP or ICE-TCP ([`Received`]). Garbage is
+    /// dropped. What the core sends back to a peer that reached it over
+    /// TCP must go over that connection.
+    pub fn handle_receive(&mut self, d: Received<'_>, now: Instant) {
         // A known address is one lookup. A new one is claimed only by a STUN
         // request naming a session's ICE username (looked up, not searched
         // for) that the session accepts; anything else costs one parse.
-        let (route, claim) = match self.endpoint.route(source, now) {
+        let (route, claim) = match self.endpoint.route(d.source, now) {
             Some(r) => (r, false),
-            None => match self.endpoint.named_by_stun(contents) {
+            None => match self.endpoint.named_by_stun(d.contents) {
                 Some(r) => (r, true),
                 None => return,
             },
         };
-        with_room!(self, route.room, now, |r, cx| r.receive(
-            route.pid,
-            proto,
-            source,
-            destination,
-            contents,
-            claim,
-            cx
-        ));
+        self.with_room(route.room, now, |r, cx| r.receive(route.pid, d, claim, cx));
     }
 
     /// Time passed: drive every session and room whose deadline is due.
@@ -385,11 +355,11 @@ impl Sfu {
             match key {
                 Key::Session(pid) => {
                     if let Some(room) = self.directory.get(&pid).copied() {
-                        with_room!(self, room, now, |r, cx| r.on_timer(pid, cx));
+                        self.with_room(room, now, |r, cx| r.on_timer(pid, cx));
                     }
                 }
                 Key::Room(room) => {
-                    with_room!(self, room, now, |r, cx| r.on_room_timer(cx));
+                    self.with_room(room, now, |r, cx| r.on_room_timer(cx));
                 }
                 Key::Sweep => {
                     self.sweep_at = self.config.guess_limits.sweep(now);

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aconfi_core::protocol::PROTOCOL_VERSION;
-use aconfi_core::{ClientMsg, Kind, Output, ParticipantId, ServerMsg, Sfu, SfuConfig};
+use aconfi_core::{ClientMsg, Kind, Output, ParticipantId, Received, ServerMsg, Sfu, SfuConfig};
 use aconfi_testpeer::sim::Sim;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -225,7 +225,7 @@ proptest! {
                 1 => sim.peers[a].addr,
                 _ => sim.peers[b].addr,
             };
-            sim.sfu.handle_receive(source, server, d, sim.now);
+            sim.sfu.handle_receive(Received::udp(source, server, d), sim.now);
         }
         let before = [sim.peers[a].peer.received(pb, Kind::Audio), sim.peers[b].peer.received(pa, Kind::Audio)];
         prop_assert!(sim.run_until(Duration::from_secs(5), |s| {

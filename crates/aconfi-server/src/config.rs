@@ -31,8 +31,9 @@ pub struct Config {
     pub shards: Option<u16>,
 
     /// Local address to receive media on. Without it (or with 0.0.0.0 or
-    /// ::), A-Confi binds every IPv4 interface address on the media port:
-    /// media is IPv4 only for now.
+    /// ::), A-Confi binds every interface address on the media port, each
+    /// its own ICE candidate: IPv4 (loopback included) and IPv6 (not
+    /// loopback or link-local).
     #[arg(long, env = "ACONFI_MEDIA_BIND")]
     pub media_bind: Option<IpAddr>,
 

@@ -1,7 +1,8 @@
 //! The A-Confi server: the thin IO shell around `aconfi-core`.
 //!
-//! One task per media shard owns that shard's SFU core (`media`), each on
-//! a thread of its own (`shards`, which also keeps the room → shard map);
+//! One task per media shard owns that shard's SFU core, each on a thread of
+//! its own (`shard`: its contract, its sockets, its loop); `shards` keeps
+//! the room → shard map;
 //! one task per WebSocket (`ws`); axum serves the embedded web client over
 //! HTTPS (`web`); live-streaming workers are separate processes run by
 //! `stream`. In a cluster of nodes (`--redis-url`), `cluster` keeps this
@@ -16,8 +17,8 @@ pub mod directory;
 pub mod fd_limit;
 mod ice_tcp;
 pub mod ingest;
-pub mod media;
 pub mod metrics;
+pub mod shard;
 pub mod shards;
 pub mod stream;
 pub mod tls;
@@ -39,7 +40,7 @@ pub use config::Config;
 /// What the binary logs at `level` (`--log`): A-Confi's own crates at that
 /// level, dependencies only warnings, since their debug output may carry
 /// addresses. At `info` (the default) nothing is logged per meeting: start,
-/// stop, errors, and aggregate counts every [`media::SUMMARY_EVERY`].
+/// stop, errors, and aggregate counts every [`shard::SUMMARY_EVERY`].
 pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
     EnvFilter::try_new(format!("warn,aconfi={level},aconfi_server={level},aconfi_core={level}"))
@@ -107,7 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let caps = ice_tcp::Caps::default();
     let mut medias = Vec::with_capacity(shard_count);
     for i in 0..shard_count {
-        medias.push(media::MediaSockets::bind(&config, i, caps.clone()).await?);
+        medias.push(shard::sockets::MediaSockets::bind(&config, i, caps.clone()).await?);
     }
     let media_addrs = medias.iter().flat_map(|m| m.candidates()).collect();
     let listener = std::net::TcpListener::bind(config.listen)
@@ -136,9 +137,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let mut starts = Vec::with_capacity(shard_count);
     for (index, media) in medias.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(1024);
-        let stats = Arc::new(shards::ShardStats::default());
+        let stats = Arc::new(shard::ShardStats::default());
         cores.push((tx, stats.clone()));
-        let shard = media::Shard {
+        let shard = shard::Shard {
             index,
             of: shard_count,
             stats,
@@ -165,7 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         for (media, rx, shard) in starts {
             let index = shard.index;
-            match shards::spawn(media, rx, streaming.clone(), media_metrics.clone(), shard, media_cancel.clone()) {
+            match shard::run::spawn(media, rx, streaming.clone(), media_metrics.clone(), shard, media_cancel.clone()) {
                 // Shutdown waits for every shard to stop.
                 Ok(done) => drop(shard_tracker.spawn(async move {
                     let _ = done.await;

@@ -1,6 +1,6 @@
-//! Media shards: one SFU core per CPU core, each on a thread of its own
-//! with its own media port and rooms, and the room → shard map the
-//! signaling side routes by.
+//! The room → shard map the signaling side routes by (each shard, one SFU
+//! core on a thread of its own with its own media port and rooms, is
+//! `crate::shard`), and the shards' counts summed for the metrics.
 //!
 //! A WebSocket does not know its room until its `join`; then
 //! [`Shards::place`] finds the room's shard, or picks the least loaded live
@@ -21,52 +21,15 @@
 //! ([`Shards::on_empty`]).
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use aconfi_core::RoomName;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
-use crate::media::{self, CoreCmd, MediaSockets, GAUGES_EVERY, SUMMARY_EVERY};
 use crate::metrics::Metrics;
-use crate::stream::Availability;
-
-/// What a shard reports about itself (counts only), read by the signaling
-/// side for the metrics, the summary log and placement.
-#[derive(Debug)]
-pub struct ShardStats {
-    alive: AtomicBool,
-    rooms: AtomicUsize,
-    participants: AtomicUsize,
-    streams: AtomicUsize,
-}
-
-impl Default for ShardStats {
-    fn default() -> Self {
-        ShardStats {
-            alive: AtomicBool::new(true),
-            rooms: AtomicUsize::new(0),
-            participants: AtomicUsize::new(0),
-            streams: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl ShardStats {
-    /// The shard's current counts.
-    pub fn set(&self, rooms: usize, participants: usize, streams: usize) {
-        self.rooms.store(rooms, Ordering::Relaxed);
-        self.participants.store(participants, Ordering::Relaxed);
-        self.streams.store(streams, Ordering::Relaxed);
-    }
-
-    fn alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
-    }
-}
+use crate::shard::{CoreCmd, ShardStats, GAUGES_EVERY, SUMMARY_EVERY};
 
 /// One shard as the signaling side sees it.
 struct Core {
@@ -262,17 +225,14 @@ impl Shards {
     /// Rooms on each shard, as the shards last reported (once per
     /// [`GAUGES_EVERY`]): counts only, no names.
     pub fn rooms_per_shard(&self) -> Vec<usize> {
-        self.cores.iter().map(|c| c.stats.rooms.load(Ordering::Relaxed)).collect()
+        self.cores.iter().map(|c| c.stats.counts().0).collect()
     }
 
     /// Rooms, participants and streams over every shard.
     fn totals(&self) -> (usize, usize, usize) {
         self.cores.iter().fold((0, 0, 0), |(r, p, s), c| {
-            (
-                r + c.stats.rooms.load(Ordering::Relaxed),
-                p + c.stats.participants.load(Ordering::Relaxed),
-                s + c.stats.streams.load(Ordering::Relaxed),
-            )
+            let (rooms, participants, streams) = c.stats.counts();
+            (r + rooms, p + participants, s + streams)
         })
     }
 }
@@ -298,51 +258,6 @@ pub async fn report(shards: Arc<Shards>, metrics: Metrics, cancel: CancellationT
             }
         }
     }
-}
-
-/// Runs shard `shard.index` on a thread of its own (a current-thread tokio
-/// runtime), logging to the dispatcher that is current here. Completes the
-/// returned channel when the shard has stopped, by `cancel` or by a panic.
-///
-/// A panic ends only that shard: it is logged (its number, nothing about a
-/// meeting), the shard is marked dead so no new room goes there, and
-/// everything it held is dropped — its WebSocket tasks see their channel
-/// from the core close and close their clients (4006, "internal error"), who rejoin by
-/// themselves onto a live shard; its streaming workers are killed with
-/// their handles. The other shards go on.
-pub fn spawn(
-    media: MediaSockets,
-    cmds: mpsc::Receiver<CoreCmd>,
-    streaming: Availability,
-    metrics: Metrics,
-    shard: media::Shard,
-    cancel: CancellationToken,
-) -> std::io::Result<oneshot::Receiver<()>> {
-    let (done_tx, done) = oneshot::channel();
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    let index = shard.index;
-    let stats = shard.stats.clone();
-    std::thread::Builder::new().name(format!("aconfi-shard-{index}")).spawn(move || {
-        let _log = tracing::dispatcher::set_default(&dispatch);
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => {
-                let run = media::run(media, cmds, streaming, metrics, shard, cancel);
-                if std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(run))).is_err() {
-                    stats.alive.store(false, Ordering::Relaxed);
-                    error!(shard = index, "a media shard stopped unexpectedly; its meetings were closed");
-                }
-                // Ends what the shard spawned (its ICE-TCP connections).
-                drop(rt);
-            }
-            Err(e) => {
-                stats.alive.store(false, Ordering::Relaxed);
-                error!(shard = index, error = %e, "a media shard could not start");
-            }
-        }
-        stats.set(0, 0, 0);
-        let _ = done_tx.send(());
-    })?;
-    Ok(done)
 }
 
 #[cfg(test)]
@@ -384,7 +299,7 @@ mod tests {
     #[test]
     fn a_dead_shard_gets_no_new_room() {
         let (s, _rx) = shards(2);
-        s.cores[0].stats.alive.store(false, Ordering::Relaxed);
+        s.cores[0].stats.dead();
         for i in 0..4 {
             assert_eq!(s.place(&name(&format!("room-{i}")), Some(0)).shard(), 1);
         }

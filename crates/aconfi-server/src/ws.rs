@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, Move, Where};
-use crate::media::{CoreCmd, ToClient, CLIENT_QUEUE};
+use crate::shard::{CoreCmd, ToClient, CLIENT_QUEUE};
 use crate::shards::{Placement, Shards};
 use crate::AppState;
 
@@ -96,6 +96,34 @@ impl Drop for Slot {
     }
 }
 
+/// What one step of a connection's loop leads to.
+enum Step {
+    /// Go on.
+    Next,
+    /// Stop and close, with this code (None: without one, the socket is
+    /// gone or closed by the client).
+    End(Option<CloseCode>),
+    /// The core closed the connection (its close frame is sent): done.
+    Closed,
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// One connection's side of the loop: what the handlers share.
+struct Conn {
+    pid: ParticipantId,
+    ip: IpAddr,
+    state: AppState,
+    sink: Sink,
+    /// Opened on a shard with the first message; until then the core's
+    /// sender for this connection waits here (and `rx` cannot end).
+    opening: Option<mpsc::Sender<ToClient>>,
+    route: Route,
+    /// Per connection: cheap, and enough against a client that floods.
+    bucket: TokenBucket,
+    said_anything: bool,
+}
+
 /// Drives one WebSocket until either side closes it.
 /// `ip` is the client's address: it goes to the core for the per-address
 /// limits, and nowhere else.
@@ -104,159 +132,188 @@ pub async fn connection(socket: WebSocket, ip: IpAddr, slot: Slot, state: AppSta
     let serial = state.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = ParticipantId::new(NodeId::default(), serial);
     let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
-    // Opened on a shard with the first message; until then the sender waits
-    // here (and `rx` cannot end).
-    let mut opening = Some(tx);
-    let mut route = Route { shard: None, placement: None };
-    let (mut sink, mut stream) = socket.split();
-    // Per connection: cheap, and enough against a client that floods.
-    let mut bucket = TokenBucket::new(BURST, MESSAGES_PER_SECOND, Instant::now());
+    let (sink, mut stream) = socket.split();
+    let mut moves = state.cluster.as_ref().map(|c| c.subscribe());
+    let mut c = Conn {
+        pid,
+        ip,
+        state,
+        sink,
+        opening: Some(tx),
+        route: Route { shard: None, placement: None },
+        bucket: TokenBucket::new(BURST, MESSAGES_PER_SECOND, Instant::now()),
+        said_anything: false,
+    };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-
     let mut read_broken = false;
     let join_by = tokio::time::sleep(JOIN_DEADLINE);
     tokio::pin!(join_by);
-    let mut said_anything = false;
-    let mut moves = state.cluster.as_ref().map(|c| c.subscribe());
-    let close_code: Option<CloseCode> = loop {
-        tokio::select! {
-            moved = next_move(&mut moves) => {
-                let Some(room) = route.placement.as_ref().map(|p| p.room()) else { continue };
-                if moved.room.as_ref().is_none_or(|r| r == room) {
-                    let nodes = state.cluster.as_ref().map(|c| c.others()).unwrap_or_default();
-                    if send_msg(&mut sink, &ServerMsg::Nodes { urls: nodes }).await.is_err()
-                        || send_msg(&mut sink, &ServerMsg::Moved { url: moved.url }).await.is_err()
-                    {
-                        break None;
-                    }
-                    break Some(CloseCode::Moved);
+    let close_code = loop {
+        let step = tokio::select! {
+            moved = next_move(&mut moves) => c.on_move(moved).await,
+            _ = &mut join_by, if !c.said_anything => Step::End(Some(CloseCode::UnexpectedMessage)),
+            incoming = stream.next() => match incoming {
+                None => Step::End(None),
+                Some(Err(e)) => {
+                    read_broken = true;
+                    Step::End(is_too_big(e).then_some(CloseCode::TooBig))
                 }
-            }
-            _ = &mut join_by, if !said_anything => break Some(CloseCode::UnexpectedMessage),
-            incoming = stream.next() => {
-                let msg = match incoming {
-                    None => break None,
-                    Some(Err(e)) => {
-                        read_broken = true;
-                        break is_too_big(e).then_some(CloseCode::TooBig);
-                    }
-                    Some(Ok(m)) => m,
-                };
-                if !bucket.take(Instant::now()) {
-                    break Some(CloseCode::RateLimited);
-                }
-                said_anything |= matches!(msg, Message::Text(_));
-                match msg {
-                    Message::Text(text) => {
-                        if text.len() > MAX_MESSAGE_BYTES {
-                            break Some(CloseCode::TooBig);
-                        }
-                        match serde_json::from_str::<ClientMsg>(text.as_str()) {
-                            Ok(m) => {
-                                let was_placed = route.placement.is_some();
-                                let shard = match route.shard_for(&m, &state.shards, state.cluster.as_deref()).await {
-                                    Routed::Shard(s) => s,
-                                    Routed::Elsewhere => break Some(CloseCode::UnexpectedMessage),
-                                    Routed::Moved(url) => {
-                                        // The live nodes first: the page follows
-                                        // `moved` only to one its own server named.
-                                        let nodes = state.cluster.as_ref().map(|c| c.others()).unwrap_or_default();
-                                        if send_msg(&mut sink, &ServerMsg::Nodes { urls: nodes }).await.is_err()
-                                            || send_msg(&mut sink, &ServerMsg::Moved { url }).await.is_err()
-                                        {
-                                            break None;
-                                        }
-                                        break Some(CloseCode::Moved);
-                                    }
-                                };
-                                if let (Some(c), false, true) = (&state.cluster, was_placed, route.placement.is_some()) {
-                                    if send_msg(&mut sink, &ServerMsg::Nodes { urls: c.others() }).await.is_err() {
-                                        break None;
-                                    }
-                                }
-                                let core = state.shards.core(shard);
-                                if let Some(tx) = opening.take() {
-                                    if core.send(CoreCmd::Open { pid, ip, tx }).await.is_err() {
-                                        break Some(CloseCode::GoingAway);
-                                    }
-                                }
-                                if core.send(CoreCmd::Signal(pid, m)).await.is_err() {
-                                    break Some(CloseCode::GoingAway);
-                                }
-                            }
-                            Err(_) => break Some(CloseCode::Malformed),
-                        }
-                    }
-                    Message::Binary(_) => break Some(CloseCode::UnsupportedData),
-                    Message::Close(_) => {
-                        // Finish the closing handshake (tungstenite queued
-                        // the echo) so the client sees its own close code;
-                        // bounded, for a client that stops reading.
-                        let _ = tokio::time::timeout(CLOSE_LINGER, sink.close()).await;
-                        break None;
-                    }
-                    Message::Ping(_) | Message::Pong(_) => {}
-                }
-            }
-            out = rx.recv() => match out {
-                Some(ToClient::Text(t)) => {
-                    if sink.send(Message::Text(t.into())).await.is_err() {
-                        break None;
-                    }
-                }
-                Some(ToClient::Close(code)) => {
-                    let _ = sink.send(close_frame(code)).await;
-                    // Already closed by the core; nothing more to send.
-                    let _ = sink.close().await;
-                    route.closed(pid, &state.shards).await;
-                    return;
-                }
-                // The core stops at shutdown, maybe before this task sees
-                // the cancellation: that is still the server going away.
-                None if state.cancel.is_cancelled() => break Some(CloseCode::GoingAway),
-                None => break Some(CloseCode::InternalError),
+                Some(Ok(m)) => c.on_frame(m).await,
             },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
-                }
+            out = rx.recv() => c.on_core(out).await,
+            _ = ping.tick() => match c.sink.send(Message::Ping(Default::default())).await {
+                Ok(()) => Step::Next,
+                Err(_) => Step::End(None),
+            },
+            _ = c.state.cancel.cancelled() => Step::End(Some(CloseCode::GoingAway)),
+        };
+        match step {
+            Step::Next => {}
+            Step::End(code) => break code,
+            Step::Closed => {
+                c.route.closed(pid, &c.state.shards).await;
+                return;
             }
-            _ = state.cancel.cancelled() => break Some(CloseCode::GoingAway),
         }
     };
     // The room learns at once; the closing handshake below may take a moment.
-    route.closed(pid, &state.shards).await;
+    c.route.closed(pid, &c.state.shards).await;
     if let Some(code) = close_code {
-        if !matches!(code, CloseCode::GoingAway | CloseCode::Normal | CloseCode::Moved) {
-            if let Ok(t) = serde_json::to_string(&code.error_msg()) {
-                let _ = sink.send(Message::Text(t.into())).await;
+        close(c.sink, stream, code, read_broken).await;
+    }
+}
+
+impl Conn {
+    /// A room moved to another node: its participants here follow it.
+    async fn on_move(&mut self, moved: Move) -> Step {
+        let Some(room) = self.route.placement.as_ref().map(|p| p.room()) else { return Step::Next };
+        if moved.room.as_ref().is_some_and(|r| r != room) {
+            return Step::Next;
+        }
+        self.send_moved(moved.url).await
+    }
+
+    /// `nodes`, then `moved` to `url`, then close 4015: the page follows
+    /// `moved` only to a node its own server named.
+    async fn send_moved(&mut self, url: String) -> Step {
+        let nodes = self.state.cluster.as_ref().map(|c| c.others()).unwrap_or_default();
+        if send_msg(&mut self.sink, &ServerMsg::Nodes { urls: nodes }).await.is_err()
+            || send_msg(&mut self.sink, &ServerMsg::Moved { url }).await.is_err()
+        {
+            return Step::End(None);
+        }
+        Step::End(Some(CloseCode::Moved))
+    }
+
+    /// A frame from the client: rate, size and kind checked, text parsed.
+    async fn on_frame(&mut self, msg: Message) -> Step {
+        if !self.bucket.take(Instant::now()) {
+            return Step::End(Some(CloseCode::RateLimited));
+        }
+        self.said_anything |= matches!(msg, Message::Text(_));
+        match msg {
+            Message::Text(text) if text.len() > MAX_MESSAGE_BYTES => Step::End(Some(CloseCode::TooBig)),
+            Message::Text(text) => match serde_json::from_str::<ClientMsg>(text.as_str()) {
+                Ok(m) => self.on_message(m).await,
+                Err(_) => Step::End(Some(CloseCode::Malformed)),
+            },
+            Message::Binary(_) => Step::End(Some(CloseCode::UnsupportedData)),
+            Message::Close(_) => {
+                // Finish the closing handshake (tungstenite queued the
+                // echo) so the client sees its own close code; bounded, for
+                // a client that stops reading.
+                let _ = tokio::time::timeout(CLOSE_LINGER, self.sink.close()).await;
+                Step::End(None)
+            }
+            Message::Ping(_) | Message::Pong(_) => Step::Next,
+        }
+    }
+
+    /// A message for the core: to the room's shard (placed with the
+    /// `join`), or elsewhere in a cluster.
+    async fn on_message(&mut self, m: ClientMsg) -> Step {
+        let was_placed = self.route.placement.is_some();
+        let shard = match self.route.shard_for(&m, &self.state.shards, self.state.cluster.as_deref()).await {
+            Routed::Shard(s) => s,
+            Routed::Elsewhere => return Step::End(Some(CloseCode::UnexpectedMessage)),
+            Routed::Moved(url) => return self.send_moved(url).await,
+        };
+        // Just placed, in a cluster: where to come back through.
+        if let (Some(c), false, true) = (&self.state.cluster, was_placed, self.route.placement.is_some()) {
+            if send_msg(&mut self.sink, &ServerMsg::Nodes { urls: c.others() }).await.is_err() {
+                return Step::End(None);
             }
         }
-        let _ = sink.send(close_frame(code)).await;
-        // Closing handshake: wait for the client's close before closing the
-        // connection. Closing with unread bytes (the rest of an oversized
-        // message, say) makes the kernel reset it, and the client would
-        // never see our close code. Bounded in time and frames.
-        let _ = tokio::time::timeout(CLOSE_LINGER, async {
-            let mut frames = 0;
-            loop {
-                if read_broken {
-                    // The stream ends after a read error; hold the socket so
-                    // the client has time to read our close.
-                    std::future::pending::<()>().await
-                }
-                match stream.next().await {
-                    Some(Ok(Message::Close(_))) | None => return,
-                    Some(Ok(_)) if frames < 4096 => frames += 1,
-                    Some(Ok(_)) => return,
-                    Some(Err(_)) => read_broken = true,
-                }
+        let core = self.state.shards.core(shard);
+        if let Some(tx) = self.opening.take() {
+            if core.send(CoreCmd::Open { pid: self.pid, ip: self.ip, tx }).await.is_err() {
+                return Step::End(Some(CloseCode::GoingAway));
             }
-        })
-        .await;
-        let _ = sink.close().await;
+        }
+        if core.send(CoreCmd::Signal(self.pid, m)).await.is_err() {
+            return Step::End(Some(CloseCode::GoingAway));
+        }
+        Step::Next
     }
+
+    /// What the core sends this client.
+    async fn on_core(&mut self, out: Option<ToClient>) -> Step {
+        match out {
+            Some(ToClient::Text(t)) => match self.sink.send(Message::Text(t.into())).await {
+                Ok(()) => Step::Next,
+                Err(_) => Step::End(None),
+            },
+            Some(ToClient::Close(code)) => {
+                let _ = self.sink.send(close_frame(code)).await;
+                // Already closed by the core; nothing more to send.
+                let _ = self.sink.close().await;
+                Step::Closed
+            }
+            // The core stops at shutdown, maybe before this task sees the
+            // cancellation: that is still the server going away.
+            None if self.state.cancel.is_cancelled() => Step::End(Some(CloseCode::GoingAway)),
+            None => Step::End(Some(CloseCode::InternalError)),
+        }
+    }
+}
+
+/// Closes with `code`: its `error` message first (unless the close says
+/// it all), the close frame, then the closing handshake. Waits for the
+/// client's close before closing the connection: closing with unread
+/// bytes (the rest of an oversized message, say) makes the kernel reset
+/// it, and the client would never see our close code. Bounded in time and
+/// frames.
+async fn close(
+    mut sink: Sink,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    code: CloseCode,
+    mut read_broken: bool,
+) {
+    if !matches!(code, CloseCode::GoingAway | CloseCode::Normal | CloseCode::Moved) {
+        if let Ok(t) = serde_json::to_string(&code.error_msg()) {
+            let _ = sink.send(Message::Text(t.into())).await;
+        }
+    }
+    let _ = sink.send(close_frame(code)).await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        let mut frames = 0;
+        loop {
+            if read_broken {
+                // The stream ends after a read error; hold the socket so
+                // the client has time to read our close.
+                std::future::pending::<()>().await
+            }
+            match stream.next().await {
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Ok(_)) if frames < 4096 => frames += 1,
+                Some(Ok(_)) => return,
+                Some(Err(_)) => read_broken = true,
+            }
+        }
+    })
+    .await;
+    let _ = sink.close().await;
 }
 
 /// The next move of rooms to other nodes (never, outside a cluster).

@@ -21,7 +21,7 @@ async fn until(addr: SocketAddr, what: &str, cond: impl Fn(&HashMap<String, f64>
             if cond(&samples(&body)) {
                 return body;
             }
-            tokio::time::sleep(aconfi_server::media::GAUGES_EVERY / 4).await;
+            tokio::time::sleep(aconfi_server::shard::GAUGES_EVERY / 4).await;
         }
     })
     .await

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use aconfi_core::{ClientMsg, Output, ParticipantId, ServerMsg, Sfu, SfuConfig, StreamKey, StreamOut};
+use aconfi_core::{ClientMsg, Output, ParticipantId, Received, ServerMsg, Sfu, SfuConfig, StreamKey, StreamOut};
 
 use crate::{ClientOutput, ClientPeer};
 
@@ -193,7 +193,7 @@ impl Sim {
                 if self.lose(&data) {
                     continue;
                 }
-                self.sfu.handle_receive(from, self.server, &data, self.now);
+                self.sfu.handle_receive(Received::udp(from, self.server, &data), self.now);
             }
             while let Some(o) = self.sfu.poll_output() {
                 busy = true;

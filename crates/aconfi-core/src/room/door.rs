@@ -48,6 +48,24 @@ struct Waiting {
     last_guess: Option<Instant>,
 }
 
+/// Someone asking at the door: who, as what, with which password (if
+/// any), and whether their link carries an end-to-end key.
+pub(crate) struct Joiner {
+    pub pid: ParticipantId,
+    pub info: ParticipantInfo,
+    pub password: Option<String>,
+    pub e2ee: bool,
+}
+
+/// What the door needs to know of its room: its id (for the log), whether
+/// it is end-to-end encrypted, and how many are in.
+#[derive(Clone, Copy)]
+pub(crate) struct RoomFacts {
+    pub id: RoomId,
+    pub e2ee: bool,
+    pub members: usize,
+}
+
 /// What became of a knock.
 pub(crate) enum Knock {
     /// Come in.
@@ -124,21 +142,17 @@ impl Door {
         self.waiting.contains_key(&pid)
     }
 
-    /// Someone knocks. `members` is how many are in; `e2ee` whether the
-    /// joiner's link has a key and `room_e2ee` whether the room needs one.
-    #[allow(clippy::too_many_arguments)]
+    /// Someone knocks at the door of the room `at` describes.
     pub fn knock(
         &mut self,
-        room: RoomId,
-        pid: ParticipantId,
-        info: ParticipantInfo,
-        password: Option<String>,
-        (e2ee, room_e2ee): (bool, bool),
-        members: usize,
+        joiner: Joiner,
+        at: RoomFacts,
         guesser: Guesser<'_>,
         out: &mut Outbox,
         now: Instant,
     ) -> Result<Knock, SignalError> {
+        let Joiner { pid, info, password, e2ee } = joiner;
+        let RoomFacts { id: room, e2ee: room_e2ee, members } = at;
         if self.in_lobby(pid) {
             return Err(SignalError::UNEXPECTED);
         }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use str0m::media::{KeyframeRequestKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::Input;
 use tracing::debug;
@@ -33,7 +33,7 @@ pub use door::{
 
 use crate::address::{AddrKey, GuessLimits};
 use crate::downtrack::{DownTrack, Incoming};
-use crate::endpoint::{Endpoint, Route};
+use crate::endpoint::{Endpoint, Received, Route};
 use crate::error::SignalError;
 use crate::ids::{ParticipantId, RoomId, TrackId};
 use crate::output::Outbox;
@@ -44,7 +44,8 @@ use crate::simulcast::{Packet, Vp8Ids};
 use crate::speaker::Speaker;
 use crate::stream_limits::StreamLimits;
 use crate::timers::{Key, Timers};
-use door::{Door, Guesser, Knock};
+pub(crate) use door::Joiner;
+use door::{Door, Guesser, Knock, RoomFacts};
 
 /// What a room may touch outside itself, lent by its shard for one call.
 pub(crate) struct Cx<'a> {
@@ -179,28 +180,13 @@ impl Room {
 
     // ---- coming and going ----
 
-    /// A `join` at this room's door.
-    pub fn knock(
-        &mut self,
-        pid: ParticipantId,
-        info: ParticipantInfo,
-        password: Option<String>,
-        e2ee: bool,
-        addr: Option<AddrKey>,
-        cx: &mut Cx<'_>,
-    ) -> Result<(), SignalError> {
+    /// A `join` at this room's door, from an address whose guesses count
+    /// as `addr`'s.
+    pub fn knock(&mut self, joiner: Joiner, addr: Option<AddrKey>, cx: &mut Cx<'_>) -> Result<(), SignalError> {
+        let pid = joiner.pid;
         let guesser = Guesser { addr, limits: cx.guessers };
-        let knock = self.door.knock(
-            self.id,
-            pid,
-            info,
-            password,
-            (e2ee, self.e2ee),
-            self.members.len(),
-            guesser,
-            cx.out,
-            cx.now,
-        )?;
+        let at = RoomFacts { id: self.id, e2ee: self.e2ee, members: self.members.len() };
+        let knock = self.door.knock(joiner, at, guesser, cx.out, cx.now)?;
         match knock {
             Knock::Enter(info) => self.enter(pid, info, cx),
             Knock::Password | Knock::NoPassword => {}
@@ -387,25 +373,15 @@ impl Room {
 
     /// A datagram for member `pid`. `claim` is set when it comes from an
     /// address not yet known: it is taken only if the session accepts it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn receive(
-        &mut self,
-        pid: ParticipantId,
-        proto: Protocol,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-        claim: bool,
-        cx: &mut Cx<'_>,
-    ) {
-        let Ok(receive) = Receive::new(proto, source, destination, contents) else { return };
+    pub fn receive(&mut self, pid: ParticipantId, d: Received<'_>, claim: bool, cx: &mut Cx<'_>) {
+        let Ok(receive) = Receive::new(d.proto, d.source, d.destination, d.contents) else { return };
         let input = Input::Receive(cx.now, receive);
         let Some(p) = self.members.get_mut(&pid) else { return };
         if claim {
             if !p.accepts(&input) {
                 return;
             }
-            cx.endpoint.claim(source, Route { room: self.id, pid }, cx.now);
+            cx.endpoint.claim(d.source, Route { room: self.id, pid }, cx.now);
         }
         if let Err(code) = p.handle_input(input) {
             return self.fault(pid, code, cx);

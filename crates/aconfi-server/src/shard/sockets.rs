@@ -1,67 +1,31 @@
-//! The task that owns one media shard's SFU core: it reads the shard's
-//! media sockets, wakes on the core's deadline, takes signaling from
-//! WebSocket tasks over a channel, and carries out the core's outputs. No
-//! locks on this path. `shards.rs` runs one per shard, each on a thread of
-//! its own.
+//! A shard's media sockets: UDP on every address the media port is bound
+//! to (each its own ICE candidate), passive ICE-TCP beside them and on the
+//! HTTPS port, and the sending side's batching (consecutive datagrams for
+//! one peer go out in one GSO `sendmsg`).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
 
-use aconfi_core::address::GuessLimits;
-use aconfi_core::{ClientMsg, CloseCode, Output, ParticipantId, Sfu, SfuConfig, StreamLimits};
 use anyhow::Context;
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::{Interest, ReadBuf};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::warn;
 
 use crate::config::Config;
 use crate::ice_tcp::{self, TcpIn};
-use crate::ingest::IngestPolicy;
 use crate::metrics::Metrics;
-use crate::shards::ShardStats;
-use crate::stream::{Availability, Report, Streams};
 
-/// Commands from WebSocket tasks to the core task.
-#[derive(Debug)]
-pub enum CoreCmd {
-    /// A WebSocket opened; messages for it go to `tx`.
-    Open { pid: ParticipantId, ip: IpAddr, tx: mpsc::Sender<ToClient> },
-    /// A parsed signaling message.
-    Signal(ParticipantId, ClientMsg),
-    /// The WebSocket closed.
-    Closed(ParticipantId),
-    /// Whether the meeting of this name is being streamed live (for the
-    /// prejoin screen).
-    IsStreaming(String, oneshot::Sender<bool>),
+/// A datagram read from one of the sockets into the caller's buffer: who
+/// sent it, the address of ours it came to (as advertised), its length.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub len: usize,
 }
-
-/// What a WebSocket task should send.
-#[derive(Debug)]
-pub enum ToClient {
-    /// A JSON text message.
-    Text(String),
-    /// Close the socket with this code.
-    Close(CloseCode),
-}
-
-/// Datagrams taken from the sockets in one go before forwarded packets are
-/// released.
-const RECV_BATCH: usize = 32;
-
-/// Messages a slow WebSocket may have queued before it is dropped.
-pub const CLIENT_QUEUE: usize = 256;
-/// How often each shard reports its rooms, participants and streams (for
-/// the metrics' gauges, summed over shards).
-pub const GAUGES_EVERY: Duration = Duration::from_secs(1);
-/// How often the aggregate counts (rooms, participants, over every shard)
-/// are logged.
-pub const SUMMARY_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// The bound media sockets and the addresses advertised for them.
 pub struct MediaSockets {
@@ -88,7 +52,7 @@ pub struct MediaSockets {
 /// shorter), sent with one `sendmsg` where the kernel segments them (UDP
 /// GSO). A subscriber's session releases a video frame's packets together,
 /// so these runs are common.
-struct Batch {
+pub(super) struct Batch {
     socket: usize,
     destination: SocketAddr,
     segment: usize,
@@ -199,6 +163,22 @@ impl MediaSockets {
         candidates
     }
 
+    /// Counts what the sockets send and drop into `metrics`.
+    pub(super) fn count_into(&mut self, metrics: Metrics) {
+        self.metrics = metrics;
+    }
+
+    /// Starts accepting ICE-TCP connections (on the current runtime): what
+    /// they carry comes out of the returned channel, until the guard is
+    /// dropped, which ends them all.
+    pub(super) fn start_tcp(&mut self) -> (mpsc::Receiver<TcpIn>, DropGuard) {
+        for (listener, advertised) in std::mem::take(&mut self.tcp) {
+            tokio::spawn(ice_tcp::accept(listener, advertised, self.hub.clone()));
+        }
+        let rx = self.tcp_in.take().unwrap_or_else(|| mpsc::channel(1).1);
+        (rx, self.tcp_cancel.clone().drop_guard())
+    }
+
     /// Where this shard's ICE-TCP connections go.
     pub(crate) fn hub(&self) -> ice_tcp::Hub {
         self.hub.clone()
@@ -214,11 +194,18 @@ impl MediaSockets {
         self.tcp.iter().map(|(_, a)| *a).chain(self.https_tcp.iter().copied()).collect()
     }
 
-    fn poll_recv(&self, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<(usize, SocketAddr, usize)> {
+    /// Waits for a datagram on any socket.
+    pub(super) fn poll_recv(&self, cx: &mut std::task::Context<'_>, buf: &mut [u8]) -> Poll<Arrival> {
         for (i, s) in self.sockets.iter().enumerate() {
             let mut rb = ReadBuf::new(buf);
             match s.poll_recv_from(cx, &mut rb) {
-                Poll::Ready(Ok(from)) => return Poll::Ready((i, from, rb.filled().len())),
+                Poll::Ready(Ok(from)) => {
+                    return Poll::Ready(Arrival {
+                        source: from,
+                        destination: self.advertised[i],
+                        len: rb.filled().len(),
+                    })
+                }
                 // ICMP errors surface here on Linux; they concern one peer only.
                 Poll::Ready(Err(_)) => cx.waker().wake_by_ref(),
                 Poll::Pending => {}
@@ -228,13 +215,21 @@ impl MediaSockets {
     }
 
     /// A datagram already queued on any socket, without waiting.
-    fn try_recv(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr, usize)> {
-        self.sockets.iter().enumerate().find_map(|(i, s)| s.try_recv_from(buf).ok().map(|(n, from)| (i, from, n)))
+    pub(super) fn try_recv(&self, buf: &mut [u8]) -> Option<Arrival> {
+        self.sockets.iter().zip(&self.advertised).find_map(|(s, local)| {
+            s.try_recv_from(buf).ok().map(|(len, source)| Arrival { source, destination: *local, len })
+        })
     }
 
     /// Queues a datagram: it joins the open batch if it can, else the batch
     /// is sent and a new one begins.
-    fn send(&self, batch: &mut Option<Batch>, source: SocketAddr, destination: SocketAddr, contents: Vec<u8>) {
+    pub(super) fn send(
+        &self,
+        batch: &mut Option<Batch>,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    ) {
         let socket = self.advertised.iter().position(|a| *a == source).unwrap_or(0);
         if let Some(b) = batch.as_mut() {
             let fits = b.socket == socket
@@ -259,7 +254,7 @@ impl MediaSockets {
 
     /// Sends the open batch: one datagram with a plain `sendto`, a run
     /// with one GSO `sendmsg`.
-    fn flush(&self, batch: &mut Option<Batch>) {
+    pub(super) fn flush(&self, batch: &mut Option<Batch>) {
         let Some(b) = batch.take() else { return };
         let socket = &self.sockets[b.socket];
         // UDP: a full socket buffer drops the datagrams, as the network would.
@@ -352,175 +347,10 @@ fn usable_for_media(ip: &IpAddr) -> bool {
     }
 }
 
-/// Which shard a core task is, and what it shares with the others.
-pub struct Shard {
-    /// Its number, 0-based.
-    pub index: usize,
-    /// How many shards the server runs.
-    pub of: usize,
-    /// Where it reports its counts.
-    pub stats: Arc<ShardStats>,
-    /// Password guesses per address, one budget for the whole process.
-    pub guess_limits: GuessLimits,
-    /// Live streams at once, one budget for the whole process.
-    pub stream_limits: StreamLimits,
-    /// Where streams may go.
-    pub ingest: IngestPolicy,
-}
-
-/// Runs one shard's core until `cancel` fires.
-pub async fn run(
-    mut media: MediaSockets,
-    mut cmds: mpsc::Receiver<CoreCmd>,
-    streaming: Availability,
-    metrics: Metrics,
-    shard: Shard,
-    cancel: CancellationToken,
-) {
-    media.metrics = metrics.clone();
-    let mut sfu = Sfu::new(SfuConfig {
-        candidates: media.candidates(),
-        tcp_candidates: media.tcp_candidates(),
-        stream_unavailable: streaming.reason(),
-        // One shard: session credentials exactly as str0m makes them.
-        shard: (shard.of > 1).then_some(shard.index as u16),
-        guess_limits: shard.guess_limits.clone(),
-        stream_limits: shard.stream_limits.clone(),
-        ..SfuConfig::default()
-    });
-    let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let mut streams = Streams::new(streaming, shard.ingest.clone(), reports_tx);
-    let mut clients: HashMap<ParticipantId, mpsc::Sender<ToClient>> = HashMap::new();
-    // ICE-TCP: connection tasks report here; datagrams for a peer that
-    // reached us over TCP go back over its connection.
-    let mut tcp_rx = media.tcp_in.take().unwrap_or_else(|| mpsc::channel(1).1);
-    let _tcp_cancel = media.tcp_cancel.clone().drop_guard();
-    for (listener, advertised) in std::mem::take(&mut media.tcp) {
-        tokio::spawn(ice_tcp::accept(listener, advertised, media.hub.clone()));
-    }
-    let mut tcp_peers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut buf = vec![0u8; 2048];
-    let mut batch: Option<Batch> = None;
-    let far = Duration::from_secs(3600);
-    // The shard's counts, once a second (counting participants walks the
-    // rooms: not for every datagram); the signaling side sums them into
-    // the metrics and the summary log.
-    let mut gauges = tokio::time::interval(GAUGES_EVERY);
-    loop {
-        let deadline = sfu.poll_timeout().unwrap_or_else(|| Instant::now() + far);
-        let recv = std::future::poll_fn(|cx| media.poll_recv(cx, &mut buf));
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            (i, from, n) = recv => {
-                let now = Instant::now();
-                metrics.datagrams_received.inc();
-                metrics.bytes_received.inc_by(n as u64);
-                sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
-                // Take what else is already queued before releasing the
-                // forwarded packets: a burst then costs one release per
-                // subscriber (see Sfu::poll_timeout).
-                for _ in 0..RECV_BATCH {
-                    let Some((i, from, n)) = media.try_recv(&mut buf) else { break };
-                    metrics.datagrams_received.inc();
-                    metrics.bytes_received.inc_by(n as u64);
-                    sfu.handle_receive(from, media.advertised[i], &buf[..n], now);
-                }
-                // The forwarded packets leave now, not when the batch came
-                // in: the bandwidth estimator times them from this.
-                let now = Instant::now();
-                if sfu.poll_timeout().is_some_and(|t| t <= now) {
-                    sfu.handle_timeout(now);
-                }
-            }
-            cmd = cmds.recv() => match cmd {
-                Some(CoreCmd::Open { pid, ip, tx }) => {
-                    sfu.handle_connect(pid, ip);
-                    clients.insert(pid, tx);
-                }
-                Some(CoreCmd::Signal(pid, msg)) => {
-                    // Errors are already turned into `error` + `Close` outputs.
-                    let _ = sfu.handle_signal(pid, msg, Instant::now());
-                }
-                Some(CoreCmd::Closed(pid)) => {
-                    clients.remove(&pid);
-                    sfu.handle_disconnect(pid, Instant::now());
-                }
-                Some(CoreCmd::IsStreaming(name, tx)) => { let _ = tx.send(sfu.is_streaming(&name)); }
-                None => break,
-            },
-            Some(ev) = tcp_rx.recv() => match ev {
-                TcpIn::Open { peer, tx } => { tcp_peers.insert(peer, tx); }
-                TcpIn::Datagram { peer, local, contents } => {
-                    let now = Instant::now();
-                    metrics.datagrams_received.inc();
-                    metrics.bytes_received.inc_by(contents.len() as u64);
-                    sfu.handle_receive_tcp(peer, local, &contents, now);
-                    if sfu.poll_timeout().is_some_and(|t| t <= now) {
-                        sfu.handle_timeout(now);
-                    }
-                }
-                TcpIn::Closed { peer } => { tcp_peers.remove(&peer); }
-            },
-            Some((key, report)) = reports.recv() => match report {
-                Report::Ready(port) => streams.ready(key, port),
-                Report::Event(ev) => sfu.handle_stream(key, ev, Instant::now()),
-            },
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
-                sfu.handle_timeout(Instant::now());
-            }
-            _ = gauges.tick() => {
-                shard.stats.set(sfu.room_count(), sfu.participant_count(), streams.running());
-            }
-        }
-        while let Some(out) = sfu.poll_output() {
-            match out {
-                Output::Transmit(t) => match tcp_peers.get(&t.destination) {
-                    Some(tx) => {
-                        let n = t.contents.len() as u64;
-                        if ice_tcp::send(tx, t.contents) {
-                            metrics.datagrams_sent.inc();
-                            metrics.bytes_sent.inc_by(n);
-                        } else {
-                            metrics.datagrams_dropped.inc();
-                        }
-                    }
-                    None => media.send(&mut batch, t.source, t.destination, t.contents),
-                },
-                Output::Signal(pid, msg) => {
-                    let Some(tx) = clients.get(&pid) else { continue };
-                    let text = match serde_json::to_string(&msg) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            warn!(error = %e, "could not serialize a server message");
-                            continue;
-                        }
-                    };
-                    if tx.try_send(ToClient::Text(text)).is_err() {
-                        // Too slow or gone: drop it rather than stall the room.
-                        debug!(participant = %pid, "client queue full; dropping");
-                        let _ = tx.try_send(ToClient::Close(CloseCode::InternalError));
-                        clients.remove(&pid);
-                        sfu.handle_disconnect(pid, Instant::now());
-                    }
-                }
-                Output::Close(pid, code) => {
-                    if let Some(tx) = clients.remove(&pid) {
-                        let _ = tx.try_send(ToClient::Close(code));
-                    }
-                }
-                Output::Stream(key, o) => streams.handle(key, o),
-            }
-        }
-        media.flush(&mut batch);
-    }
-    info!(shard = shard.index, rooms = sfu.room_count(), participants = sfu.participant_count(), "media loop stopped");
-    streams.shutdown().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn config(args: &[&str]) -> Config {
         use clap::Parser;
