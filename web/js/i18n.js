@@ -1,5 +1,5 @@
 // Picks the UI language (saved choice, else the browser's), and looks
-// strings up. No DOM here.
+// strings up. Of the DOM it touches only the page's `lang` attribute.
 
 import { loadSetting, saveSetting } from './storage.js';
 import { languages } from './strings.js';
