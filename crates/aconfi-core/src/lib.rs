@@ -9,8 +9,10 @@
 //! forwarding) → `participant` (one session) → `downtrack` (one track to one
 //! subscriber); `endpoint` (datagram demux), `timers`, `output`, `error`,
 //! `codec`, `protocol`, `ids`; `simulcast` (layer switching), `alloc`
-//! (bandwidth allocation) and `layers` (a published track's layers); `stream` (what passes to and from a room's
-//! streaming worker).
+//! (bandwidth allocation), `capacity` (what a subscriber's allocation may
+//! spend, from its estimate and loss) and `layers` (a published track's
+//! layers); `stream` (what passes to and from a room's streaming worker);
+//! `speaker`, `address`, `rate`, `room_name`, `stream_limits`, `guard`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
