@@ -181,7 +181,7 @@ fn run(pin: pin::Pin) -> ExitCode {
     let mut sources = Vec::new();
     let (url, connect, peer) = loop {
         match rx.recv() {
-            Ok(Line::Text(text)) => match serde_json::from_str::<Command>(&text) {
+            Ok(Line::Text(text)) => match Command::parse(&text) {
                 Ok(Command::Start { url, connect, peer }) => break (url, connect, peer),
                 Ok(Command::Sources { sources: s }) => sources = protocol::validate_sources(s),
                 Ok(Command::Stop) => return ExitCode::SUCCESS,

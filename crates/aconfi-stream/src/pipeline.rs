@@ -6,7 +6,7 @@
 //! variants, so the URL cannot leak through them.
 
 use crate::layout::{self, Rect};
-use crate::protocol::{Codec, Emitter, Source};
+use crate::protocol::{encoding_name, Codec, Emitter, Source};
 use crate::rtp::{Route, Routes};
 use gstreamer as gst;
 use gstreamer::glib;
@@ -295,7 +295,7 @@ impl Output {
         let bin = gst::Bin::with_name(&format!("branch-{}-{}", source.ssrc, self.serial));
         let caps = gst::Caps::builder("application/x-rtp")
             .field("media", if source.is_video() { "video" } else { "audio" })
-            .field("encoding-name", source.codec.encoding_name())
+            .field("encoding-name", encoding_name(source.codec))
             .field("clock-rate", source.clock_rate as i32)
             .field("payload", source.pt as i32)
             .build();

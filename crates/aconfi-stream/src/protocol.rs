@@ -1,13 +1,15 @@
-//! The JSON-lines control protocol between the A-Confi server and this worker.
+//! This worker's side of the JSON-lines control protocol with the A-Confi
+//! server, whose lines are defined once in `aconfi-stream-protocol`: reading
+//! stdin in bounded lines, checking the sources, writing events.
 //!
 //! Everything the worker writes goes through [`Emitter`], which only ever
-//! serialises the fixed event types below: no free text from GStreamer can
-//! reach stdout, so the ingest URL (which holds the stream key) cannot leak.
+//! serialises the fixed [`Event`]s: no free text from GStreamer can reach
+//! stdout, so the ingest URL (which holds the stream key) cannot leak.
 
-use serde::Deserialize;
+use aconfi_stream_protocol::Event;
+pub use aconfi_stream_protocol::{Codec, Command, Kind, Reason, Source as RawSource, State};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,62 +21,17 @@ pub const MAX_LINE: usize = 1 << 20;
 /// turns each into a PLI to the publisher.
 const KEYFRAME_THROTTLE: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "cmd", rename_all = "lowercase")]
-pub enum Command {
-    /// `connect`: the one address the server checked for the URL's host,
-    /// to which alone the worker connects (see `pin.rs`).
-    Start {
-        url: String,
-        connect: SocketAddr,
-        peer: SocketAddr,
-    },
-    Sources {
-        sources: Vec<RawSource>,
-    },
-    Stop,
-}
-
-/// A source as the server describes it; [`RawSource::validate`] turns it into
-/// a [`Source`] or rejects it.
-#[derive(Debug, Deserialize)]
-pub struct RawSource {
-    pub ssrc: u32,
-    #[serde(default)]
-    pub person: u64,
-    #[serde(default)]
-    pub name: String,
-    pub kind: String,
-    pub codec: String,
-    pub pt: u8,
-    pub clock_rate: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Camera,
-    Screen,
-    Audio,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    Vp8,
-    H264,
-    Opus,
-}
-
-impl Codec {
-    /// The `encoding-name` of the RTP caps.
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Codec::Vp8 => "VP8",
-            Codec::H264 => "H264",
-            Codec::Opus => "OPUS",
-        }
+/// The `encoding-name` of the RTP caps for `codec`.
+pub fn encoding_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Vp8 => "VP8",
+        Codec::H264 => "H264",
+        Codec::Opus => "OPUS",
     }
 }
 
+/// A source as the server describes it ([`RawSource`]) once [`validate`]
+/// has accepted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub ssrc: u32,
@@ -109,50 +66,29 @@ impl Source {
     }
 }
 
-impl RawSource {
-    /// `None` for a source this worker cannot show or mix: an unknown kind, a
-    /// codec it has no decoder for, or a codec that does not fit the kind.
-    pub fn validate(self) -> Option<Source> {
-        let kind = match self.kind.to_ascii_lowercase().as_str() {
-            "camera" => Kind::Camera,
-            "screen" => Kind::Screen,
-            "audio" => Kind::Audio,
-            _ => return None,
-        };
-        let codec = match self.codec.to_ascii_lowercase().as_str() {
-            "vp8" => Codec::Vp8,
-            "h264" => Codec::H264,
-            "opus" => Codec::Opus,
-            _ => return None,
-        };
-        let fits = match kind {
-            Kind::Audio => codec == Codec::Opus,
-            Kind::Camera | Kind::Screen => codec != Codec::Opus,
-        };
-        // RTP payload types are 7 bits; 0 is no clock rate at all.
-        if !fits || self.pt > 127 || self.clock_rate == 0 {
-            return None;
-        }
-        // Names are shown, never interpreted: drop control characters and
-        // keep them short enough to fit a tile.
-        let name: String = self.name.chars().filter(|c| !c.is_control()).take(64).collect();
-        Some(Source {
-            ssrc: self.ssrc,
-            person: self.person,
-            name,
-            kind,
-            codec,
-            pt: self.pt,
-            clock_rate: self.clock_rate,
-        })
+/// `None` for a source this worker cannot show or mix: an unknown kind, a
+/// codec it has no decoder for, or a codec that does not fit the kind.
+pub fn validate(raw: RawSource) -> Option<Source> {
+    let (kind, codec) = (raw.kind()?, raw.codec()?);
+    let fits = match kind {
+        Kind::Audio => codec == Codec::Opus,
+        Kind::Camera | Kind::Screen => codec != Codec::Opus,
+    };
+    // RTP payload types are 7 bits; 0 is no clock rate at all.
+    if !fits || raw.pt > 127 || raw.clock_rate == 0 {
+        return None;
     }
+    // Names are shown, never interpreted: drop control characters and
+    // keep them short enough to fit a tile.
+    let name: String = raw.name.chars().filter(|c| !c.is_control()).take(64).collect();
+    Some(Source { ssrc: raw.ssrc, person: raw.person, name, kind, codec, pt: raw.pt, clock_rate: raw.clock_rate })
 }
 
 /// Parses the sources list: invalid entries and repeated SSRCs (the first
 /// wins) are dropped, the order is kept because it is the layout order.
 pub fn validate_sources(raw: Vec<RawSource>) -> Vec<Source> {
     let mut out: Vec<Source> = Vec::with_capacity(raw.len());
-    for source in raw.into_iter().filter_map(RawSource::validate) {
+    for source in raw.into_iter().filter_map(validate) {
         if !out.iter().any(|s| s.ssrc == source.ssrc) {
             out.push(source);
         }
@@ -213,55 +149,6 @@ fn finish(line: Vec<u8>, too_long: bool) -> Line {
     }
 }
 
-/// The worker's states as the server sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Starting,
-    Live,
-    Reconnecting,
-    Failed,
-}
-
-impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Live => "live",
-            State::Reconnecting => "reconnecting",
-            State::Failed => "failed",
-        }
-    }
-}
-
-/// Fixed reasons for a state: written by us, never taken from GStreamer
-/// (whose messages can contain the URL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    CouldNotConnect,
-    IngestClosed,
-    IngestStalled,
-    EncoderFailed,
-    BadPeer,
-    BadUrl,
-    SocketFailed,
-    PipelineFailed,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::CouldNotConnect => "could not connect to the ingest",
-            Reason::IngestClosed => "the ingest closed the connection",
-            Reason::IngestStalled => "the ingest stopped accepting data",
-            Reason::EncoderFailed => "the encoder failed",
-            Reason::BadPeer => "the peer address is not a loopback address",
-            Reason::BadUrl => "the ingest URL is not a valid rtmp:// or rtmps:// URL",
-            Reason::SocketFailed => "could not open the RTP socket",
-            Reason::PipelineFailed => "the media pipeline could not be built",
-        }
-    }
-}
-
 /// Writes events to stdout, one JSON object per line, flushed. Shared by the
 /// controller, the RTP thread and GStreamer's streaming threads.
 pub struct Emitter {
@@ -274,24 +161,21 @@ impl Emitter {
         Emitter { out: Mutex::new(out), last_keyframe: Mutex::new(HashMap::new()) }
     }
 
-    fn write(&self, value: serde_json::Value) {
+    fn write(&self, event: Event) {
+        let line = event.to_line();
         // A poisoned lock only means another thread panicked mid-write; the
         // writer itself is still usable.
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         // Write errors mean the server is gone; stdin EOF will stop us.
-        let _ = writeln!(out, "{value}").and_then(|()| out.flush());
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
 
     pub fn ready(&self, port: u16) {
-        self.write(serde_json::json!({"ev": "ready", "port": port}));
+        self.write(Event::Ready { port });
     }
 
     pub fn state(&self, state: State, reason: Option<Reason>) {
-        let mut v = serde_json::json!({"ev": "state", "state": state.as_str()});
-        if let Some(reason) = reason {
-            v["reason"] = reason.as_str().into();
-        }
-        self.write(v);
+        self.write(Event::State { state, reason });
     }
 
     /// Asks for a keyframe on `ssrc` unless one was asked for less than
@@ -307,7 +191,7 @@ impl Emitter {
             }
             last.insert(ssrc, now);
         }
-        self.write(serde_json::json!({"ev": "keyframe", "ssrc": ssrc}));
+        self.write(Event::Keyframe { ssrc });
         true
     }
 }
@@ -320,19 +204,19 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        let start: Command = serde_json::from_str(
+        let start = Command::parse(
             r#"{"cmd":"start","url":"rtmp://h/live/k","connect":"192.0.2.1:1935","peer":"127.0.0.1:4000"}"#,
         )
         .unwrap();
         assert!(matches!(start, Command::Start { peer, .. } if peer.port() == 4000));
-        let stop: Command = serde_json::from_str(r#"{"cmd":"stop"}"#).unwrap();
+        let stop = Command::parse(r#"{"cmd":"stop"}"#).unwrap();
         assert!(matches!(stop, Command::Stop));
-        assert!(serde_json::from_str::<Command>(r#"{"cmd":"dance"}"#).is_err());
+        assert!(Command::parse(r#"{"cmd":"dance"}"#).is_err());
     }
 
     #[test]
     fn validates_sources() {
-        let raw: Command = serde_json::from_str(
+        let raw = Command::parse(
             r#"{"cmd":"sources","sources":[
                 {"ssrc":1,"person":3,"name":"Ada\u0007","kind":"camera","codec":"vp8","pt":96,"clock_rate":90000},
                 {"ssrc":2,"person":3,"name":"Ada","kind":"audio","codec":"OPUS","pt":111,"clock_rate":48000},

@@ -113,7 +113,7 @@ impl Worker {
         }
         loop {
             match input.recv_timeout(TICK) {
-                Ok(Line::Text(text)) => match serde_json::from_str::<Command>(&text) {
+                Ok(Line::Text(text)) => match Command::parse(&text) {
                     Ok(Command::Stop) => break,
                     Ok(Command::Sources { sources }) => self.set_sources(validate_sources(sources)),
                     Ok(Command::Start { .. }) => log("ignored a second start command"),
