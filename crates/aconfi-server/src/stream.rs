@@ -1,8 +1,9 @@
 //! Live streaming workers: one `aconfi-stream` process per streamed
 //! meeting. The core says when to start and stop one and what it composes;
-//! this module runs the process, talks JSON lines over its stdin/stdout and
-//! sends it plain RTP from a loopback socket connected to the worker's
-//! (so nobody else can feed it, and it listens nowhere else).
+//! this module runs the process, talks JSON lines over its stdin/stdout
+//! (those of `aconfi-stream-protocol`, which the worker reads and writes
+//! too) and sends it plain RTP from a loopback socket connected to the
+//! worker's (so nobody else can feed it, and it listens nowhere else).
 //!
 //! The server never links GStreamer: the worker is a separate binary,
 //! found next to `aconfi` or on `PATH` (or named by `--stream-worker`) and
@@ -17,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use aconfi_core::{StreamEvent, StreamKey, StreamOut, StreamStatus, StreamUrl};
-use serde::Deserialize;
+use aconfi_core::{SourceKind, StreamEvent, StreamKey, StreamOut, StreamSource, StreamStatus, StreamUrl};
+use aconfi_stream_protocol::{self as protocol, Event};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -105,21 +106,42 @@ pub enum Report {
     Event(StreamEvent),
 }
 
-/// What a worker prints on stdout.
-#[derive(Deserialize)]
-#[serde(tag = "ev", rename_all = "snake_case")]
-enum WorkerLine {
-    Ready { port: u16 },
-    State { state: StreamStatus, reason: Option<String> },
-    Keyframe { ssrc: u32 },
+/// A source as the worker's `sources` command carries it.
+fn wire_source(s: StreamSource) -> protocol::Source {
+    let kind = match s.kind {
+        SourceKind::Camera => protocol::Kind::Camera,
+        SourceKind::Screen => protocol::Kind::Screen,
+        SourceKind::Audio => protocol::Kind::Audio,
+    };
+    protocol::Source {
+        clock_rate: s.clock_rate,
+        // The core names the codecs it taps (`VP8`, `H264`, `opus`), as
+        // `protocol::Codec::name` does.
+        codec: s.codec.to_string(),
+        kind: kind.name().to_string(),
+        name: s.name,
+        person: s.person,
+        pt: s.pt,
+        ssrc: s.ssrc,
+    }
+}
+
+/// A worker's state as the core knows it.
+fn status(state: protocol::State) -> StreamStatus {
+    match state {
+        protocol::State::Starting => StreamStatus::Starting,
+        protocol::State::Live => StreamStatus::Live,
+        protocol::State::Reconnecting => StreamStatus::Reconnecting,
+        protocol::State::Failed => StreamStatus::Failed,
+    }
 }
 
 struct Worker {
     /// Sends plain RTP; connected to the worker's socket once it is ready.
     socket: UdpSocket,
     ready: bool,
-    /// Lines for its stdin; dropping this closes stdin, which stops it.
-    stdin: mpsc::UnboundedSender<String>,
+    /// Commands for its stdin; dropping this closes stdin, which stops it.
+    stdin: mpsc::UnboundedSender<protocol::Command>,
 }
 
 /// The running workers of this server, owned by the media task.
@@ -159,8 +181,8 @@ impl Streams {
             }
             StreamOut::Sources(sources) => {
                 if let Some(w) = self.workers.get(&key) {
-                    let line = serde_json::json!({ "cmd": "sources", "sources": sources }).to_string();
-                    let _ = w.stdin.send(line);
+                    let sources = sources.into_iter().map(wire_source).collect();
+                    let _ = w.stdin.send(protocol::Command::Sources { sources });
                 }
             }
             StreamOut::Start { url } => {
@@ -170,7 +192,7 @@ impl Streams {
             }
             StreamOut::Stop => {
                 if let Some(w) = self.workers.remove(&key) {
-                    let _ = w.stdin.send(r#"{"cmd":"stop"}"#.to_string());
+                    let _ = w.stdin.send(protocol::Command::Stop);
                     // Dropping `w` closes stdin once that line is written.
                 }
             }
@@ -235,8 +257,7 @@ impl Streams {
             };
             // The first line: where to publish, the one address to connect
             // to, and where RTP comes from. Sent before anything queued.
-            let first =
-                serde_json::json!({ "cmd": "start", "url": url.0, "connect": ingest.addr, "peer": peer }).to_string();
+            let first = protocol::Command::Start { connect: ingest.addr, peer, url: url.0.clone() };
             debug!(room = %key.room, "stream worker started");
             supervise(key, child, first, stdin_rx, reports, url).await;
         });
@@ -251,8 +272,8 @@ impl Streams {
 async fn supervise(
     key: StreamKey,
     mut child: Child,
-    first: String,
-    mut stdin_rx: mpsc::UnboundedReceiver<String>,
+    first: protocol::Command,
+    mut stdin_rx: mpsc::UnboundedReceiver<protocol::Command>,
     reports: mpsc::UnboundedSender<(StreamKey, Report)>,
     url: StreamUrl,
 ) {
@@ -271,18 +292,19 @@ async fn supervise(
     let writer = tokio::spawn(async move {
         let mut next = Some(first);
         loop {
-            let line = match next.take() {
+            let command = match next.take() {
                 Some(first) => first,
                 None => match stdin_rx.recv().await {
-                    Some(line) => line,
+                    Some(command) => command,
                     None => break,
                 },
             };
+            let line = command.to_line();
             if stdin.write_all(line.as_bytes()).await.is_err() || stdin.write_all(b"\n").await.is_err() {
                 return;
             }
             let _ = stdin.flush().await;
-            if line.contains(r#""cmd":"stop""#) {
+            if matches!(command, protocol::Command::Stop) {
                 break;
             }
         }
@@ -306,13 +328,14 @@ async fn supervise(
         if !matches!(read, Ok(n) if n > 0) {
             break;
         }
-        let report = match serde_json::from_str::<WorkerLine>(line.trim()) {
-            Ok(WorkerLine::Ready { port }) => Report::Ready(port),
-            Ok(WorkerLine::State { state, reason }) => {
+        let report = match Event::parse(&line) {
+            Ok(Event::Ready { port }) => Report::Ready(port),
+            Ok(Event::State { state, reason }) => {
+                let state = status(state);
                 said_end |= !state.is_active();
-                Report::Event(StreamEvent::State { state, reason })
+                Report::Event(StreamEvent::State { state, reason: reason.map(|r| r.as_str().to_string()) })
             }
-            Ok(WorkerLine::Keyframe { ssrc }) => Report::Event(StreamEvent::Keyframe { ssrc }),
+            Ok(Event::Keyframe { ssrc }) => Report::Event(StreamEvent::Keyframe { ssrc }),
             Err(_) => continue,
         };
         let _ = reports.send((key, report));
@@ -372,5 +395,44 @@ mod tests {
         assert!(!scrubbed.contains("abcd-efgh-ijkl"), "{scrubbed}");
         assert!(!scrubbed.contains("hunter22"), "{scrubbed}");
         assert_eq!(s.scrub("aconfi-stream: live"), "aconfi-stream: live", "the worker's own words stay");
+    }
+
+    /// The `sources` line is the bytes the server wrote before the protocol
+    /// crate: the core's sources serialized as they are.
+    #[test]
+    fn sources_line_is_the_cores_sources_as_before() {
+        let sources = vec![
+            StreamSource {
+                ssrc: 1,
+                person: 3,
+                name: "Ada".into(),
+                kind: SourceKind::Camera,
+                codec: "VP8",
+                pt: 96,
+                clock_rate: 90000,
+            },
+            StreamSource {
+                ssrc: 2,
+                person: 3,
+                name: "Ada".into(),
+                kind: SourceKind::Screen,
+                codec: "H264",
+                pt: 102,
+                clock_rate: 90000,
+            },
+            StreamSource {
+                ssrc: 3,
+                person: 3,
+                name: "Ada".into(),
+                kind: SourceKind::Audio,
+                codec: "opus",
+                pt: 111,
+                clock_rate: 48000,
+            },
+        ];
+        let before = serde_json::json!({ "cmd": "sources", "sources": sources }).to_string();
+        let wire: Vec<protocol::Source> = sources.into_iter().map(wire_source).collect();
+        assert!(wire.iter().all(|s| s.kind().is_some() && s.codec().is_some()), "{wire:?}");
+        assert_eq!(protocol::Command::Sources { sources: wire }.to_line(), before);
     }
 }
