@@ -71,9 +71,22 @@ impl IngestPolicy {
             Ok(Ok(addrs)) => addrs.collect(),
             _ => return Err(NO_PUBLIC_ADDRESS),
         };
-        let addr = addrs.into_iter().find(|a| anything || is_public(a.ip())).ok_or(NO_PUBLIC_ADDRESS)?;
+        let addr = pick(&addrs, |ip| anything || is_public(ip)).ok_or(NO_PUBLIC_ADDRESS)?;
         Ok(Ingest { host, port, addr })
     }
+}
+
+/// The one address of a resolved name the worker connects to: the first
+/// IPv4 address `allowed`, else the first IPv6 one. The worker cannot fall
+/// back to another address (it connects only to the checked one), and
+/// getaddrinfo lists IPv6 first wherever the machine has an IPv6 address
+/// — loopback counts — whether or not IPv6 reaches the ingest; every
+/// ingest we know of (YouTube's included) has IPv4. (`localhost` is
+/// `::1` first on a machine whose /etc/hosts lists it so.)
+fn pick(addrs: &[SocketAddr], allowed: impl Fn(IpAddr) -> bool) -> Option<SocketAddr> {
+    let mut ok = addrs.iter().copied().filter(|a| allowed(a.ip()));
+    let first = ok.next()?;
+    Some(if first.is_ipv4() { first } else { ok.find(SocketAddr::is_ipv4).unwrap_or(first) })
 }
 
 /// The URL's host (without brackets around IPv6) and port (the scheme's
@@ -209,6 +222,20 @@ mod tests {
         for ip in allowed {
             assert!(is_public(ip.parse().unwrap()), "{ip} must be allowed");
         }
+    }
+
+    #[test]
+    fn a_resolved_name_is_reached_over_ipv4_when_it_has_an_ipv4_address() {
+        let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let any = |_: IpAddr| true;
+        // localhost where /etc/hosts lists ::1 first.
+        assert_eq!(pick(&[a("[::1]:1935"), a("127.0.0.1:1935")], any), Some(a("127.0.0.1:1935")));
+        let v6 = a("[2a00:1450:4001:80b::200e]:443");
+        assert_eq!(pick(&[v6, a("8.8.8.8:443")], is_public), Some(a("8.8.8.8:443")));
+        assert_eq!(pick(&[v6], is_public), Some(v6), "IPv6 when that is all there is");
+        // Only allowed addresses are candidates, whatever their family.
+        assert_eq!(pick(&[v6, a("10.0.0.1:443")], is_public), Some(v6));
+        assert_eq!(pick(&[a("10.0.0.1:443"), a("[::1]:443")], is_public), None);
     }
 
     #[test]
