@@ -5,10 +5,10 @@
 # cluster directory, GStreamer, nginx with RTMP, ffmpeg, pebble, bubblewrap,
 # mold; cargo-deb and cargo-nextest; npm packages), builds once, then runs
 # three lanes at once:
-#   - Rust: fmt and clippy beside every Rust test (cargo nextest, test
-#     binaries in parallel), a 30 s churn soak, the Debian package, the web client's
-#     unit tests and type check (the lint and the soak at a lower
-#     priority);
+#   - Rust: every Rust test (cargo nextest, test binaries in parallel),
+#     the lint (fmt, and the build's clippy warnings), a 30 s churn soak
+#     (at a lower priority), the Debian package, the web client's unit
+#     tests and type check;
 #   - browsers, meetings: the signaling and UI files, in two lanes;
 # and then one alone:
 #   - browsers, media: the files that measure media quality (loss,
@@ -99,7 +99,19 @@ step "build (every target, once: every later step uses it)"
 # mold links the ~40 test binaries several times faster than ld; where it
 # is missing the default linker does the same job.
 if command -v mold >/dev/null; then export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"; fi
-timed build cargo build --locked --workspace --all-targets || die "cargo build"
+# Clippy lints our crates as they compile: clippy-driver is rustc with the
+# lints added, so as the workspace's wrapper it builds every target and
+# reports every clippy and rustc warning on the way. A separate
+# `cargo clippy` checked every dependency a second time (136 CPU-seconds
+# here, on a machine whose two cores the tests keep busy). A warning fails
+# the lint check, not the build: the tests still run. Every later cargo
+# call has the same wrapper (it is part of cargo's fingerprint) and builds
+# nothing.
+clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) \
+  || die "clippy-driver is missing (rustup component add clippy)"
+export RUSTC_WORKSPACE_WRAPPER=$clippy_driver
+timed build cargo build --locked --workspace --all-targets 2>&1 | tee "$log_dir/build.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "cargo build"
 export SOAK_NO_BUILD=1
 # nextest's filter for the streaming worker's integration tests (the
 # `encoders` group of .config/nextest.toml).
@@ -136,29 +148,23 @@ rust_lane() {
   : >"$out"
   # The Rust tests mostly wait (on servers and timeouts: about 60
   # CPU-seconds in 150 s) but judge time, so they run at the browsers'
-  # priority; the lint, which only computes, runs beside them at nice 10
-  # (at 19 it waited 880 s for CPU), once nextest has its binaries
-  # (cargo's lock on target/ is free then); the soak, busy for 30 s, at
-  # nice 10.
+  # priority. The lint is the build's warnings (clippy ran in it, above)
+  # and `cargo fmt --check`.
   # (The streaming worker's encoder tests judge real time, like the media
   # lane, and run with it, alone: $ENCODER_TESTS.)
   timed rust-tests cargo nextest run --locked --workspace --all-targets --no-fail-fast --failure-output final \
     -E "not ($ENCODER_TESTS)" \
     >"$log_dir/rust-test.log" 2>&1 &
   local tests_pid=$! rp rf
-  while kill -0 "$tests_pid" 2>/dev/null && ! grep -q 'Starting [0-9]* test' "$log_dir/rust-test.log"; do sleep 1; done
-  (
-    if timed lint nice -n 10 bash -c 'cargo fmt --all --check && cargo clippy --locked --workspace --all-targets -- -D warnings' \
-        >"$log_dir/lint.log" 2>&1; then
-      echo "lint 1 0" >>"$out"
-    else
-      echo "lint 0 1" >>"$out"
-    fi
-  ) &
-  local lint_pid=$!
+  if timed lint bash -c '! grep -E "^(warning|error)(\[|:)" "$0" && cargo fmt --all --check' "$log_dir/build.log" \
+      >"$log_dir/lint.log" 2>&1; then
+    echo "lint 1 0" >>"$out"
+  else
+    echo "lint 0 1" >>"$out"
+    sed 's/^/  lint: /' "$log_dir/lint.log" | head -40 >&2
+  fi
   wait "$tests_pid"
   local rc=$?
-  wait "$lint_pid"
   nextest_result rust-tests "$log_dir/rust-test.log" "$rc" >>"$out"
   if timed soak nice -n 10 bash scripts/soak.sh 30 20 >"$log_dir/soak.log" 2>&1 && grep -q '^soak: ok' "$log_dir/soak.log"; then
     echo "soak 1 0" >>"$out"
