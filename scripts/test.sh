@@ -105,8 +105,8 @@ if command -v mold >/dev/null; then export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg
 # `cargo clippy` checked every dependency a second time (136 CPU-seconds
 # here, on a machine whose two cores the tests keep busy). A warning fails
 # the lint check, not the build: the tests still run. Every later cargo
-# call has the same wrapper (it is part of cargo's fingerprint) and builds
-# nothing.
+# call inherits the same wrapper and builds nothing (nextest, cargo-deb and
+# the soak checked: no unit compiled).
 clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) \
   || die "clippy-driver is missing (rustup component add clippy)"
 export RUSTC_WORKSPACE_WRAPPER=$clippy_driver
