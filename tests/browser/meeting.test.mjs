@@ -3,12 +3,14 @@
 // user leaves (the others see the tile go and keep going) and comes back
 // through the prejoin screen, and everyone recovers; nothing is loaded from
 // another origin; the server log names no one.
+// - The camera picture is the size the operator set (--camera-height), in
+//   both browsers.
 
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
-  artifacts, assertCleanPages, assertLogKeepsSecrets, everyoneSeesEveryone, freshRoom, serverAndBrowsers, until,
+  artifacts, assertCleanPages, assertLogKeepsSecrets, everyoneSeesEveryone, freshRoom, serverAndBrowsers, startServer, until,
 } from './harness.mjs';
 
 const ctx = serverAndBrowsers();
@@ -70,4 +72,34 @@ test('Chromium and Firefox users see and hear each other; a Firefox user leaves 
   assertCleanPages(people, server.origin);
   for (const p of people) await p.close();
   assertLogKeepsSecrets(server.log(), [...names, ...names.map((n) => n.split(' ')[0]), room]);
+});
+
+test('the camera sends the picture size the operator set, in Chromium and Firefox', async () => {
+  const { chromium, firefox } = ctx;
+  // 540: neither the default (720) nor what the test command's meetings
+  // lanes set (360), so only the flag can make it.
+  const server = await startServer(['--camera-height', '540']);
+  try {
+    const link = `${server.origin}/${freshRoom('sizes')}`;
+    const people = [await chromium.open(`${link}#name=C&autojoin=1`), await firefox.open(`${link}#name=F&autojoin=1`)];
+    const ids = [];
+    for (const p of people) ids.push(await p.joined());
+    await everyoneSeesEveryone(people, ids);
+    for (const p of people) {
+      const sent = await p.evaluate(() => {
+        const v = /** @type {HTMLVideoElement|null} */ (document.querySelector('.tile.self video'));
+        const t = /** @type {MediaStream|null} */ (v?.srcObject ?? null)?.getVideoTracks()[0];
+        return t ? { width: t.getSettings().width, height: t.getSettings().height } : null;
+      });
+      assert.deepEqual(sent, { width: 960, height: 540 }, `the camera ${p} sends`);
+      // What the other shows is that picture or a smaller layer of it.
+      const shown = await p.evaluate(() => [...document.querySelectorAll('.tile:not(.self) video')]
+        .map((v) => /** @type {HTMLVideoElement} */ (v).videoHeight));
+      assert.ok(shown.length === 1 && shown[0] > 0 && shown[0] <= 540, `${p} shows ${shown}`);
+    }
+    assertCleanPages(people, server.origin);
+    for (const p of people) await p.close();
+  } finally {
+    await server.stop();
+  }
 });

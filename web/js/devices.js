@@ -1,5 +1,8 @@
-// The camera and microphone: asked for with what the user chose, falling
-// back to whatever works. No DOM here.
+// The camera and microphone: asked for with what the user chose, at the
+// size the operator set (--camera-height), falling back to whatever works.
+// No DOM here.
+
+import { settings } from './settings.js';
 
 /**
  * Gets camera and/or microphone, falling back to whatever works (both,
@@ -9,7 +12,8 @@
  * @returns {Promise<MediaStream>}
  */
 export async function acquire(audio, video, ids = {}) {
-  const v = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(ids.videoId ? { deviceId: { exact: ids.videoId } } : {}) };
+  const height = settings().cameraHeight;
+  const v = { width: { ideal: Math.round((height * 16) / 9) }, height: { ideal: height }, ...(ids.videoId ? { deviceId: { exact: ids.videoId } } : {}) };
   const a = ids.audioId ? { deviceId: { exact: ids.audioId } } : true;
   const tries = [[audio, video], [audio, false], [false, video]];
   for (const [wa, wv] of tries) {

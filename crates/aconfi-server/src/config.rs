@@ -105,6 +105,15 @@ pub struct Config {
     #[arg(long, env = "ACONFI_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 300)]
     pub max_connections_per_address: usize,
 
+    /// The camera picture browsers send, by its height in pixels (16:9:
+    /// 720 is 1280×720). The smaller simulcast layers are a half and a
+    /// quarter of it. Lower costs every sender less CPU and every viewer
+    /// less bandwidth, for a less sharp picture; a camera that cannot give
+    /// this much sends what it has.
+    #[arg(long, env = "ACONFI_CAMERA_HEIGHT", default_value_t = 720,
+        value_parser = clap::value_parser!(u16).range(180..=1080))]
+    pub camera_height: u16,
+
     /// Serve Prometheus metrics (aggregate figures only: no room, id or
     /// address) over plain HTTP at this address, e.g. 127.0.0.1:9100.
     /// Off by default.
@@ -484,5 +493,15 @@ mod tests {
             parse(&["--domain", "a.example.org,b.example.org"]).unwrap().domain,
             ["a.example.org", "b.example.org"]
         );
+    }
+
+    #[test]
+    fn the_camera_height_is_a_real_cameras() {
+        let parse = |args: &[&str]| Config::try_parse_from(["aconfi"].iter().chain(args));
+        assert_eq!(Config::defaults().camera_height, 720);
+        assert_eq!(parse(&["--camera-height", "360"]).unwrap().camera_height, 360);
+        for bad in ["179", "1081", "0", "-360", "720p"] {
+            assert!(parse(&["--camera-height", bad]).is_err(), "{bad:?} was taken");
+        }
     }
 }

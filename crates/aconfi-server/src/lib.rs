@@ -71,6 +71,8 @@ pub struct AppState {
     cluster: Option<Arc<cluster::Cluster>>,
     /// Open WebSockets, in all and per address.
     connections: Arc<ws::Connections>,
+    /// The web client's page, with the operator's settings in it.
+    page: axum::body::Bytes,
 }
 
 /// A running server.
@@ -203,6 +205,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.max_connections_per_address,
             metrics.connections.clone(),
         )),
+        page: web::index_page(&web::PageSettings { camera_height: config.camera_height })?,
     };
     let app = web::router(state);
     let http = axum_server::Handle::new();

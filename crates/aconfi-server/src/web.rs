@@ -108,13 +108,13 @@ async fn stream_status(State(state): State<AppState>, Path(room): Path<String>) 
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(serde_json::json!({ "live": live }))).into_response()
 }
 
-async fn index() -> Response {
-    page()
+async fn index(State(state): State<AppState>) -> Response {
+    page(&state)
 }
 
-async fn meeting(Path(room): Path<String>, headers: HeaderMap) -> Response {
+async fn meeting(State(state): State<AppState>, Path(room): Path<String>, headers: HeaderMap) -> Response {
     match RoomName::parse(&room) {
-        Ok(_) => page(),
+        Ok(_) => page(&state),
         Err(_) => {
             let t = texts(&headers);
             error_page(StatusCode::BAD_REQUEST, t.invalid_title, t.invalid_detail, t)
@@ -278,8 +278,43 @@ fn not_found_page(headers: &HeaderMap) -> Response {
     error_page(StatusCode::NOT_FOUND, t.not_found_title, t.not_found_detail, t)
 }
 
-fn page() -> Response {
-    serve_asset("index.html").unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+fn page(state: &AppState) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(state.page.clone()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The operator's settings the page needs before it asks for the camera,
+/// as they reach it: JSON in the `aconfi-settings` meta element of
+/// index.html (web/js/settings.js reads it; a `<meta>` is data, so the
+/// Content-Security-Policy's "no inline script" holds).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageSettings {
+    /// `--camera-height`.
+    pub camera_height: u16,
+}
+
+/// The meta element of index.html that carries [`PageSettings`], as the
+/// file has it (the defaults).
+const SETTINGS_META: &str = r#"<meta name="aconfi-settings" content="{}">"#;
+
+/// index.html with `settings` in its meta element, made once at start.
+pub fn index_page(settings: &PageSettings) -> anyhow::Result<axum::body::Bytes> {
+    let file = Assets::get("index.html").ok_or_else(|| anyhow::anyhow!("index.html is not embedded"))?;
+    let html = std::str::from_utf8(&file.data)?;
+    anyhow::ensure!(html.contains(SETTINGS_META), "index.html has no {SETTINGS_META}");
+    // An attribute value in double quotes: its quotes and ampersands as
+    // entities (the JSON of numbers has none today; URLs will).
+    let json = serde_json::to_string(settings)?
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let meta = format!(r#"<meta name="aconfi-settings" content="{json}">"#);
+    Ok(html.replacen(SETTINGS_META, &meta, 1).into())
 }
 
 fn serve_asset(path: &str) -> Option<Response> {
@@ -304,4 +339,19 @@ fn error_page(status: StatusCode, title: &str, detail: &str, t: &Texts) -> Respo
         home = t.home,
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_carries_the_operators_settings_in_its_meta_element() {
+        let page = index_page(&PageSettings { camera_height: 540 }).unwrap();
+        let html = std::str::from_utf8(&page).unwrap();
+        assert!(html.contains(r#"<meta name="aconfi-settings" content="{&quot;cameraHeight&quot;:540}">"#), "{html}");
+        assert!(!html.contains(SETTINGS_META), "the defaults are replaced");
+        // The rest of the page is the embedded file's.
+        assert!(html.contains(r#"<script type="module" src="/static/js/app.js"></script>"#));
+    }
 }
