@@ -19,9 +19,11 @@ test('a participant on a 300 kbit/s downlink gets low layers; the others keep th
   const others = (/** @type {number} */ i) => ids.map((id, j) => [id, j]).filter(([, j]) => j !== i);
   // Everyone shows everyone else large: with room to spare, the top layer.
   for (const [i, p] of people.entries()) for (const [id] of others(i)) await tileWidth(p, id, 1280);
+  const joinedAt = performance.now();
   for (const [i, p] of people.entries()) {
     for (const [id, j] of others(i)) await receives(p, [id], isTopOf(people[j]), `${ids[j]}'s top layer`, 90000);
   }
+  console.log(`# everyone's top layer at everyone after ${((performance.now() - joinedAt) / 1000).toFixed(1)} s`);
   const cy = people[2];
   const shaper = limitDownlink(await mediaPort(cy), 300);
   try {

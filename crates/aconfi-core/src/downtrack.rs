@@ -27,6 +27,17 @@ use crate::simulcast::{Packet, Switch};
 const RTX_CACHE_VIDEO: (usize, Duration) = (256, Duration::from_millis(1000));
 const RTX_CACHE_AUDIO: (usize, Duration) = (0, Duration::from_millis(0));
 
+/// The longest a video packet waits in str0m's pacer before its stream is
+/// let out unpaced until its queue is empty. The pacer sends 1.1 times the
+/// estimate and the allocation plans 0.9 of it (alloc.rs): a keyframe at a
+/// layer switch drains at the 0.2 left over, with every video of that
+/// viewer behind it — at a 12-person meeting's start the load generator
+/// measured p99 0.3–0.5 s of it, and `tests/simulcast.rs` 0.7–0.9 s at 8
+/// (docs/benchmarks.md). Past this wait the backlog leaves at once, as a
+/// browser's own pacer (2.5 times the estimate) would have sent it by then;
+/// steady media stays paced.
+const MAX_PACER_WAIT: Duration = Duration::from_millis(15);
+
 /// Where the subscriber's m-line for the track stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DownState {
@@ -51,6 +62,9 @@ pub(crate) struct DownTrack {
     pt_map: Vec<(Pt, Option<Pt>)>,
     /// Layer choice and sequence/timestamp/picture-id rewriting.
     switch: Switch,
+    /// Whether its stream is let out unpaced to drain a backlog
+    /// ([`MAX_PACER_WAIT`]).
+    draining: bool,
 }
 
 /// What a forwarded packet looks like, computed once for all subscribers.
@@ -77,6 +91,7 @@ impl DownTrack {
             // Video starts at the lowest layer, which every publisher
             // sends; the allocator moves it up within a second.
             switch: Switch::new(Some(0)),
+            draining: false,
         }
     }
 
@@ -204,8 +219,23 @@ impl DownTrack {
                 write = write.vp8_patch(p);
             }
         }
+        let video = self.kind == Kind::Video;
+        let draining = &mut self.draining;
         guarded(|| {
             if let Some(tx) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                if video {
+                    // The queue as str0m last looked at it: its oldest
+                    // packet waited too long, or the backlog is gone.
+                    let waited = tx
+                        .queue_info()
+                        .and_then(|q| q.first_unsent())
+                        .map(|t| inc.pkt.timestamp.saturating_duration_since(t));
+                    let drain = waited.is_some_and(|w| w > MAX_PACER_WAIT) || (*draining && waited.is_some());
+                    if drain != *draining {
+                        tx.set_unpaced(drain);
+                        *draining = drain;
+                    }
+                }
                 tx.write_rtp(write);
             }
         })?;

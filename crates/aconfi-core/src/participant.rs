@@ -620,7 +620,13 @@ impl Participant {
             wants.push(Want { priority, area: tile.map(|t| t.1.max(1)), max_layer, rates: source.rates, pausable });
             index.push(i);
         }
-        let capacity = self.capacity.get(now);
+        // Before str0m's first estimate its pacer already lets out only 1.1
+        // times the starting one: a plan above that (every tile at its
+        // best, as "not known" used to mean) waits in the pacer's queue,
+        // which at a 12-person meeting's start held a newcomer's video for
+        // half a second (docs/benchmarks.md). The start is planned on what
+        // the pacer sends; probing raises it from there.
+        let capacity = Some(self.capacity.get(now).unwrap_or(INITIAL_ESTIMATE.as_u64()));
         // Random loss (a bad radio link) reads to the estimator like a
         // narrow link: at 20 % its estimate sinks towards nothing and
         // every video pauses. Told apart by that: a link that still loses
