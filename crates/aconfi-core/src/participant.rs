@@ -622,10 +622,12 @@ impl Participant {
         }
         // Before str0m's first estimate its pacer already lets out only 1.1
         // times the starting one: a plan above that (every tile at its
-        // best, as "not known" used to mean) waits in the pacer's queue,
-        // which at a 12-person meeting's start held a newcomer's video for
-        // half a second (docs/benchmarks.md). The start is planned on what
-        // the pacer sends; probing raises it from there.
+        // best, as "not known" used to mean) only queues, and the queue is
+        // then let out in one burst (downtrack.rs, MAX_PACER_WAIT), which a
+        // browser's feedback at its start reads as congestion: its
+        // estimate fell and the top layers took ~30 s in two runs of four
+        // (docs/benchmarks.md). The start is planned on what the pacer
+        // sends; probing raises it from there.
         let capacity = Some(self.capacity.get(now).unwrap_or(INITIAL_ESTIMATE.as_u64()));
         // Random loss (a bad radio link) reads to the estimator like a
         // narrow link: at 20 % its estimate sinks towards nothing and
