@@ -77,6 +77,11 @@ pub async fn run(
     shard: Shard,
     cancel: CancellationToken,
 ) {
+    if let Err(e) = media.register_here() {
+        error!(shard = shard.index, error = %e, "a media shard could not take over its sockets");
+        shard.stats.dead();
+        return;
+    }
     media.count_into(metrics.clone());
     let sfu = Sfu::new(SfuConfig {
         candidates: media.candidates(),

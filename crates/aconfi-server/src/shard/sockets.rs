@@ -164,6 +164,26 @@ impl MediaSockets {
     }
 
     /// Counts what the sockets send and drop into `metrics`.
+    /// Moves the sockets to the IO driver of the runtime this is called
+    /// on: the shard's own. They are bound on the signaling runtime (so a
+    /// bind error stops the start), where tokio registered them; left
+    /// there, every datagram's readiness woke that runtime's worker, which
+    /// then woke the shard thread (12 000 switches a second at nxn 12 on
+    /// one core, docs/benchmarks.md).
+    pub(super) fn register_here(&mut self) -> std::io::Result<()> {
+        // `into_std` takes a socket off the driver it was registered with
+        // (and leaves it non-blocking); `from_std` registers it here.
+        self.sockets = std::mem::take(&mut self.sockets)
+            .into_iter()
+            .map(|s| UdpSocket::from_std(s.into_std()?))
+            .collect::<std::io::Result<_>>()?;
+        self.tcp = std::mem::take(&mut self.tcp)
+            .into_iter()
+            .map(|(l, a)| Ok((TcpListener::from_std(l.into_std()?)?, a)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(())
+    }
+
     pub(super) fn count_into(&mut self, metrics: Metrics) {
         self.metrics = metrics;
     }
