@@ -163,7 +163,6 @@ impl MediaSockets {
         candidates
     }
 
-    /// Counts what the sockets send and drop into `metrics`.
     /// Moves the sockets to the IO driver of the runtime this is called
     /// on: the shard's own. They are bound on the signaling runtime (so a
     /// bind error stops the start), where tokio registered them; left
@@ -184,6 +183,7 @@ impl MediaSockets {
         Ok(())
     }
 
+    /// Counts what the sockets send and drop into `metrics`.
     pub(super) fn count_into(&mut self, metrics: Metrics) {
         self.metrics = metrics;
     }
